@@ -1,0 +1,69 @@
+/**
+ * Wires txproxy together from a validated Config: the proxy listener, the
+ * tracker's consumers (trace writer, …) and their lifecycles. It touches no
+ * process-wide state (env, signals, argv): main.ts does that, and tests
+ * start an App directly.
+ */
+import type tls from 'node:tls';
+import type { Logger } from 'pino';
+import type { TraceSink } from './trace/trace-sink.js';
+import type { Config } from './config/schema.js';
+import { ProxyServer } from './proxy/server.js';
+import type { UpstreamTarget } from './proxy/upstream.js';
+import { TraceWriter } from './trace/trace-writer.js';
+import { fanOut, type TrackerListener } from './tracker/types.js';
+
+export interface AppOptions {
+  config: Config;
+  target: UpstreamTarget;
+  log: Logger;
+  /** Where trace records go; null when tracing is off. */
+  trace: TraceSink | null;
+  tlsContext: tls.SecureContext | null;
+  /** More consumers of tracker events (tests use this to observe). */
+  listeners?: TrackerListener[];
+}
+
+export class App {
+  readonly server: ProxyServer;
+
+  private constructor(readonly options: AppOptions) {
+    const { config } = options;
+    const listeners: TrackerListener[] = [];
+    if (options.trace !== null) listeners.push(new TraceWriter(options.trace, config.trace.sql));
+    listeners.push(...(options.listeners ?? []));
+    const [host, port] = splitHostPort(config.listen);
+    this.server = new ProxyServer({
+      host,
+      port,
+      target: options.target,
+      maxClientConn: config.max_client_conn,
+      maxMessageLength: config.max_message_length,
+      connectTimeoutMs: config.connect_timeout,
+      tlsContext: options.tlsContext,
+      listener: fanOut(listeners),
+      log: options.log,
+    });
+  }
+
+  static async start(options: AppOptions): Promise<App> {
+    const app = new App(options);
+    await app.server.listen();
+    return app;
+  }
+
+  /** The address clients connect to. */
+  get port(): number {
+    return this.server.address.port;
+  }
+
+  /** Drains sessions (up to `drainMs`) and stops. */
+  async stop(drainMs = this.options.config.drain_timeout): Promise<void> {
+    await this.server.shutdown(drainMs);
+  }
+}
+
+export function splitHostPort(value: string): [string, number] {
+  const i = value.lastIndexOf(':');
+  return [value.slice(0, i).replace(/^\[|\]$/g, ''), Number(value.slice(i + 1))];
+}

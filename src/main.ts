@@ -1,0 +1,131 @@
+#!/usr/bin/env node
+/**
+ * The txproxy command. The only module that reads argv, the environment and
+ * files, installs signal handlers and exits; everything else gets what it
+ * needs passed in.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import tls from 'node:tls';
+import { fileURLToPath } from 'node:url';
+import pino from 'pino';
+import { App } from './app.js';
+import { buildConfig, ConfigError, parseCommandLine, parseConfigFile, settingsFromEnv, USAGE } from './config/load.js';
+import type { Config } from './config/schema.js';
+import { startEmbeddedPostgres, type EmbeddedServer } from './embedded/embedded-postgres.js';
+import { createTraceSink } from './trace/trace-sink.js';
+import { parseUpstreamUrl, UpstreamUrlError, type UpstreamTarget } from './proxy/upstream.js';
+
+const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const DEFAULT_CONFIG_FILE = path.join(PACKAGE_ROOT, 'config', 'txproxy.yaml');
+
+/** Exit codes: 0 ok, 1 runtime failure, 2 bad configuration or usage. */
+const EXIT_FAILURE = 1;
+const EXIT_USAGE = 2;
+
+function loadConfig(argv: string[]): Config {
+  const commandLine = parseCommandLine(argv);
+  if (commandLine.help) {
+    process.stdout.write(USAGE + '\n');
+    process.exit(0);
+  }
+  if (commandLine.version) {
+    const pkg = JSON.parse(readFileSync(path.join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string };
+    process.stdout.write(pkg.version + '\n');
+    process.exit(0);
+  }
+  const configFile = commandLine.configFile ?? process.env.TXPROXY_CONFIG ?? (existsSync(DEFAULT_CONFIG_FILE) ? DEFAULT_CONFIG_FILE : null);
+  let file: Record<string, unknown> = {};
+  if (configFile !== null) {
+    let text: string;
+    try {
+      text = readFileSync(configFile, 'utf8');
+    } catch (err) {
+      throw new ConfigError(`cannot read config file ${configFile}: ${(err as Error).message}`);
+    }
+    file = parseConfigFile(text, configFile);
+  }
+  return buildConfig(file, settingsFromEnv(process.env), commandLine.settings, configFile ?? 'configuration');
+}
+
+function tlsContextOf(config: Config): tls.SecureContext | null {
+  if (config.tls.cert === null || config.tls.key === null) return null;
+  try {
+    return tls.createSecureContext({ cert: readFileSync(config.tls.cert), key: readFileSync(config.tls.key) });
+  } catch (err) {
+    throw new ConfigError(`invalid value for 'tls.cert'/'tls.key': ${(err as Error).message}`);
+  }
+}
+
+async function main(): Promise<void> {
+  const argv = process.argv.slice(2);
+  let config: Config;
+  let tlsContext: tls.SecureContext | null;
+  let explicitTarget: UpstreamTarget | null = null;
+  try {
+    config = loadConfig(argv);
+    tlsContext = tlsContextOf(config);
+    if (config.upstream !== '') explicitTarget = parseUpstreamUrl(config.upstream);
+  } catch (err) {
+    if (err instanceof ConfigError || err instanceof UpstreamUrlError) {
+      process.stderr.write(`txproxy: ${err.message}\n`);
+      process.exit(EXIT_USAGE);
+    }
+    throw err;
+  }
+
+  const log = pino({ name: 'txproxy', level: config.log.level }, pino.destination({ dest: 2, sync: true }));
+  let embedded: EmbeddedServer | null = null;
+  let target = explicitTarget;
+  if (target === null) {
+    log.info({ dataDir: config.embedded.data_dir ?? '(temporary)' }, 'no upstream configured: starting embedded PostgreSQL');
+    embedded = await startEmbeddedPostgres({
+      dataDir: config.embedded.data_dir,
+      port: config.embedded.port,
+      user: config.embedded.user,
+      password: config.embedded.password,
+    });
+    target = parseUpstreamUrl(embedded.url + '?sslmode=disable');
+  }
+
+  const trace = config.trace.output === 'off' ? null : createTraceSink(config.trace.output);
+  let app: App;
+  try {
+    app = await App.start({ config, target, log, trace, tlsContext });
+  } catch (err) {
+    log.fatal({ listen: config.listen, err: (err as Error).message }, 'cannot listen');
+    process.stderr.write(`txproxy: cannot listen on ${config.listen}: ${(err as Error).message}\n`);
+    await embedded?.stop();
+    process.exit(EXIT_FAILURE);
+  }
+
+  const user = embedded ? `${encodeURIComponent(embedded.user)}:${encodeURIComponent(embedded.password)}@` : target.user ? `${encodeURIComponent(target.user)}@` : '';
+  const database = embedded ? 'postgres' : target.database ?? 'postgres';
+  const [host] = config.listen.split(/:(?=\d+$)/);
+  process.stderr.write(
+    `txproxy listening on ${host}:${app.port}, proxying to ${target.host}:${target.port}${embedded ? ' (embedded PostgreSQL)' : ''}\n` +
+      `DATABASE_URL=postgres://${user}${host}:${app.port}/${database}\n`,
+  );
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) {
+      log.warn({ signal }, 'second signal: exiting now');
+      process.exit(EXIT_FAILURE);
+    }
+    stopping = true;
+    log.info({ signal, sessions: app.server.sessions.size, drainMs: config.drain_timeout }, 'shutting down: draining sessions');
+    await app.stop();
+    await embedded?.stop();
+    trace?.flush();
+    log.info('stopped');
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+}
+
+main().catch((err: Error) => {
+  process.stderr.write(`txproxy: ${err.stack ?? err.message}\n`);
+  process.exit(EXIT_FAILURE);
+});

@@ -1,0 +1,81 @@
+/**
+ * Encoders for the backend messages txproxy sends on its own: errors,
+ * notices, ReadyForQuery, CommandComplete and a rewritten AuthenticationSASL.
+ * Frontend messages are built with pg-protocol's `serialize`.
+ */
+import { Backend, type TxStatus } from './codes.js';
+
+function message(type: number, body: Buffer): Buffer {
+  const out = Buffer.allocUnsafe(5 + body.length);
+  out[0] = type;
+  out.writeInt32BE(4 + body.length, 1);
+  body.copy(out, 5);
+  return out;
+}
+
+function cstring(value: string): Buffer {
+  return Buffer.from(value + '\0', 'utf8');
+}
+
+export type Severity = 'ERROR' | 'FATAL' | 'PANIC' | 'WARNING' | 'NOTICE' | 'DEBUG' | 'INFO' | 'LOG';
+
+/** What txproxy says in an ErrorResponse or NoticeResponse. */
+export interface Report {
+  severity: Severity;
+  /** A standard SQLSTATE. */
+  code: string;
+  message: string;
+  detail?: string;
+  hint?: string;
+}
+
+function reportFields(report: Report): Buffer {
+  const parts: Buffer[] = [
+    Buffer.from('S'),
+    cstring(report.severity),
+    Buffer.from('V'),
+    cstring(report.severity),
+    Buffer.from('C'),
+    cstring(report.code),
+    Buffer.from('M'),
+    cstring(report.message),
+  ];
+  if (report.detail) parts.push(Buffer.from('D'), cstring(report.detail));
+  if (report.hint) parts.push(Buffer.from('H'), cstring(report.hint));
+  parts.push(Buffer.from([0]));
+  return Buffer.concat(parts);
+}
+
+export function errorResponse(report: Report): Buffer {
+  return message(Backend.ErrorResponse, reportFields(report));
+}
+
+export function noticeResponse(report: Report): Buffer {
+  return message(Backend.NoticeResponse, reportFields(report));
+}
+
+const READY: Record<TxStatus, Buffer> = {
+  I: Buffer.from([Backend.ReadyForQuery, 0, 0, 0, 5, 0x49]),
+  T: Buffer.from([Backend.ReadyForQuery, 0, 0, 0, 5, 0x54]),
+  E: Buffer.from([Backend.ReadyForQuery, 0, 0, 0, 5, 0x45]),
+};
+
+/** ReadyForQuery with the given status; shared immutable buffers. */
+export function readyForQuery(status: TxStatus): Buffer {
+  return READY[status];
+}
+
+export function commandComplete(tag: string): Buffer {
+  return message(Backend.CommandComplete, cstring(tag));
+}
+
+/** AuthenticationSASL offering exactly `mechanisms`. */
+export function authenticationSasl(mechanisms: string[]): Buffer {
+  const code = Buffer.alloc(4);
+  code.writeInt32BE(10, 0);
+  return message(Backend.Authentication, Buffer.concat([code, ...mechanisms.map(cstring), Buffer.from([0])]));
+}
+
+/** The one-byte answers to SSLRequest and GSSENCRequest. */
+export const SSL_ACCEPT = Buffer.from('S');
+export const SSL_REFUSE = Buffer.from('N');

@@ -1,0 +1,117 @@
+/**
+ * Every error txproxy itself sends to clients, in one list (docs/errors.md
+ * documents each). Each is what a PostgreSQL server would send in the same
+ * spot: a severity, a standard SQLSTATE, and a message that says what to do.
+ */
+import type { Report } from '../protocol/encode.js';
+
+export const ProxyErrors = {
+  /** The upstream server could not be reached when the client connected. */
+  upstreamUnreachable(upstream: string, reason: string): Report {
+    return {
+      severity: 'FATAL',
+      code: '08001', // sqlclient_unable_to_establish_sqlconnection
+      message: `txproxy could not connect to the upstream server at ${upstream}: ${reason}`,
+      hint: 'Check that PostgreSQL is running there and that txproxy\'s --upstream / TXPROXY_UPSTREAM points at it.',
+    };
+  },
+
+  /** The upstream connection broke in the middle of the session. */
+  upstreamLost(upstream: string): Report {
+    return {
+      severity: 'FATAL',
+      code: '08006', // connection_failure
+      message: `txproxy lost its connection to the upstream server at ${upstream}`,
+      detail: 'The server closed the connection unexpectedly; an open transaction was rolled back by the server.',
+      hint: 'Reconnect and retry the transaction.',
+    };
+  },
+
+  tooManyClients(limit: number): Report {
+    return {
+      severity: 'FATAL',
+      code: '53300', // too_many_connections
+      message: `sorry, too many clients already: txproxy allows ${limit} client connections (max_client_conn)`,
+      hint: 'Close idle connections, use a client-side pool, or raise max_client_conn.',
+    };
+  },
+
+  shuttingDown(): Report {
+    return {
+      severity: 'FATAL',
+      code: '57P01', // admin_shutdown
+      message: 'terminating connection because txproxy is shutting down',
+      hint: 'Reconnect in a moment; a new txproxy instance will accept the connection.',
+    };
+  },
+
+  invalidStartupPacket(reason: string): Report {
+    return {
+      severity: 'FATAL',
+      code: '08P01', // protocol_violation
+      message: `invalid startup packet: ${reason}`,
+      hint: 'Connect with a PostgreSQL client library speaking protocol 3.0 or 3.2.',
+    };
+  },
+
+  unsupportedProtocol(code: number): Report {
+    return {
+      severity: 'FATAL',
+      code: '08P01',
+      message: `unsupported frontend protocol ${code >>> 16}.${code & 0xffff}: txproxy supports 3.0 to 3.2`,
+      hint: 'Connect with a PostgreSQL client library speaking protocol 3.0 or 3.2.',
+    };
+  },
+
+  directTlsWithoutTls(): Report {
+    return {
+      severity: 'FATAL',
+      code: '08P01',
+      message: 'received a direct TLS handshake, but TLS is not enabled on txproxy',
+      hint: 'Connect with sslnegotiation=postgres and sslmode=prefer or disable, or configure tls.cert and tls.key.',
+    };
+  },
+
+  dataAfterSslRequest(): Report {
+    return {
+      severity: 'FATAL',
+      code: '08P01',
+      message: 'received unencrypted data after SSL request',
+      detail: 'This could be either a client-software bug or evidence of an attempted man-in-the-middle attack.',
+    };
+  },
+
+  noUserInStartup(): Report {
+    return {
+      severity: 'FATAL',
+      code: '28000', // invalid_authorization_specification
+      message: 'no PostgreSQL user name specified in startup packet',
+    };
+  },
+
+  startupTimeout(ms: number): Report {
+    return {
+      severity: 'FATAL',
+      code: '08P01',
+      message: `timeout: the client sent no complete startup packet within ${ms} ms`,
+    };
+  },
+
+  invalidMessageLength(reason: string): Report {
+    return {
+      severity: 'FATAL',
+      code: '08P01',
+      message: `invalid message: ${reason}`,
+      hint: 'The connection is closed; an open transaction was rolled back. Raise max_message_length if the message was legitimate.',
+    };
+  },
+
+  invalidMessage(reason: string): Report {
+    return {
+      severity: 'FATAL',
+      code: '08P01',
+      message: `invalid message from the client: ${reason}`,
+      hint: 'The connection is closed; an open transaction was rolled back.',
+    };
+  },
+} as const;

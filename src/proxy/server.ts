@@ -1,0 +1,132 @@
+/**
+ * The listener: accepts clients, runs the startup handshake, enforces
+ * max_client_conn, routes CancelRequests to the session that owns the
+ * backend, and drains sessions on shutdown.
+ */
+import { EventEmitter } from 'node:events';
+import net from 'node:net';
+import type tls from 'node:tls';
+import type { Logger } from 'pino';
+import { errorResponse } from '../protocol/encode.js';
+import type { TrackerListener } from '../tracker/types.js';
+import { BackendKeyRegistry } from './backend-keys.js';
+import { clientHandshake } from './client-handshake.js';
+import { ProxyErrors } from './errors.js';
+import { Session, type SessionInterceptor } from './session.js';
+import { sendCancel, type UpstreamTarget } from './upstream.js';
+
+export interface ProxyServerOptions {
+  host: string;
+  port: number;
+  target: UpstreamTarget;
+  maxClientConn: number;
+  maxMessageLength: number;
+  connectTimeoutMs: number;
+  tlsContext: tls.SecureContext | null;
+  listener: TrackerListener;
+  log: Logger;
+  interceptor?: (session: Session) => SessionInterceptor;
+}
+
+export class ProxyServer extends EventEmitter {
+  readonly sessions = new Set<Session>();
+  readonly backendKeys = new BackendKeyRegistry<Session>();
+  private readonly server: net.Server;
+  private readonly sockets = new Set<net.Socket>();
+  private stopping = false;
+
+  constructor(private readonly options: ProxyServerOptions) {
+    super();
+    this.server = net.createServer({ noDelay: true, pauseOnConnect: true }, (socket) => this.accept(socket));
+  }
+
+  /** Starts listening; resolves with the bound address (port 0 picks a free one). */
+  listen(): Promise<net.AddressInfo> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(this.options.port, this.options.host, () => {
+        this.server.off('error', reject);
+        resolve(this.server.address() as net.AddressInfo);
+      });
+    });
+  }
+
+  get address(): net.AddressInfo {
+    return this.server.address() as net.AddressInfo;
+  }
+
+  private async accept(socket: net.Socket): Promise<void> {
+    this.sockets.add(socket);
+    socket.once('close', () => this.sockets.delete(socket));
+    socket.on('error', () => undefined);
+    const result = await clientHandshake(socket, { tlsContext: this.options.tlsContext, timeoutMs: this.options.connectTimeoutMs });
+    if (result.kind === 'closed') return;
+    if (result.kind === 'cancel') {
+      result.socket.destroy();
+      this.forwardCancel(result.pid, result.key, result.packet);
+      return;
+    }
+    if (this.stopping) {
+      result.socket.end(errorResponse(ProxyErrors.shuttingDown()));
+      return;
+    }
+    if (this.sessions.size >= this.options.maxClientConn) {
+      this.options.log.warn({ limit: this.options.maxClientConn }, 'client refused: max_client_conn reached');
+      result.socket.end(errorResponse(ProxyErrors.tooManyClients(this.options.maxClientConn)));
+      return;
+    }
+    const session = new Session(result.socket, result, {
+      target: this.options.target,
+      maxMessageLength: this.options.maxMessageLength,
+      connectTimeoutMs: this.options.connectTimeoutMs,
+      listener: this.options.listener,
+      log: this.options.log,
+      backendKeys: this.backendKeys,
+      interceptor: this.options.interceptor,
+    });
+    this.sessions.add(session);
+    session.once('close', () => {
+      this.sessions.delete(session);
+      this.emit('sessionClosed', session);
+      if (this.stopping && this.sessions.size === 0) this.emit('drained');
+    });
+    this.emit('session', session);
+    await session.start();
+  }
+
+  private forwardCancel(pid: number, key: Buffer, packet: Buffer): void {
+    const owner = this.backendKeys.match(pid, key);
+    if (owner === undefined) {
+      // The server ignores a cancel it cannot match; so do we.
+      this.options.log.debug({ pid }, 'cancel request for unknown backend ignored');
+      return;
+    }
+    sendCancel(this.options.target, packet, this.options.connectTimeoutMs).catch((err: Error) =>
+      this.options.log.warn({ pid, err: err.message }, 'could not forward cancel request'),
+    );
+  }
+
+  /**
+   * Stops accepting; idle sessions close now, the others when their
+   * transaction ends; whatever is left after `drainMs` is closed (the
+   * server rolls those transactions back).
+   */
+  async shutdown(drainMs: number): Promise<void> {
+    this.stopping = true;
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    for (const session of this.sessions) session.drain();
+    if (this.sessions.size > 0) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, drainMs);
+        timer.unref();
+        this.once('drained', () => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+    for (const session of this.sessions) session.close(ProxyErrors.shuttingDown());
+    for (const socket of this.sockets) socket.destroy();
+    await closed;
+  }
+}

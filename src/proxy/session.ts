@@ -1,0 +1,434 @@
+/**
+ * One client session and the upstream connection it owns (session mode).
+ *
+ * Bytes flow through unchanged: each direction has a MessageScanner that
+ * reads headers, hands the few message types the tracker needs to it, and
+ * returns the chunk to forward. Backpressure is respected both ways: when a
+ * write is refused, the other side is paused until `drain`.
+ */
+import { EventEmitter } from 'node:events';
+import type net from 'node:net';
+import type { Logger } from 'pino';
+import { serialize } from 'pg-protocol';
+import { AuthCode, Backend, Frontend, type TxStatus } from '../protocol/codes.js';
+import {
+  decodeAuthCode,
+  decodeBackendKeyData,
+  decodeErrorFields,
+  decodeParameterStatus,
+  decodeReadyForQuery,
+  decodeSaslMechanisms,
+} from '../protocol/decode.js';
+import { authenticationSasl, errorResponse, type Report } from '../protocol/encode.js';
+import { DROP, FORWARD, MessageLengthError, MessageScanner, type Verdict } from '../protocol/message-scanner.js';
+import { SessionTracker, type Entry } from '../tracker/session-tracker.js';
+import type { SessionInfo, TrackerListener } from '../tracker/types.js';
+import type { BackendKeyRegistry } from './backend-keys.js';
+import { ProxyErrors } from './errors.js';
+import { connectUpstream, describeTarget, sendCancel, type UpstreamTarget } from './upstream.js';
+
+export interface SessionOptions {
+  target: UpstreamTarget;
+  maxMessageLength: number;
+  connectTimeoutMs: number;
+  listener: TrackerListener;
+  log: Logger;
+  backendKeys: BackendKeyRegistry<Session>;
+  /** Optional policy hook (src/policy) consulted for every client message. */
+  interceptor?: (session: Session) => SessionInterceptor;
+}
+
+/**
+ * Lets a policy change what crosses the proxy. It sees each complete client
+ * message before the tracker does and may send other bytes instead; it sees
+ * each server message after the tracker matched it.
+ */
+export interface SessionInterceptor {
+  /** `undefined`: record and forward as usual. Anything else: the interceptor recorded it and this is what to send. */
+  onClientMessage?(type: number, buf: Buffer, start: number, end: number): Verdict | 'default';
+  onServerMessage?(type: number, buf: Buffer, start: number, end: number, entry: Entry | null): Verdict;
+  /** The session ends; `clean` when the client said Terminate. */
+  onEnd?(clean: boolean): void;
+}
+
+const DEFAULT = 'default';
+
+/** Client message types the tracker reads (see session-tracker.ts). */
+const CLIENT_INSPECT = flags([
+  Frontend.Query,
+  Frontend.Parse,
+  Frontend.Bind,
+  Frontend.Execute,
+  Frontend.Sync,
+  Frontend.Describe,
+  Frontend.Close,
+  Frontend.FunctionCall,
+  Frontend.Terminate,
+]);
+
+/** Server message types the tracker reads; DataRow and CopyData only pass. */
+const SERVER_INSPECT = flags([
+  Backend.CommandComplete,
+  Backend.EmptyQueryResponse,
+  Backend.PortalSuspended,
+  Backend.ErrorResponse,
+  Backend.ReadyForQuery,
+  Backend.ParseComplete,
+  Backend.BindComplete,
+  Backend.CloseComplete,
+  Backend.NoData,
+  Backend.RowDescription,
+  Backend.ParameterDescription,
+  Backend.CopyInResponse,
+  Backend.CopyOutResponse,
+  Backend.CopyBothResponse,
+  Backend.FunctionCallResponse,
+  Backend.BackendKeyData,
+  Backend.Authentication,
+  Backend.ParameterStatus,
+]);
+
+function flags(types: number[]): Uint8Array {
+  const table = new Uint8Array(256);
+  for (const t of types) table[t] = 1;
+  return table;
+}
+
+const TERMINATE = serialize.end();
+
+export type SessionState = 'connecting' | 'authenticating' | 'ready' | 'closed';
+
+let nextSessionId = 1;
+
+export class Session extends EventEmitter {
+  readonly info: SessionInfo;
+  readonly tracker: SessionTracker;
+  state: SessionState = 'connecting';
+  backendKey: Buffer | null = null;
+  /** The server's ParameterStatus values (server_version, client_encoding, …). */
+  readonly parameters = new Map<string, string>();
+
+  private upstream: net.Socket | null = null;
+  private upstreamTls = false;
+  private readonly clientScanner: MessageScanner;
+  private readonly serverScanner: MessageScanner;
+  private readonly interceptor: SessionInterceptor | null;
+  private readonly log: Logger;
+  /** The client sent Terminate: its close is clean. */
+  private terminated = false;
+  /** The server sent a FATAL error: its close is expected, the client knows why. */
+  private serverFatal = false;
+  private draining = false;
+  private closed = false;
+  private paused = { client: false, upstream: false };
+
+  constructor(
+    private readonly client: net.Socket,
+    private readonly startup: { packet: Buffer; params: Record<string, string>; rest: Buffer },
+    private readonly options: SessionOptions,
+  ) {
+    super();
+    const params = startup.params;
+    this.info = {
+      id: String(nextSessionId++),
+      user: params.user ?? '',
+      database: params.database ?? params.user ?? '',
+      applicationName: params.application_name ?? '',
+      clientAddress: client.remoteAddress ?? 'local',
+      startedAt: Date.now(),
+      backendPid: 0,
+      replication: params.replication !== undefined && params.replication !== 'false' && params.replication !== 'off' && params.replication !== '0',
+    };
+    this.log = options.log.child({ session: this.info.id });
+    this.tracker = new SessionTracker(this.info, options.listener);
+    this.clientScanner = new MessageScanner(CLIENT_INSPECT, { onMessage: (t, b, s, e) => this.onClientMessage(t, b, s, e) }, options.maxMessageLength);
+    this.serverScanner = new MessageScanner(
+      SERVER_INSPECT,
+      {
+        onMessage: (t, b, s, e) => this.onServerMessage(t, b, s, e),
+        onPassthrough: (t) => {
+          if (t === Backend.DataRow) this.tracker.onDataRow();
+        },
+      },
+      options.maxMessageLength,
+    );
+    this.interceptor = options.interceptor?.(this) ?? null;
+  }
+
+  get backendPid(): number {
+    return this.info.backendPid;
+  }
+
+  /** Transaction status the server reported last. */
+  get txStatus(): TxStatus {
+    return this.tracker.status;
+  }
+
+  /** Connects upstream, forwards the StartupMessage and starts relaying. */
+  async start(): Promise<void> {
+    const target = this.options.target;
+    this.client.on('error', (err) => this.log.debug({ err: err.message }, 'client socket error'));
+    this.client.on('close', () => this.onClientGone());
+    let connection;
+    try {
+      connection = await connectUpstream(target, this.options.connectTimeoutMs);
+    } catch (err) {
+      const reason = (err as Error).message;
+      this.log.warn({ upstream: describeTarget(target), reason }, 'upstream unreachable');
+      this.failStartup(ProxyErrors.upstreamUnreachable(describeTarget(target), reason));
+      return;
+    }
+    if (this.closed) {
+      connection.socket.destroy();
+      return;
+    }
+    const upstream = connection.socket;
+    this.upstream = upstream;
+    this.upstreamTls = connection.tls;
+    this.state = 'authenticating';
+    upstream.on('data', (chunk: Buffer) => this.fromServer(chunk));
+    upstream.on('error', (err) => this.log.debug({ err: err.message }, 'upstream socket error'));
+    upstream.on('close', () => this.onUpstreamGone());
+    upstream.resume();
+    upstream.write(this.startup.packet);
+    this.client.on('data', (chunk: Buffer) => this.fromClient(chunk));
+    if (this.startup.rest.length > 0) this.fromClient(this.startup.rest);
+    this.client.resume();
+  }
+
+  // ------------------------------------------------------------ client → server
+
+  private fromClient(chunk: Buffer): void {
+    if (this.closed || this.upstream === null) return;
+    let out;
+    try {
+      out = this.clientScanner.push(chunk);
+    } catch (err) {
+      this.protocolViolation(err as Error);
+      return;
+    }
+    if (!write(this.upstream, out)) this.pauseUntilDrain(this.client, this.upstream, 'client');
+  }
+
+  private onClientMessage(type: number, buf: Buffer, start: number, end: number): Verdict {
+    if (type === Frontend.Terminate) {
+      this.terminated = true;
+      return FORWARD;
+    }
+    if (this.state !== 'ready' || this.info.replication) return FORWARD;
+    const verdict = this.interceptor?.onClientMessage?.(type, buf, start, end) ?? DEFAULT;
+    if (verdict !== DEFAULT) return verdict;
+    this.tracker.onClientMessage(type, buf, start, end);
+    return FORWARD;
+  }
+
+  // ------------------------------------------------------------ server → client
+
+  private fromServer(chunk: Buffer): void {
+    if (this.closed) return;
+    let out;
+    try {
+      out = this.serverScanner.push(chunk);
+    } catch (err) {
+      this.log.error({ err: (err as Error).message }, 'invalid message from upstream');
+      this.close(ProxyErrors.upstreamLost(describeTarget(this.options.target)));
+      return;
+    }
+    if (!write(this.client, out)) this.pauseUntilDrain(this.upstream!, this.client, 'upstream');
+    if (this.draining) this.closeIfIdle();
+  }
+
+  private onServerMessage(type: number, buf: Buffer, start: number, end: number): Verdict {
+    if (this.state !== 'ready') return this.onStartupServerMessage(type, buf, start, end);
+    if (type === Backend.ParameterStatus) {
+      this.noteParameter(buf, start, end);
+      return FORWARD;
+    }
+    if (this.info.replication) return FORWARD;
+    if (type === Backend.ErrorResponse) this.noteFatal(buf, start, end);
+    const entry = this.tracker.onServerMessage(type, buf, start, end);
+    if (this.interceptor?.onServerMessage !== undefined) return this.interceptor.onServerMessage(type, buf, start, end, entry);
+    return entry !== null && entry.hidden ? DROP : FORWARD;
+  }
+
+  /** Authentication and the messages before the first ReadyForQuery. */
+  private onStartupServerMessage(type: number, buf: Buffer, start: number, end: number): Verdict {
+    switch (type) {
+      case Backend.Authentication:
+        if (this.upstreamTls && decodeAuthCode(buf, start) === AuthCode.SASL) {
+          // Our TLS session with the server is not the client's: channel
+          // binding (SCRAM-SHA-256-PLUS) would fail, so do not offer it.
+          const mechanisms = decodeSaslMechanisms(buf, start, end);
+          const usable = mechanisms.filter((m) => !m.endsWith('-PLUS'));
+          if (usable.length !== mechanisms.length) return authenticationSasl(usable);
+        }
+        return FORWARD;
+      case Backend.BackendKeyData: {
+        const { pid, key } = decodeBackendKeyData(buf, start, end);
+        this.info.backendPid = pid;
+        this.backendKey = key;
+        this.options.backendKeys.register(this);
+        return FORWARD;
+      }
+      case Backend.ParameterStatus:
+        this.noteParameter(buf, start, end);
+        return FORWARD;
+      case Backend.ErrorResponse:
+        this.noteFatal(buf, start, end);
+        return FORWARD;
+      case Backend.ReadyForQuery:
+        this.state = 'ready';
+        this.log.debug({ pid: this.info.backendPid, user: this.info.user, database: this.info.database }, 'session ready');
+        this.tracker.start();
+        this.tracker.onServerMessage(type, buf, start, end);
+        this.emit('ready');
+        return FORWARD;
+    }
+    return FORWARD;
+  }
+
+  private noteParameter(buf: Buffer, start: number, end: number): void {
+    const { name, value } = decodeParameterStatus(buf, start, end);
+    this.parameters.set(name, value);
+    if (name === 'application_name') this.info.applicationName = value;
+  }
+
+  private noteFatal(buf: Buffer, start: number, end: number): void {
+    const fields = decodeErrorFields(buf, start, end);
+    const severity = fields.severityV ?? fields.severity;
+    if (severity === 'FATAL' || severity === 'PANIC') this.serverFatal = true;
+  }
+
+  // ------------------------------------------------------------ flow control
+
+  private pauseUntilDrain(source: net.Socket, sink: net.Socket, side: 'client' | 'upstream'): void {
+    if (this.paused[side]) return;
+    this.paused[side] = true;
+    source.pause();
+    sink.once('drain', () => {
+      this.paused[side] = false;
+      if (!this.closed) source.resume();
+    });
+  }
+
+  // ------------------------------------------------------------ endings
+
+  /** SIGTERM: finish the open transaction, then close; idle sessions close now. */
+  drain(): void {
+    this.draining = true;
+    this.closeIfIdle();
+  }
+
+  private closeIfIdle(): void {
+    if (this.closed) return;
+    const idle = this.state !== 'ready' || (this.tracker.status === 'I' && this.tracker.pending === 0);
+    if (idle && this.clientScanner.idle) this.close(ProxyErrors.shuttingDown());
+  }
+
+  /**
+   * Ends the session from our side: tells the client why (when its stream
+   * is at a message boundary), closes the server connection (the server
+   * rolls back an open transaction).
+   */
+  close(report: Report | null): void {
+    if (this.closed) return;
+    if (report !== null && this.serverScanner.atBoundary && !this.client.destroyed) this.client.end(errorResponse(report));
+    else this.client.destroy();
+    this.closeUpstream(false);
+    this.finish(false);
+  }
+
+  private failStartup(report: Report): void {
+    if (!this.client.destroyed) this.client.end(errorResponse(report));
+    this.finish(false);
+  }
+
+  private protocolViolation(err: Error): void {
+    const report =
+      err instanceof MessageLengthError ? ProxyErrors.invalidMessageLength(err.message) : ProxyErrors.invalidMessage(err.message);
+    this.log.warn({ reason: err.message }, 'protocol violation by client');
+    this.close(report);
+  }
+
+  private onClientGone(): void {
+    if (this.closed) return;
+    const clean = this.terminated;
+    if (!clean) this.log.debug({ status: this.tracker.status }, 'client disconnected without Terminate');
+    this.closeUpstream(clean);
+    this.finish(clean);
+  }
+
+  private onUpstreamGone(): void {
+    if (this.closed) return;
+    if (!this.terminated && !this.serverFatal) {
+      this.log.warn({ upstream: describeTarget(this.options.target) }, 'upstream connection lost');
+      this.close(ProxyErrors.upstreamLost(describeTarget(this.options.target)));
+      return;
+    }
+    this.client.end();
+    this.finish(this.terminated);
+  }
+
+  /**
+   * Closes the server connection. A statement still running is cancelled
+   * first, or the server would only notice the lost client when it next
+   * writes; then Terminate when the stream is at a message boundary.
+   */
+  private closeUpstream(clean: boolean): void {
+    const upstream = this.upstream;
+    if (upstream === null || upstream.destroyed) return;
+    if (clean) {
+      upstream.end();
+      return;
+    }
+    if (this.tracker.activeStatement !== null && this.backendKey !== null) this.cancelRunningStatement();
+    if (this.clientScanner.atBoundary && this.clientScanner.idle) upstream.end(TERMINATE);
+    else upstream.destroy();
+    // Do not wait for a stuck server: the socket goes after a grace period.
+    setTimeout(() => upstream.destroy(), 5000).unref();
+  }
+
+  private cancelRunningStatement(): void {
+    const cancel = cancelPacket(this.info.backendPid, this.backendKey!);
+    sendCancel(this.options.target, cancel, this.options.connectTimeoutMs).catch((err: Error) =>
+      this.log.debug({ err: err.message }, 'cancel of running statement failed'),
+    );
+  }
+
+  private finish(clean: boolean): void {
+    if (this.closed) return;
+    this.closed = true;
+    const wasReady = this.state === 'ready';
+    this.state = 'closed';
+    this.options.backendKeys.unregister(this);
+    if (wasReady) this.tracker.end(clean);
+    this.interceptor?.onEnd?.(clean);
+    this.emit('close', clean);
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+}
+
+/** A CancelRequest with a key of any length (protocol 3.2 keys are up to 256 bytes). */
+function cancelPacket(pid: number, key: Buffer): Buffer {
+  const packet = Buffer.alloc(12 + key.length);
+  packet.writeInt32BE(packet.length, 0);
+  packet.writeInt32BE(80877102, 4);
+  packet.writeInt32BE(pid, 8);
+  key.copy(packet, 12);
+  return packet;
+}
+
+/** Writes one chunk or several (corked into one writev); returns false when the socket asks to wait. */
+function write(socket: net.Socket, out: Buffer | Buffer[]): boolean {
+  if (Buffer.isBuffer(out)) return socket.write(out);
+  if (out.length === 0) return true;
+  if (out.length === 1) return socket.write(out[0]);
+  socket.cork();
+  let ok = true;
+  for (const buf of out) ok = socket.write(buf);
+  socket.uncork();
+  return ok;
+}

@@ -1,0 +1,657 @@
+/**
+ * Follows one client session's statements and transactions from the
+ * messages that cross the proxy, and reports them to a TrackerListener.
+ *
+ * Matching: every client message that the server answers gets an entry in
+ * a FIFO (responses come back in request order). A server message completes
+ * the entry at the head. After an ErrorResponse in the extended protocol the
+ * server skips to the next Sync, and so do we.
+ *
+ * Transaction state: the status byte of ReadyForQuery is the truth. Between
+ * two ReadyForQuery messages (inside a multi-statement Query or a pipelined
+ * batch), command tags move an inferred status: BEGIN → T, COMMIT/ROLLBACK →
+ * I, an error inside a block → E. ReadyForQuery then settles any difference.
+ */
+import { Backend, Frontend, type TxStatus } from '../protocol/codes.js';
+import {
+  decodeBind,
+  decodeCommandComplete,
+  decodeErrorFields,
+  decodeExecute,
+  decodeParse,
+  decodeQuery,
+  decodeReadyForQuery,
+  decodeTarget,
+  type ErrorFields,
+} from '../protocol/decode.js';
+import { classifyStatement, splitStatements, type StatementInfo } from '../sql/classify.js';
+import { extractSqlCommenter, type SqlCommenterTags } from '../sql/sqlcommenter.js';
+import { isWriteTag, rowsOfTag } from './command-tag.js';
+import { RequestTracker } from './request-tracker.js';
+import { SavepointStack } from './savepoint-stack.js';
+import type {
+  Protocol,
+  RequestInfo,
+  SessionInfo,
+  StatementRecord,
+  TrackerListener,
+  TransactionOutcome,
+  TransactionRecord,
+} from './types.js';
+
+export const enum EntryKind {
+  Query,
+  Parse,
+  Bind,
+  Describe,
+  Close,
+  Execute,
+  Sync,
+}
+
+/** A client message awaiting its answer. */
+export interface Entry {
+  kind: EntryKind;
+  /** Query: one per statement; Execute/Parse: one. */
+  statements: StatementRecord[];
+  /** Query: the statement being answered now. */
+  index: number;
+  /** Sent by txproxy itself: its answers are not for the client. */
+  hidden: boolean;
+}
+
+/** What the client prepared: statement name → SQL and its classification. */
+interface Prepared {
+  text: string;
+  info: StatementInfo;
+  tags: SqlCommenterTags | null;
+}
+
+export interface Clock {
+  /** Wall clock, epoch ms. */
+  wall(): number;
+  /** Monotonic ms. */
+  mono(): number;
+}
+
+export const systemClock: Clock = { wall: () => Date.now(), mono: () => performance.now() };
+
+/** How many statements a transaction keeps for attribution. */
+const STATEMENT_LOG_LIMIT = 50;
+const SUMMARY_TEXT_LIMIT = 2048;
+
+const UNKNOWN_STATEMENT: Prepared = {
+  text: '',
+  info: classifyStatement(''),
+  tags: null,
+};
+
+export class SessionTracker {
+  private readonly queue: Entry[] = [];
+  private head = 0;
+  /** Set when an error made the server skip to Sync and the client has not sent it yet. */
+  private skippingToSync = false;
+
+  private readonly prepared = new Map<string, Prepared>();
+  private readonly portals = new Map<string, Prepared & { statementName: string }>();
+
+  /** Authoritative status of the last ReadyForQuery. */
+  private serverStatus: TxStatus = 'I';
+  /** Status as moved by command tags since then. */
+  private inferredStatus: TxStatus = 'I';
+
+  private tx: TransactionRecord | null = null;
+  private txSeq = 0;
+  private readonly savepoints = new SavepointStack();
+  /** When the session went idle inside a transaction (monotonic ms), or -1. */
+  private idleSince = -1;
+
+  private statementSeq = 0;
+  /** The statement the server is working on now. */
+  private active: StatementRecord | null = null;
+  private readonly requests: RequestTracker;
+
+  constructor(
+    readonly session: SessionInfo,
+    private readonly listener: TrackerListener,
+    private readonly clock: Clock = systemClock,
+  ) {
+    this.requests = new RequestTracker(session.id, (request, previous) =>
+      this.listener.requestStarted?.(this.session, request, previous),
+    );
+  }
+
+  // ---------------------------------------------------------------- state
+
+  get status(): TxStatus {
+    return this.serverStatus;
+  }
+
+  /** The status as far as the client's messages so far will leave it (inferred). */
+  get currentStatus(): TxStatus {
+    return this.inferredStatus;
+  }
+
+  get transaction(): TransactionRecord | null {
+    return this.tx;
+  }
+
+  get activeStatement(): StatementRecord | null {
+    return this.active;
+  }
+
+  get savepointDepth(): number {
+    return this.savepoints.depth;
+  }
+
+  get savepointNames(): readonly string[] {
+    return this.savepoints.list();
+  }
+
+  get request(): RequestInfo {
+    return this.requests.request;
+  }
+
+  /** Messages sent and not yet answered. */
+  get pending(): number {
+    return this.queue.length - this.head;
+  }
+
+  /** Idle inside a transaction since (monotonic ms), or -1. */
+  get idleInTransactionSince(): number {
+    return this.idleSince;
+  }
+
+  /** Emits the session's start and its first request. */
+  start(): void {
+    this.listener.sessionStarted?.(this.session);
+    this.requests.start();
+  }
+
+  // ------------------------------------------------------ client messages
+
+  /**
+   * Records a client message (whole, header included) that the server will
+   * answer. Returns the entry created, if any, so the caller can mark it.
+   */
+  onClientMessage(type: number, buf: Buffer, start: number, end: number): Entry | null {
+    switch (type) {
+      case Frontend.Query:
+        return this.clientQuery(decodeQuery(buf, start, end));
+      case Frontend.Parse: {
+        const { name, sql } = decodeParse(buf, start, end);
+        return this.clientParse(name, sql);
+      }
+      case Frontend.Bind: {
+        const { portal, statement } = decodeBind(buf, start, end);
+        return this.clientBind(portal, statement);
+      }
+      case Frontend.Execute:
+        return this.clientExecute(decodeExecute(buf, start, end).portal);
+      case Frontend.Describe:
+        return this.push(EntryKind.Describe, [], false);
+      case Frontend.Close: {
+        const { target, name } = decodeTarget(buf, start, end);
+        if (target === 'S') this.prepared.delete(name);
+        else this.portals.delete(name);
+        return this.push(EntryKind.Close, [], false);
+      }
+      case Frontend.Sync:
+        return this.push(EntryKind.Sync, [], false);
+      case Frontend.FunctionCall:
+        // Answered like a one-statement Query: FunctionCallResponse, then ReadyForQuery.
+        return this.clientQueryStatements([this.newStatement('simple', 'fastpath function call', classifyStatement('SELECT'), null, null)]);
+    }
+    return null;
+  }
+
+  /** A simple-protocol Query. */
+  clientQuery(sql: string): Entry | null {
+    const { text, tags } = extractSqlCommenter(sql);
+    const request = this.requests.observe(tags);
+    const statements = splitStatements(text).map((info) => this.newStatement('simple', info.text, info, null, request));
+    return this.clientQueryStatements(statements);
+  }
+
+  private clientQueryStatements(statements: StatementRecord[]): Entry | null {
+    this.noteClientActivity();
+    return this.push(EntryKind.Query, statements, false);
+  }
+
+  clientParse(name: string, sql: string): Entry | null {
+    const { text, tags } = extractSqlCommenter(sql);
+    const prepared: Prepared = { text, info: classifyStatement(text), tags };
+    this.prepared.set(name, prepared);
+    // The record is only reported if the Parse fails (a syntax error has no Execute).
+    const statement = this.newStatement('extended', text, prepared.info, name, null);
+    return this.push(EntryKind.Parse, [statement], false);
+  }
+
+  clientBind(portal: string, statementName: string): Entry | null {
+    const prepared = this.prepared.get(statementName) ?? UNKNOWN_STATEMENT;
+    this.portals.set(portal, { ...prepared, statementName });
+    const statement = this.newStatement('extended', prepared.text, prepared.info, statementName, null);
+    return this.push(EntryKind.Bind, [statement], false);
+  }
+
+  clientExecute(portal: string): Entry | null {
+    const found = this.portals.get(portal);
+    const prepared = found ?? UNKNOWN_STATEMENT;
+    this.noteClientActivity();
+    const request = this.requests.observe(prepared.tags);
+    const statement = this.newStatement('extended', prepared.text, prepared.info, found?.statementName ?? null, request);
+    return this.push(EntryKind.Execute, [statement], false);
+  }
+
+  /** What the named portal runs, for policy checks before an Execute is sent. */
+  portalStatement(portal: string): { text: string; info: StatementInfo } | null {
+    return this.portals.get(portal) ?? null;
+  }
+
+  /** Records a message txproxy sends on its own; its answers are dropped. */
+  pushHidden(kind: EntryKind, statements: StatementRecord[] = []): Entry | null {
+    return this.push(kind, statements, true);
+  }
+
+  private push(kind: EntryKind, statements: StatementRecord[], hidden: boolean): Entry | null {
+    if (this.skippingToSync) {
+      // The server discards everything up to Sync after an error.
+      if (kind !== EntryKind.Sync) return null;
+      this.skippingToSync = false;
+    }
+    const entry: Entry = { kind, statements, index: 0, hidden };
+    this.queue.push(entry);
+    if (this.active === null) this.activateNext();
+    return entry;
+  }
+
+  private newStatement(
+    protocol: Protocol,
+    text: string,
+    info: StatementInfo,
+    statementName: string | null,
+    request: RequestInfo | null,
+  ): StatementRecord {
+    return {
+      seq: 0,
+      sessionId: this.session.id,
+      transactionId: null,
+      protocol,
+      text,
+      info,
+      statementName,
+      request: request ?? this.requests.request,
+      startedAt: 0,
+      startMono: 0,
+      durationMs: 0,
+      txStatusBefore: this.inferredStatus,
+      txStatusAfter: null,
+      commandTag: null,
+      rows: null,
+      dataRows: 0,
+      error: null,
+      savepointDepth: 0,
+      lockWaitMs: 0,
+      suspended: false,
+      interrupted: false,
+      copy: null,
+    };
+  }
+
+  /** The client spoke: an idle-in-transaction period, if any, ends. */
+  private noteClientActivity(): void {
+    if (this.idleSince >= 0) {
+      if (this.tx !== null) this.tx.idleInTransactionMs += this.clock.mono() - this.idleSince;
+      this.idleSince = -1;
+    }
+  }
+
+  // ------------------------------------------------------ server messages
+
+  /**
+   * Records a server message (whole). Returns the entry it answered, if it
+   * answered one, so the caller can tell hidden answers from the client's.
+   */
+  onServerMessage(type: number, buf: Buffer, start: number, end: number): Entry | null {
+    switch (type) {
+      case Backend.CommandComplete:
+        return this.complete(decodeCommandComplete(buf, start, end), null);
+      case Backend.EmptyQueryResponse:
+        return this.complete(null, null);
+      case Backend.PortalSuspended:
+        return this.complete(null, null, true);
+      case Backend.ErrorResponse:
+        return this.complete(null, decodeErrorFields(buf, start, end));
+      case Backend.ReadyForQuery:
+        return this.ready(decodeReadyForQuery(buf, start));
+      case Backend.ParseComplete:
+      case Backend.BindComplete:
+      case Backend.CloseComplete:
+      case Backend.NoData:
+        return this.shift();
+      case Backend.RowDescription: {
+        const entry = this.peek();
+        return entry !== null && entry.kind === EntryKind.Describe ? this.shift() : entry;
+      }
+      case Backend.ParameterDescription:
+        return this.peek();
+      case Backend.CopyInResponse:
+      case Backend.CopyOutResponse:
+      case Backend.CopyBothResponse:
+        if (this.active !== null) this.active.copy = type === Backend.CopyInResponse ? 'in' : type === Backend.CopyOutResponse ? 'out' : 'both';
+        return this.peek();
+      case Backend.FunctionCallResponse:
+        return this.complete('FUNCTION CALL', null);
+    }
+    return null;
+  }
+
+  /** Counts a DataRow for the statement running (called from the header scan). */
+  onDataRow(): void {
+    if (this.active !== null) this.active.dataRows++;
+  }
+
+  private peek(): Entry | null {
+    return this.head < this.queue.length ? this.queue[this.head] : null;
+  }
+
+  private shift(): Entry | null {
+    if (this.head >= this.queue.length) return null;
+    const entry = this.queue[this.head];
+    this.queue[this.head] = undefined as unknown as Entry;
+    this.head++;
+    if (this.head > 64 && this.head * 2 > this.queue.length) {
+      this.queue.splice(0, this.head);
+      this.head = 0;
+    }
+    return entry;
+  }
+
+  /** CommandComplete, EmptyQueryResponse, PortalSuspended or ErrorResponse for the head entry. */
+  private complete(tag: string | null, error: ErrorFields | null, suspended = false): Entry | null {
+    const entry = this.peek();
+    if (entry === null || entry.kind === EntryKind.Sync) {
+      // Not an answer to anything in flight: an error the server raised on its own (FATAL).
+      if (error !== null) this.listener.sessionError?.(this.session, error);
+      if (error !== null && this.tx !== null) this.noteError(error);
+      return entry;
+    }
+    let statement = entry.kind === EntryKind.Query ? entry.statements[entry.index] : entry.statements[0];
+    if (error !== null && entry.kind !== EntryKind.Query && entry.kind !== EntryKind.Execute && this.active !== null) {
+      // Parse/Bind failed ahead of an Execute already started: that Execute
+      // (most often of the same SQL) is what the client will see fail.
+      statement = this.active;
+    }
+    if (statement !== undefined) {
+      if (statement !== this.active) this.activate(statement);
+      this.finish(statement, tag, error, suspended);
+    } else if (error !== null) {
+      this.noteError(error);
+    }
+    if (entry.kind === EntryKind.Query) {
+      // An error skips the rest of the Query; ReadyForQuery ends the entry.
+      entry.index = error !== null ? entry.statements.length : entry.index + 1;
+      this.activateNext();
+      return entry;
+    }
+    this.shift();
+    if (error !== null) this.skipToSync();
+    this.activateNext();
+    return entry;
+  }
+
+  /** After an error in the extended protocol, the server ignores everything up to Sync. */
+  private skipToSync(): void {
+    while (this.head < this.queue.length && this.queue[this.head].kind !== EntryKind.Sync) this.shift();
+    if (this.head >= this.queue.length) this.skippingToSync = true;
+  }
+
+  private ready(status: TxStatus): Entry | null {
+    // Everything up to the Sync or Query this answers is done.
+    let entry: Entry | null = null;
+    while (this.head < this.queue.length) {
+      entry = this.shift();
+      if (entry !== null && (entry.kind === EntryKind.Sync || entry.kind === EntryKind.Query)) break;
+    }
+    this.skippingToSync = false;
+    if (this.active !== null) {
+      // The server ran fewer statements than the Query seemed to hold.
+      this.finish(this.active, null, null, false);
+    }
+    this.serverStatus = status;
+    this.inferredStatus = status;
+    this.settleTransaction(status);
+    this.idleSince = status === 'I' || this.pending > 0 ? -1 : this.clock.mono();
+    this.listener.ready?.(this.session, status);
+    this.activateNext();
+    return entry;
+  }
+
+  // ------------------------------------------------- statements and transactions
+
+  /** Starts the next statement in the queue, unless a Sync/Query boundary must be answered first. */
+  private activateNext(): void {
+    if (this.active !== null) return;
+    for (let i = this.head; i < this.queue.length; i++) {
+      const entry = this.queue[i];
+      if (entry.kind === EntryKind.Query) {
+        if (i > this.head) return; // a pipelined Query runs after the one ahead is answered
+        const statement = entry.statements[entry.index];
+        if (statement !== undefined) this.activate(statement);
+        return;
+      }
+      if (entry.kind === EntryKind.Sync) return;
+      if (entry.kind === EntryKind.Execute) {
+        this.activate(entry.statements[0]);
+        return;
+      }
+    }
+  }
+
+  private activate(statement: StatementRecord): void {
+    statement.seq = ++this.statementSeq;
+    statement.startedAt = this.clock.wall();
+    statement.startMono = this.clock.mono();
+    statement.txStatusBefore = this.inferredStatus;
+    const control = statement.info.txControl;
+    if (this.tx === null && (control === null || control === 'begin')) {
+      this.openTransaction(control !== 'begin', statement);
+    }
+    statement.transactionId = this.tx?.id ?? null;
+    this.active = statement;
+    this.listener.statementStarted?.(this.session, statement);
+  }
+
+  private finish(statement: StatementRecord, tag: string | null, error: ErrorFields | null, suspended: boolean): void {
+    statement.durationMs = this.clock.mono() - statement.startMono;
+    statement.commandTag = tag;
+    statement.error = error;
+    statement.suspended = suspended;
+    statement.rows = tag !== null ? rowsOfTag(tag) : null;
+    if (statement.rows === null && statement.dataRows > 0) statement.rows = statement.dataRows;
+    if (this.active === statement) this.active = null;
+    const tx = this.tx;
+    if (tx !== null) {
+      tx.statements++;
+      if (tx.statementLog.length < STATEMENT_LOG_LIMIT) {
+        tx.statementLog.push({
+          seq: statement.seq,
+          text: statement.text.length > SUMMARY_TEXT_LIMIT ? statement.text.slice(0, SUMMARY_TEXT_LIMIT) + '…' : statement.text,
+          operation: statement.info.operation,
+          commandTag: tag,
+          durationMs: statement.durationMs,
+          errorCode: error?.code ?? null,
+        });
+      }
+    }
+    if (error !== null) this.noteError(error);
+    else if (tag !== null) this.applyTag(statement, tag);
+    statement.txStatusAfter = this.inferredStatus;
+    statement.savepointDepth = this.savepoints.depth;
+    this.listener.statementFinished?.(this.session, statement);
+  }
+
+  private noteError(error: ErrorFields): void {
+    const tx = this.tx;
+    if (tx === null) return;
+    tx.firstError ??= { code: error.code, message: error.message };
+    tx.failed = true;
+    if (!tx.implicit) this.inferredStatus = 'E';
+  }
+
+  /** Moves the inferred state by a successful command's tag. */
+  private applyTag(statement: StatementRecord, tag: string): void {
+    const tx = this.tx;
+    const info = statement.info;
+    if (tx !== null && (info.write || isWriteTag(tag) || (tag.startsWith('COPY ') && statement.copy === 'in'))) tx.writes++;
+    switch (tag) {
+      case 'BEGIN':
+      case 'START TRANSACTION':
+        if (tx === null) this.openTransaction(false, statement);
+        else tx.implicit = false; // BEGIN inside a multi-statement Query or batch adopts what ran before
+        statement.transactionId = this.tx?.id ?? null;
+        this.inferredStatus = 'T';
+        return;
+      case 'COMMIT':
+        if (tx !== null) this.endTransaction(tx.failed ? 'failed' : 'commit');
+        this.afterEnd(info.chain, statement);
+        return;
+      case 'ROLLBACK':
+        if (info.txControl === 'rollback_to') {
+          this.savepointOp('rollback_to', info.savepoint);
+          return;
+        }
+        // COMMIT of a failed transaction answers ROLLBACK: the error forced it.
+        if (tx !== null) this.endTransaction(tx.failed || info.txControl === 'commit' ? 'failed' : 'rollback');
+        this.afterEnd(info.chain, statement);
+        return;
+      case 'PREPARE TRANSACTION':
+        if (tx !== null) this.endTransaction('prepared');
+        this.inferredStatus = 'I';
+        return;
+      case 'SAVEPOINT':
+        this.savepointOp('create', info.savepoint);
+        return;
+      case 'RELEASE':
+        this.savepointOp('release', info.savepoint);
+        return;
+    }
+  }
+
+  private afterEnd(chain: boolean, statement: StatementRecord): void {
+    this.inferredStatus = chain ? 'T' : 'I';
+    if (chain) this.openTransaction(false, statement);
+  }
+
+  private savepointOp(op: 'create' | 'release' | 'rollback_to', name: string | null): void {
+    const tx = this.tx;
+    if (tx === null || name === null) return;
+    if (op === 'create') {
+      this.savepoints.push(name);
+      tx.savepointsCreated++;
+      tx.maxSavepointDepth = Math.max(tx.maxSavepointDepth, this.savepoints.depth);
+    } else if (op === 'release') {
+      tx.savepointsReleased += this.savepoints.release(name);
+    } else {
+      this.savepoints.rollbackTo(name);
+      tx.savepointsRolledBack++;
+      // The transaction is usable again: ROLLBACK TO recovers from an error.
+      tx.failed = false;
+      this.inferredStatus = 'T';
+    }
+    this.listener.savepoint?.(this.session, op, name, this.savepoints.depth, tx);
+  }
+
+  /** ReadyForQuery settles the transaction against the server's status. */
+  private settleTransaction(status: TxStatus): void {
+    const tx = this.tx;
+    if (status === 'I') {
+      if (tx !== null) this.endTransaction(tx.failed ? 'failed' : 'commit');
+      return;
+    }
+    if (tx === null) {
+      // In a block we did not see begin (e.g. BEGIN inside a function): adopt it.
+      this.openTransaction(false, null);
+    } else {
+      tx.implicit = false;
+    }
+    if (status === 'E' && this.tx !== null) this.tx.failed = true;
+  }
+
+  private openTransaction(implicit: boolean, first: StatementRecord | null): void {
+    const now = this.clock.wall();
+    const mono = this.clock.mono();
+    this.tx = {
+      id: `${this.session.id}.t${++this.txSeq}`,
+      sessionId: this.session.id,
+      startedAt: first?.startedAt || now,
+      startMono: first?.startMono || mono,
+      endedAt: 0,
+      durationMs: 0,
+      outcome: null,
+      implicit,
+      statements: 0,
+      writes: 0,
+      savepointsCreated: 0,
+      savepointsReleased: 0,
+      savepointsRolledBack: 0,
+      maxSavepointDepth: 0,
+      idleInTransactionMs: 0,
+      lockWaitMs: 0,
+      firstError: null,
+      failed: false,
+      request: first?.request ?? this.requests.request,
+      statementLog: [],
+    };
+    this.savepoints.clear();
+    this.listener.transactionStarted?.(this.session, this.tx);
+  }
+
+  private endTransaction(outcome: TransactionOutcome): void {
+    const tx = this.tx;
+    if (tx === null) return;
+    if (this.idleSince >= 0) {
+      tx.idleInTransactionMs += this.clock.mono() - this.idleSince;
+      this.idleSince = -1;
+    }
+    tx.outcome = outcome;
+    tx.endedAt = this.clock.wall();
+    tx.durationMs = this.clock.mono() - tx.startMono;
+    this.tx = null;
+    this.savepoints.clear();
+    this.listener.transactionEnded?.(this.session, tx);
+  }
+
+  /** Adds lock-wait time found by the lock monitor to the running statement and transaction. */
+  addLockWait(ms: number): void {
+    if (this.active !== null) this.active.lockWaitMs += ms;
+    if (this.tx !== null) this.tx.lockWaitMs += ms;
+  }
+
+  /**
+   * The session is over. Statements still in flight are reported as
+   * interrupted, and an open transaction ends as `disconnect` (closing the
+   * server connection rolls it back).
+   */
+  end(clean: boolean): void {
+    for (let i = this.head; i < this.queue.length; i++) {
+      const entry = this.queue[i];
+      if (entry.kind !== EntryKind.Query && entry.kind !== EntryKind.Execute) continue;
+      const from = entry.kind === EntryKind.Query ? entry.index : 0;
+      for (const statement of entry.statements.slice(from)) {
+        if (statement !== this.active && statement.seq === 0) continue; // never started
+        statement.interrupted = true;
+        statement.durationMs = this.clock.mono() - statement.startMono;
+        statement.txStatusAfter = null;
+        statement.savepointDepth = this.savepoints.depth;
+        if (this.tx !== null) this.tx.statements++;
+        this.listener.statementFinished?.(this.session, statement);
+      }
+    }
+    this.queue.length = 0;
+    this.head = 0;
+    this.active = null;
+    if (this.tx !== null) this.endTransaction('disconnect');
+    this.listener.sessionEnded?.(this.session, clean);
+  }
+}
