@@ -9,7 +9,7 @@
 import { EventEmitter } from 'node:events';
 import type net from 'node:net';
 import type { Logger } from 'pino';
-import { serialize } from 'pg-protocol';
+import { serialize } from '../protocol/frontend-messages.js';
 import { AuthCode, Backend, Frontend, type TxStatus } from '../protocol/codes.js';
 import {
   decodeAuthCode,
