@@ -6,7 +6,7 @@
  */
 import type tls from 'node:tls';
 import type { Logger } from 'pino';
-import type { TraceSink } from './trace/trace-sink.js';
+import { TraceBus, type TraceSink } from './trace/trace-sink.js';
 import type { Config } from './config/schema.js';
 import { ProxyServer } from './proxy/server.js';
 import type { UpstreamTarget } from './proxy/upstream.js';
@@ -17,7 +17,7 @@ export interface AppOptions {
   config: Config;
   target: UpstreamTarget;
   log: Logger;
-  /** Where trace records go; null when tracing is off. */
+  /** The configured trace output; null when tracing is off. */
   trace: TraceSink | null;
   tlsContext: tls.SecureContext | null;
   /** More consumers of tracker events (tests use this to observe). */
@@ -26,11 +26,14 @@ export interface AppOptions {
 
 export class App {
   readonly server: ProxyServer;
+  /** Every trace record passes here; the configured output is one sink of it. */
+  readonly traceBus = new TraceBus();
 
   private constructor(readonly options: AppOptions) {
     const { config } = options;
     const listeners: TrackerListener[] = [];
-    if (options.trace !== null) listeners.push(new TraceWriter(options.trace, config.trace.sql));
+    if (options.trace !== null) this.traceBus.attach(options.trace);
+    listeners.push(new TraceWriter(this.traceBus, config.trace.sql));
     listeners.push(...(options.listeners ?? []));
     const [host, port] = splitHostPort(config.listen);
     this.server = new ProxyServer({

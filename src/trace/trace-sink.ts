@@ -43,3 +43,32 @@ export class MemoryTraceSink implements TraceSink {
   }
   flush(): void {}
 }
+
+/**
+ * The App's one trace bus: every record (statements, transactions, lock
+ * waits, policy decisions) goes to each attached sink — the trace file, the
+ * admin API's live stream, tests. With no sink attached, writers skip
+ * building records at all (`active` is false).
+ */
+export class TraceBus implements TraceSink {
+  private sinks: TraceSink[] = [];
+
+  get active(): boolean {
+    return this.sinks.length > 0;
+  }
+
+  attach(sink: TraceSink): () => void {
+    this.sinks = [...this.sinks, sink];
+    return () => {
+      this.sinks = this.sinks.filter((s) => s !== sink);
+    };
+  }
+
+  write(record: object): void {
+    for (const sink of this.sinks) sink.write(record);
+  }
+
+  flush(): void {
+    for (const sink of this.sinks) sink.flush();
+  }
+}

@@ -5,18 +5,19 @@
  * conventions where one exists (docs/traces.md lists them all).
  */
 import { redactSql } from '../sql/redact.js';
-import type { TraceSink } from './trace-sink.js';
+import type { TraceBus } from './trace-sink.js';
 import type { RequestInfo, SessionInfo, StatementRecord, TrackerListener, TransactionRecord } from '../tracker/types.js';
 
 export type SqlTraceMode = 'full' | 'redacted' | 'off';
 
 export class TraceWriter implements TrackerListener {
   constructor(
-    private readonly out: TraceSink,
+    private readonly out: TraceBus,
     private readonly sqlMode: SqlTraceMode,
   ) {}
 
   sessionStarted(session: SessionInfo): void {
+    if (!this.out.active) return;
     this.out.write({
       kind: 'session',
       event: 'start',
@@ -31,6 +32,7 @@ export class TraceWriter implements TrackerListener {
   }
 
   sessionEnded(session: SessionInfo, clean: boolean): void {
+    if (!this.out.active) return;
     this.out.write({
       kind: 'session',
       event: 'end',
@@ -43,6 +45,7 @@ export class TraceWriter implements TrackerListener {
   }
 
   statementFinished(session: SessionInfo, s: StatementRecord): void {
+    if (!this.out.active) return;
     const record: Record<string, unknown> = {
       kind: 'statement',
       time: new Date(s.startedAt).toISOString(),
@@ -77,6 +80,7 @@ export class TraceWriter implements TrackerListener {
   }
 
   transactionEnded(session: SessionInfo, t: TransactionRecord): void {
+    if (!this.out.active) return;
     const record: Record<string, unknown> = {
       kind: 'transaction',
       time: new Date(t.startedAt).toISOString(),
