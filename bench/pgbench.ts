@@ -1,6 +1,8 @@
 /**
  * Runs pgbench against one endpoint and reads its summary.
  */
+import { accessSync, constants, readdirSync } from 'node:fs';
+import path from 'node:path';
 import type { ChildRegistry } from './children.js';
 
 export interface PgbenchSummary {
@@ -59,27 +61,58 @@ function connectionArgs(target: PgbenchTarget): string[] {
   return ['-h', target.host, '-p', String(target.port), '-U', target.user];
 }
 
-/** `pgbench -i -s N`: creates and fills the pgbench tables. */
-export async function initialisePgbench(children: ChildRegistry, target: PgbenchTarget, scale: number): Promise<void> {
-  const child = children.spawn('pgbench -i', 'pgbench', ['-i', '-q', '-s', String(scale), ...connectionArgs(target), target.database], {
-    env: libpqEnv(target),
-  });
-  const status = await child.exited;
-  if (status !== 0) throw new Error(`pgbench -i -s ${scale} failed (${status}):\n${child.tail()}`);
+/**
+ * pgbench on PATH, else the newest one Debian's postgresql-N packages put
+ * under /usr/lib/postgresql (which are not on PATH without
+ * postgresql-client-common); null when there is none.
+ */
+export function findPgbench(): string | null {
+  const onPath = (process.env.PATH ?? '').split(':').filter((dir) => dir !== '').map((dir) => path.join(dir, 'pgbench'));
+  let versions: string[] = [];
+  try {
+    versions = readdirSync('/usr/lib/postgresql').filter((v) => /^\d+$/.test(v)).sort((a, b) => Number(b) - Number(a));
+  } catch {
+    // No Debian PostgreSQL packages.
+  }
+  for (const candidate of [...onPath, ...versions.map((v) => `/usr/lib/postgresql/${v}/bin/pgbench`)]) {
+    try {
+      accessSync(candidate, constants.X_OK);
+      return candidate;
+    } catch {
+      // Not here; try the next place.
+    }
+  }
+  return null;
 }
 
-/**
- * One timed pgbench run. `-n` skips pgbench's own VACUUM: it would run
- * through the endpoint under test and count against it; the caller vacuums
- * directly instead where the workload writes.
- */
-export async function runPgbench(children: ChildRegistry, target: PgbenchTarget, run: PgbenchRun): Promise<{ summary: PgbenchSummary; output: string }> {
-  const args = ['-n', '-c', String(run.clients), '-j', String(run.jobs), '-T', String(run.durationS), ...run.args, ...connectionArgs(target), target.database];
-  const child = children.spawn('pgbench', 'pgbench', args, { env: libpqEnv(target) });
-  let output = '';
-  child.process.stdout!.on('data', (text: string) => (output += text));
-  child.process.stderr!.on('data', (text: string) => (output += text));
-  const status = await child.exited;
-  if (status !== 0) throw new Error(`pgbench ${args.join(' ')} failed (${status}):\n${output.trim().split('\n').slice(-15).join('\n')}`);
-  return { summary: parsePgbenchOutput(output), output };
+export class Pgbench {
+  constructor(
+    private readonly children: ChildRegistry,
+    readonly binary: string,
+  ) {}
+
+  /** `pgbench -i -s N`: creates and fills the pgbench tables. */
+  async initialise(target: PgbenchTarget, scale: number): Promise<void> {
+    const child = this.children.spawn('pgbench -i', this.binary, ['-i', '-q', '-s', String(scale), ...connectionArgs(target), target.database], {
+      env: libpqEnv(target),
+    });
+    const status = await child.exited;
+    if (status !== 0) throw new Error(`pgbench -i -s ${scale} failed (${status}):\n${child.tail()}`);
+  }
+
+  /**
+   * One timed pgbench run. `-n` skips pgbench's own VACUUM: it would run
+   * through the endpoint under test and count against it; the caller vacuums
+   * directly instead where the workload writes.
+   */
+  async run(target: PgbenchTarget, run: PgbenchRun): Promise<{ summary: PgbenchSummary; output: string }> {
+    const args = ['-n', '-c', String(run.clients), '-j', String(run.jobs), '-T', String(run.durationS), ...run.args, ...connectionArgs(target), target.database];
+    const child = this.children.spawn('pgbench', this.binary, args, { env: libpqEnv(target) });
+    let output = '';
+    child.process.stdout!.on('data', (text: string) => (output += text));
+    child.process.stderr!.on('data', (text: string) => (output += text));
+    const status = await child.exited;
+    if (status !== 0) throw new Error(`pgbench ${args.join(' ')} failed (${status}):\n${output.trim().split('\n').slice(-15).join('\n')}`);
+    return { summary: parsePgbenchOutput(output), output };
+  }
 }

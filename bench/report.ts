@@ -6,6 +6,9 @@ import type { EndpointName } from './endpoints.js';
 import type { Workload } from './workloads.js';
 
 export interface RunResult {
+  /** When the run started (ISO 8601) and the 1-minute load average then: for spotting runs disturbed by other work. */
+  startedAt: string;
+  loadAverage: number;
   workload: string;
   endpoint: EndpointName;
   round: number;

@@ -16,7 +16,7 @@ import { startEmbeddedPostgres, type EmbeddedServer } from '../src/embedded/embe
 import { ChildRegistry } from './children.js';
 import { directEndpoint, startPgbouncer, startPipeProxy, startTxproxy, type Endpoint, type EndpointContext } from './endpoints.js';
 import { parseBenchOptions, UsageError, USAGE, type BenchOptions } from './options.js';
-import { initialisePgbench, runPgbench, type PgbenchTarget } from './pgbench.js';
+import { findPgbench, Pgbench, type PgbenchTarget } from './pgbench.js';
 import { clockTicksPerSecond, readCpuTicks } from './process-cpu.js';
 import { formatTables, summarise, type RunResult } from './report.js';
 import { WORKLOADS, type Workload } from './workloads.js';
@@ -58,6 +58,8 @@ function progress(line: string): void {
 interface State {
   children: ChildRegistry;
   server: EmbeddedServer | null;
+  /** Set while the server starts, so that Ctrl-C in that moment still stops it. */
+  serverStarting: Promise<EmbeddedServer> | null;
   tempDir: string | null;
   runs: RunResult[];
   options: BenchOptions | null;
@@ -78,7 +80,7 @@ async function main(): Promise<number> {
     return 0;
   }
 
-  const state: State = { children: new ChildRegistry(), server: null, tempDir: null, runs: [], options, interrupted: false };
+  const state: State = { children: new ChildRegistry(), server: null, serverStarting: null, tempDir: null, runs: [], options, interrupted: false };
   const cleanup = once(() => cleanUp(state));
   const onSignal = (signal: NodeJS.Signals) => {
     if (state.interrupted) {
@@ -111,8 +113,10 @@ async function main(): Promise<number> {
 }
 
 async function benchmark(options: BenchOptions, state: State): Promise<number> {
-  const pgbenchVersion = commandOutput('pgbench', ['--version']);
-  if (pgbenchVersion === null) throw new Error('pgbench not found on PATH: install it (Debian: apt-get install postgresql-15 or postgresql-contrib)');
+  const pgbenchBinary = findPgbench();
+  if (pgbenchBinary === null) throw new Error('pgbench not found on PATH or under /usr/lib/postgresql: install it (Debian: apt-get install postgresql-15)');
+  const pgbench = new Pgbench(state.children, pgbenchBinary);
+  const pgbenchVersion = commandOutput(pgbenchBinary, ['--version']);
   const clockTicks = clockTicksPerSecond();
   const startedAt = new Date();
   const loadBefore = os.loadavg();
@@ -125,19 +129,20 @@ async function benchmark(options: BenchOptions, state: State): Promise<number> {
   chmodSync(state.tempDir, 0o711);
   const settings = postgresSettings(options);
   progress(`starting PostgreSQL (${Object.entries(settings).map(([k, v]) => `${k}=${v}`).join(', ')})`);
-  state.server = await startEmbeddedPostgres({
+  state.serverStarting = startEmbeddedPostgres({
     dataDir: null,
     port: 0,
     user: USER,
     password: PASSWORD,
     postgresFlags: Object.entries(settings).flatMap(([k, v]) => ['-c', `${k}=${v}`]),
   });
+  state.server = await state.serverStarting;
   const server = { host: state.server.host, port: state.server.port, user: USER, password: PASSWORD, database: DATABASE };
   const serverVersion = await directQuery(server, 'SHOW server_version').then((r) => String(r.rows[0].server_version));
 
   let t = Date.now();
   progress(`pgbench -i -s ${options.scale}`);
-  await initialisePgbench(state.children, server, options.scale);
+  await pgbench.initialise(server, options.scale);
   progress(`  done in ${((Date.now() - t) / 1000).toFixed(1)} s`);
 
   const ctx: EndpointContext = { children: state.children, server, distDir: DIST_DIR, tempDir: state.tempDir, clients: options.clients };
@@ -164,7 +169,7 @@ async function benchmark(options: BenchOptions, state: State): Promise<number> {
   if (options.warmupS > 0) {
     for (const endpoint of endpoints) {
       progress(`warm-up ${endpoint.name} (${options.warmupS} s select-only)`);
-      await runPgbench(state.children, target(endpoint), { clients: options.clients, jobs: options.jobs, durationS: options.warmupS, args: WORKLOADS[0].args });
+      await pgbench.run(target(endpoint), { clients: options.clients, jobs: options.jobs, durationS: options.warmupS, args: WORKLOADS[0].args });
     }
   }
 
@@ -187,7 +192,7 @@ async function benchmark(options: BenchOptions, state: State): Promise<number> {
         }
         try {
           if (workload.writes) await resetWrites(server);
-          const result = await measure(state, options, workload, endpoint, round, clockTicks, endpoint.name === 'txproxy' ? traceFile : null);
+          const result = await measure(pgbench, options, workload, endpoint, round, clockTicks, endpoint.name === 'txproxy' ? traceFile : null);
           state.runs.push(result);
           progress(
             `${label}: ${result.tps.toFixed(0)} tps, ${result.latencyAvgMs.toFixed(3)} ms` +
@@ -246,7 +251,7 @@ async function benchmark(options: BenchOptions, state: State): Promise<number> {
 
 /** One pgbench run through `endpoint`, with the proxy's CPU time around it. */
 async function measure(
-  state: State,
+  pgbench: Pgbench,
   options: BenchOptions,
   workload: Workload,
   endpoint: Endpoint,
@@ -255,12 +260,16 @@ async function measure(
   traceFile: string | null,
 ): Promise<RunResult> {
   const pid = endpoint.child?.pid ?? null;
+  const startedAt = new Date().toISOString();
+  const loadAverage = os.loadavg()[0];
   if (traceFile !== null && existsSync(traceFile)) truncateSync(traceFile);
   const ticksBefore = pid === null ? 0 : readCpuTicks(pid);
-  const { summary } = await runPgbench(state.children, target(endpoint), { clients: options.clients, jobs: options.jobs, durationS: options.durationS, args: workload.args });
+  const { summary } = await pgbench.run(target(endpoint), { clients: options.clients, jobs: options.jobs, durationS: options.durationS, args: workload.args });
   await new Promise((r) => setTimeout(r, SETTLE_MS));
   const proxyCpuUs = pid === null ? null : ((readCpuTicks(pid) - ticksBefore) * 1e6) / clockTicks;
   return {
+    startedAt,
+    loadAverage,
     workload: workload.name,
     endpoint: endpoint.name,
     round,
@@ -295,11 +304,13 @@ async function directQuery(server: PgbenchTarget, ...statements: string[]): Prom
 
 async function cleanUp(state: State): Promise<void> {
   await state.children.stopAll();
-  if (state.server !== null) {
-    const server = state.server;
-    state.server = null;
+  const server = state.server ?? (await state.serverStarting?.catch(() => null)) ?? null;
+  state.server = state.serverStarting = null;
+  if (server !== null) {
     // After Ctrl-C the server has had the terminal's SIGINT too and may be gone already, and then stop() never settles.
-    await Promise.race([server.stop(), new Promise((r) => setTimeout(r, 10_000).unref())]);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([server.stop(), new Promise((r) => (timer = setTimeout(r, 10_000)))]);
+    clearTimeout(timer);
     rmSync(path.dirname(server.dataDir), { recursive: true, force: true });
   }
   if (state.tempDir !== null) rmSync(state.tempDir, { recursive: true, force: true });

@@ -73,6 +73,8 @@ t.test('summary: medians over rounds and txproxy ratios', async (t) => {
   t.equal(median([3, 1, 2]), 2);
   t.equal(median([4, 1, 3, 2]), 2.5);
   const run = (endpoint: RunResult['endpoint'], round: number, tps: number, cpuPerTx: number | null): RunResult => ({
+    startedAt: '2026-01-01T00:00:00.000Z',
+    loadAverage: 1,
     workload: 'tpcb',
     endpoint,
     round,
