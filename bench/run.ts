@@ -62,7 +62,6 @@ interface State {
   serverStarting: Promise<EmbeddedServer> | null;
   tempDir: string | null;
   runs: RunResult[];
-  options: BenchOptions | null;
   interrupted: boolean;
 }
 
@@ -80,7 +79,7 @@ async function main(): Promise<number> {
     return 0;
   }
 
-  const state: State = { children: new ChildRegistry(), server: null, serverStarting: null, tempDir: null, runs: [], options, interrupted: false };
+  const state: State = { children: new ChildRegistry(), server: null, serverStarting: null, tempDir: null, runs: [], interrupted: false };
   const cleanup = once(() => cleanUp(state));
   const onSignal = (signal: NodeJS.Signals) => {
     if (state.interrupted) {
