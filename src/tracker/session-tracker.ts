@@ -24,7 +24,8 @@ import {
   decodeTarget,
   type ErrorFields,
 } from '../protocol/decode.js';
-import { classifyStatement, splitStatements, type StatementInfo } from '../sql/classify.js';
+import { classifyStatement, type StatementInfo } from '../sql/classify.js';
+import { classifyStatementCached, splitStatementsCached } from '../sql/statement-cache.js';
 import { extractSqlCommenter, type SqlCommenterTags } from '../sql/sqlcommenter.js';
 import { isWriteTag, rowsOfTag } from './command-tag.js';
 import { RequestTracker } from './request-tracker.js';
@@ -58,10 +59,14 @@ export interface Entry {
   index: number;
   /** Sent by txproxy itself: its answers are not for the client. */
   hidden: boolean;
+  /** Parse/Bind: the statement concerned, to report it should it fail. */
+  prepared?: Prepared;
 }
 
 /** What the client prepared: statement name → SQL and its classification. */
-interface Prepared {
+export interface Prepared {
+  /** The prepared statement's name ('' for the unnamed one). */
+  name: string;
   text: string;
   info: StatementInfo;
   tags: SqlCommenterTags | null;
@@ -76,11 +81,14 @@ export interface Clock {
 
 export const systemClock: Clock = { wall: () => Date.now(), mono: () => performance.now() };
 
+const NO_STATEMENTS: StatementRecord[] = [];
+
 /** How many statements a transaction keeps for attribution. */
 const STATEMENT_LOG_LIMIT = 50;
 const SUMMARY_TEXT_LIMIT = 2048;
 
 const UNKNOWN_STATEMENT: Prepared = {
+  name: '',
   text: '',
   info: classifyStatement(''),
   tags: null,
@@ -93,7 +101,7 @@ export class SessionTracker {
   private skippingToSync = false;
 
   private readonly prepared = new Map<string, Prepared>();
-  private readonly portals = new Map<string, Prepared & { statementName: string }>();
+  private readonly portals = new Map<string, Prepared>();
 
   /** Authoritative status of the last ReadyForQuery. */
   private serverStatus: TxStatus = 'I';
@@ -209,7 +217,7 @@ export class SessionTracker {
   clientQuery(sql: string): Entry | null {
     const { text, tags } = extractSqlCommenter(sql);
     const request = this.requests.observe(tags);
-    const statements = splitStatements(text).map((info) => this.newStatement('simple', info.text, info, null, request));
+    const statements = splitStatementsCached(text).map((info) => this.newStatement('simple', info.text, info, null, request));
     return this.clientQueryStatements(statements);
   }
 
@@ -220,18 +228,15 @@ export class SessionTracker {
 
   clientParse(name: string, sql: string): Entry | null {
     const { text, tags } = extractSqlCommenter(sql);
-    const prepared: Prepared = { text, info: classifyStatement(text), tags };
+    const prepared: Prepared = { name, text, info: classifyStatementCached(text), tags };
     this.prepared.set(name, prepared);
-    // The record is only reported if the Parse fails (a syntax error has no Execute).
-    const statement = this.newStatement('extended', text, prepared.info, name, null);
-    return this.push(EntryKind.Parse, [statement], false);
+    return this.push(EntryKind.Parse, NO_STATEMENTS, false, prepared);
   }
 
   clientBind(portal: string, statementName: string): Entry | null {
-    const prepared = this.prepared.get(statementName) ?? UNKNOWN_STATEMENT;
-    this.portals.set(portal, { ...prepared, statementName });
-    const statement = this.newStatement('extended', prepared.text, prepared.info, statementName, null);
-    return this.push(EntryKind.Bind, [statement], false);
+    const prepared = this.prepared.get(statementName) ?? { ...UNKNOWN_STATEMENT, name: statementName };
+    this.portals.set(portal, prepared);
+    return this.push(EntryKind.Bind, NO_STATEMENTS, false, prepared);
   }
 
   clientExecute(portal: string): Entry | null {
@@ -239,7 +244,7 @@ export class SessionTracker {
     const prepared = found ?? UNKNOWN_STATEMENT;
     this.noteClientActivity();
     const request = this.requests.observe(prepared.tags);
-    const statement = this.newStatement('extended', prepared.text, prepared.info, found?.statementName ?? null, request);
+    const statement = this.newStatement('extended', prepared.text, prepared.info, found?.name ?? null, request);
     return this.push(EntryKind.Execute, [statement], false);
   }
 
@@ -253,13 +258,13 @@ export class SessionTracker {
     return this.push(kind, statements, true);
   }
 
-  private push(kind: EntryKind, statements: StatementRecord[], hidden: boolean): Entry | null {
+  private push(kind: EntryKind, statements: StatementRecord[], hidden: boolean, prepared?: Prepared): Entry | null {
     if (this.skippingToSync) {
       // The server discards everything up to Sync after an error.
       if (kind !== EntryKind.Sync) return null;
       this.skippingToSync = false;
     }
-    const entry: Entry = { kind, statements, index: 0, hidden };
+    const entry: Entry = { kind, statements, index: 0, hidden, prepared };
     this.queue.push(entry);
     if (this.active === null) this.activateNext();
     return entry;
@@ -377,10 +382,15 @@ export class SessionTracker {
       return entry;
     }
     let statement = entry.kind === EntryKind.Query ? entry.statements[entry.index] : entry.statements[0];
-    if (error !== null && entry.kind !== EntryKind.Query && entry.kind !== EntryKind.Execute && this.active !== null) {
+    if (error !== null && entry.kind !== EntryKind.Query && entry.kind !== EntryKind.Execute) {
       // Parse/Bind failed ahead of an Execute already started: that Execute
       // (most often of the same SQL) is what the client will see fail.
-      statement = this.active;
+      // Otherwise the failed Parse itself is the statement (a syntax error has no Execute).
+      if (this.active !== null) statement = this.active;
+      else if (entry.prepared !== undefined) {
+        const p = entry.prepared;
+        statement = this.newStatement('extended', p.text, p.info, p.name, this.requests.observe(p.tags));
+      }
     }
     if (statement !== undefined) {
       if (statement !== this.active) this.activate(statement);
@@ -484,11 +494,17 @@ export class SessionTracker {
         });
       }
     }
+    let ending: TransactionOutcome | null = null;
     if (error !== null) this.noteError(error);
-    else if (tag !== null) this.applyTag(statement, tag);
+    else if (tag !== null) ending = this.applyTag(statement, tag);
     statement.txStatusAfter = this.inferredStatus;
-    statement.savepointDepth = this.savepoints.depth;
+    statement.savepointDepth = ending === null ? this.savepoints.depth : 0;
     this.listener.statementFinished?.(this.session, statement);
+    if (ending !== null) {
+      this.endTransaction(ending);
+      // COMMIT AND CHAIN / ROLLBACK AND CHAIN: the next one starts at once.
+      if (statement.info.chain) this.openTransaction(false, statement);
+    }
   }
 
   private noteError(error: ErrorFields): void {
@@ -499,8 +515,12 @@ export class SessionTracker {
     if (!tx.implicit) this.inferredStatus = 'E';
   }
 
-  /** Moves the inferred state by a successful command's tag. */
-  private applyTag(statement: StatementRecord, tag: string): void {
+  /**
+   * Moves the inferred state by a successful command's tag. Returns the
+   * outcome when the tag ends the transaction; the caller ends it after
+   * reporting the statement, so the statement's record comes first.
+   */
+  private applyTag(statement: StatementRecord, tag: string): TransactionOutcome | null {
     const tx = this.tx;
     const info = statement.info;
     if (tx !== null && (info.write || isWriteTag(tag) || (tag.startsWith('COPY ') && statement.copy === 'in'))) tx.writes++;
@@ -511,36 +531,29 @@ export class SessionTracker {
         else tx.implicit = false; // BEGIN inside a multi-statement Query or batch adopts what ran before
         statement.transactionId = this.tx?.id ?? null;
         this.inferredStatus = 'T';
-        return;
+        return null;
       case 'COMMIT':
-        if (tx !== null) this.endTransaction(tx.failed ? 'failed' : 'commit');
-        this.afterEnd(info.chain, statement);
-        return;
+        this.inferredStatus = info.chain ? 'T' : 'I';
+        return tx === null ? null : tx.failed ? 'failed' : 'commit';
       case 'ROLLBACK':
         if (info.txControl === 'rollback_to') {
           this.savepointOp('rollback_to', info.savepoint);
-          return;
+          return null;
         }
+        this.inferredStatus = info.chain ? 'T' : 'I';
         // COMMIT of a failed transaction answers ROLLBACK: the error forced it.
-        if (tx !== null) this.endTransaction(tx.failed || info.txControl === 'commit' ? 'failed' : 'rollback');
-        this.afterEnd(info.chain, statement);
-        return;
+        return tx === null ? null : tx.failed || info.txControl === 'commit' ? 'failed' : 'rollback';
       case 'PREPARE TRANSACTION':
-        if (tx !== null) this.endTransaction('prepared');
         this.inferredStatus = 'I';
-        return;
+        return tx === null ? null : 'prepared';
       case 'SAVEPOINT':
         this.savepointOp('create', info.savepoint);
-        return;
+        return null;
       case 'RELEASE':
         this.savepointOp('release', info.savepoint);
-        return;
+        return null;
     }
-  }
-
-  private afterEnd(chain: boolean, statement: StatementRecord): void {
-    this.inferredStatus = chain ? 'T' : 'I';
-    if (chain) this.openTransaction(false, statement);
+    return null;
   }
 
   private savepointOp(op: 'create' | 'release' | 'rollback_to', name: string | null): void {

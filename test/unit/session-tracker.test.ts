@@ -297,3 +297,24 @@ t.test('a new sqlcommenter trace id starts a new request', async (t) => {
   ]);
   t.same(h.transactions.map((x) => x.request.id), ['s.r1', 's.r1', 's.r2']);
 });
+
+t.test('the statement that ends a transaction is reported before the transaction', async (t) => {
+  const events: string[] = [];
+  const h = harness();
+  const tracker = new (h.tracker.constructor as typeof import('../../src/tracker/session-tracker.js').SessionTracker)(
+    h.tracker.session,
+    {
+      statementFinished: (_s, st) => events.push(`statement ${st.info.operation}`),
+      transactionEnded: (_s, tx) => events.push(`transaction ${tx.outcome}`),
+    },
+  );
+  for (const [sql, answers, status] of [
+    ['BEGIN', [server.complete('BEGIN')], 'T'],
+    ['COMMIT', [server.complete('COMMIT')], 'I'],
+    ['INSERT INTO t VALUES (1); COMMIT', [server.complete('INSERT 0 1'), server.complete('COMMIT')], 'I'],
+  ] as const) {
+    for (const [type, buf, start, end] of messagesOf(serialize.query(sql))) tracker.onClientMessage(type, buf, start, end);
+    for (const [type, buf, start, end] of messagesOf(Buffer.concat([...answers, server.ready(status)]))) tracker.onServerMessage(type, buf, start, end);
+  }
+  t.same(events, ['statement BEGIN', 'statement COMMIT', 'transaction commit', 'statement INSERT', 'statement COMMIT', 'transaction commit']);
+});
