@@ -8,10 +8,12 @@
  * transaction ends, so a block is complete when its transaction record
  * arrives, with one exception: the tracker ends a transaction while it
  * handles the COMMIT/ROLLBACK that ends it, so that closing statement's own
- * record follows the transaction record. An ended explicit transaction is
- * therefore *held* until its closing statement arrives, or until any
- * record that cannot belong to it does, or until the reader says the
- * stream went quiet (`releaseHeld`), or at the end of input.
+ * record follows the transaction record (explicit transactions, and
+ * `INSERT …; COMMIT` sent as one Query). An ended transaction is therefore
+ * *held* until its closing statement arrives, or until any record that
+ * cannot belong to it does, or until the reader says the stream went quiet
+ * (`releaseHeld`), or at the end of input. Only one is ever held: nothing
+ * else is written between a transaction record and its closing statement's.
  *
  * Pure and synchronous: records in, items out. Nothing here reads a clock.
  */
@@ -65,9 +67,6 @@ export type TranscriptItem =
 
 /** Statements that end a transaction: what a held block waits for. */
 const CLOSERS = new Set(['COMMIT', 'ROLLBACK', 'PREPARE TRANSACTION']);
-
-/** Outcomes after which the closing statement's record is still to come. */
-const CLOSED_BY_STATEMENT = new Set(['commit', 'rollback', 'failed', 'prepared']);
 
 /** Bounds memory when records of unfinished transactions pile up (a live stream that lost records). */
 const MAX_OPEN_BLOCKS = 10_000;
@@ -156,12 +155,13 @@ export class Transcript {
     block.tx = tx;
     this.countAutocommitWrite(block, tx);
     this.open.delete(block.id);
-    const closed = block.statements.some((s) => CLOSERS.has(s.operation));
-    if (!tx.implicit && !closed && tx.outcome !== null && CLOSED_BY_STATEMENT.has(tx.outcome)) {
+    if (block.statements.some((s) => CLOSERS.has(s.operation))) {
+      this.show(block, out);
+    } else {
+      // Most (autocommit ones ended by ReadyForQuery) have no closing statement
+      // to wait for; the next record releases them all the same.
       this.release(out);
       this.held = block;
-    } else {
-      this.show(block, out);
     }
   }
 

@@ -87,6 +87,20 @@ t.test('several statements in one simple Query are one implicit transaction: ato
   t.notMatch(text, /not atomic/);
 });
 
+t.test('COMMIT inside a multi-statement Query ends the implicit transaction it is part of', async (t) => {
+  const records = await record(async (c) => {
+    await c.query("INSERT INTO items (name) VALUES ('order-4'); COMMIT; INSERT INTO items (name) VALUES ('address-4')");
+  });
+  const { text } = render(records);
+  const blocks = transactionBlocks(text);
+  t.same(
+    blocks.map((b) => statementsOf(b).map(([tag]) => tag)),
+    [['INSERT 0 1', 'COMMIT'], ['INSERT 0 1']],
+    'the COMMIT, written after its transaction record, is still in its block',
+  );
+  t.notMatch(text, /late record/);
+});
+
 t.test('(c) a read-only BEGIN/SELECT/ROLLBACK is flagged as not needing a transaction', async (t) => {
   const records = await record(async (c) => {
     await c.query('BEGIN');
