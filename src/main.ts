@@ -98,6 +98,9 @@ async function traceCommand(argv: string[]): Promise<void> {
     return;
   }
   const name = options.input ?? '-';
+  if (name === '-' && process.stdin.isTTY) {
+    process.stderr.write('txproxy trace: reading a trace from standard input (end with Ctrl-D; --help for usage)\n');
+  }
   const input = name === '-' ? process.stdin : createReadStream(name);
   try {
     await renderTraceStream(input, options.filter, io);
