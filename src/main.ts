@@ -4,7 +4,7 @@
  * files, installs signal handlers and exits; everything else gets what it
  * needs passed in.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { createReadStream, existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
@@ -15,6 +15,15 @@ import type { Config } from './config/schema.js';
 import { startEmbeddedPostgres, type EmbeddedServer } from './embedded/embedded-postgres.js';
 import { createTraceSink } from './trace/trace-sink.js';
 import { parseUpstreamUrl, UpstreamUrlError, type UpstreamTarget } from './proxy/upstream.js';
+import { colourStyle, plainStyle, wantsColour } from './trace-render/style.js';
+import {
+  followTrace,
+  parseTraceCommandLine,
+  renderTraceStream,
+  TRACE_USAGE,
+  TraceUsageError,
+  type TraceOptions,
+} from './trace-render/trace-command.js';
 
 const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const DEFAULT_CONFIG_FILE = path.join(PACKAGE_ROOT, 'config', 'txproxy.yaml');
@@ -57,8 +66,53 @@ function tlsContextOf(config: Config): tls.SecureContext | null {
   }
 }
 
+/** `txproxy trace …`: prints a trace file, stdin or a live txproxy's /events as a transcript. */
+async function traceCommand(argv: string[]): Promise<void> {
+  let options: TraceOptions;
+  try {
+    options = parseTraceCommandLine(argv);
+  } catch (err) {
+    if (err instanceof TraceUsageError) {
+      process.stderr.write(`txproxy trace: ${err.message}\n`);
+      process.exit(EXIT_USAGE);
+    }
+    throw err;
+  }
+  if (options.help) {
+    process.stdout.write(TRACE_USAGE + '\n');
+    return;
+  }
+  // `txproxy trace big.ndjson | head` closes the pipe early: that is not a failure.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(0);
+    throw err;
+  });
+  const style = wantsColour(process.stdout.isTTY === true, process.env) ? colourStyle : plainStyle;
+  const io = { out: process.stdout, err: process.stderr, style };
+  if (options.follow !== null) {
+    const follower = followTrace(options.follow, options.filter, io);
+    // Ctrl-C prints what is still open, then the process ends once its output is written.
+    const stop = () => follower.stop();
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+    return;
+  }
+  const name = options.input ?? '-';
+  if (name === '-' && process.stdin.isTTY) {
+    process.stderr.write('txproxy trace: reading a trace from standard input (end with Ctrl-D; --help for usage)\n');
+  }
+  const input = name === '-' ? process.stdin : createReadStream(name);
+  try {
+    await renderTraceStream(input, options.filter, io);
+  } catch (err) {
+    process.stderr.write(`txproxy trace: cannot read ${name === '-' ? 'standard input' : name}: ${(err as Error).message}\n`);
+    process.exit(EXIT_FAILURE);
+  }
+}
+
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
+  if (argv[0] === 'trace') return traceCommand(argv.slice(1));
   let config: Config;
   let tlsContext: tls.SecureContext | null;
   let explicitTarget: UpstreamTarget | null = null;
