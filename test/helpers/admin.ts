@@ -53,11 +53,15 @@ export class Scrape {
   static async of(port: number): Promise<Scrape> {
     const res = await request(port, '/metrics');
     if (res.status !== 200) throw new Error(`/metrics answered ${res.status}: ${res.body}`);
-    const families = parsePrometheusTextFormat(res.body);
+    return Scrape.parse(res.body, res.headers['content-type']);
+  }
+
+  static parse(text: string, contentType?: string): Scrape {
+    const families = parsePrometheusTextFormat(text);
     // The parser folds a labelled histogram's series into one, so read the
     // samples a second time with histograms declared untyped: each of
     // _bucket, _sum and _count is then a family of its own, labels intact.
-    const flat = parsePrometheusTextFormat(res.body.replace(/^(# TYPE \S+) histogram$/gm, '$1 untyped'));
+    const flat = parsePrometheusTextFormat(text.replace(/^(# TYPE \S+) histogram$/gm, '$1 untyped'));
     // (A name recurs there, once per label set: collect them all.)
     const samples = new Map<string, Sample[]>();
     for (const family of flat) {
@@ -65,7 +69,7 @@ export class Scrape {
       for (const m of family.metrics) list.push({ labels: m.labels ?? {}, value: Number(m.value) });
       samples.set(family.name, list);
     }
-    return new Scrape(res.headers['content-type'], families, samples);
+    return new Scrape(contentType, families, samples);
   }
 
   family(name: string): ParsedFamily | undefined {
