@@ -1,9 +1,8 @@
 /**
  * Wires txproxy together from a validated Config: the proxy listener, the
  * tracker's consumers (trace writer, metrics, …), the admin HTTP endpoint
- * and their lifecycles. It touches no
- * process-wide state (env, signals, argv): main.ts does that, and tests
- * start an App directly.
+ * and their lifecycles. It touches no process-wide state (env, signals,
+ * argv): main.ts does that, and tests start an App directly.
  */
 import type tls from 'node:tls';
 import type { Logger } from 'pino';

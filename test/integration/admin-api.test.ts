@@ -3,10 +3,14 @@
  * PostgreSQL: sessions, recent transactions, the live event stream, health
  * and readiness.
  */
+import http from 'node:http';
 import net from 'node:net';
+import { Counter, Registry } from 'prom-client';
 import t from 'tap';
+import { EventStream, MAX_BUFFERED_BYTES } from '../../src/admin/event-stream.js';
 import type { LockWaitView } from '../../src/admin/sessions-view.js';
 import { ListenError } from '../../src/app.js';
+import { TraceBus } from '../../src/trace/trace-sink.js';
 import { getJson, request, Scrape, subscribe } from '../helpers/admin.js';
 import { startPostgres } from '../helpers/postgres.js';
 import { eventually, startProxy } from '../helpers/proxy.js';
@@ -221,6 +225,25 @@ t.test('/events drops records for a consumer that does not read, and says how ma
   const received = events.records.filter((r) => r.kind === 'test' && r.last !== true).length;
   t.equal(received + dropped, sent, 'every record was either sent or counted as dropped');
   t.same(events.comments.filter((c) => c.startsWith('dropped')), [`dropped ${dropped}`]);
+});
+
+t.test('/events sends a keepalive comment on an idle stream', async (t) => {
+  // The endpoint's period is 15 s; the same stream with a short one.
+  const registry = new Registry();
+  const dropped = new Counter({ name: 'dropped_total', help: 'd', registers: [registry] });
+  const stream = new EventStream(new TraceBus(), dropped, MAX_BUFFERED_BYTES, 50);
+  const server = http.createServer((req, res) => stream.subscribe(req, res));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => {
+    stream.closeAll();
+    server.closeAllConnections();
+    server.close();
+  });
+  const events = await subscribe((server.address() as net.AddressInfo).port);
+  await eventually(() => events.comments.filter((c) => c === 'keepalive').length >= 2, 5000, 'two keepalives');
+  t.same(events.records, []);
+  events.close();
+  await eventually(() => stream.size === 0, 5000, 'the subscriber to detach');
 });
 
 t.test('with http off there is no admin endpoint and no metrics listener', async (t) => {
