@@ -119,11 +119,11 @@ t.test('/sessions shows a session idle in transaction, its transaction age and l
 t.test('/sessions shows what an active session runs and for how long', async (t) => {
   const client = await proxy.client({ application_name: 'busy-test' });
   t.teardown(() => client.end());
-  const sleeping = client.query('SELECT pg_sleep(0.8)');
+  const sleeping = client.query('SELECT pg_sleep(2)');
   await new Promise((r) => setTimeout(r, 300));
   const { json } = await getJson(adminPort, '/sessions');
   const session = json.sessions.find((s: any) => s.application === 'busy-test');
-  t.match(session, { state: 'active', statement: { text: 'SELECT pg_sleep(0.8)', operation: 'SELECT' }, transaction: { implicit: true } });
+  t.match(session, { state: 'active', statement: { text: 'SELECT pg_sleep(2)', operation: 'SELECT' }, transaction: { implicit: true } });
   t.ok(session.statement.runningMs >= 200 && session.statement.runningMs < 60_000, `running for ${session.statement.runningMs} ms`);
   await sleeping;
 });

@@ -199,7 +199,7 @@ t.test('session gauges are computed at scrape time', async (t) => {
   const busy = await proxy.client({ database: 'gauges' });
   await inTx.query('BEGIN');
   await inTx.query('SELECT 1');
-  const sleeping = busy.query('SELECT pg_sleep(1.5)');
+  const sleeping = busy.query('SELECT pg_sleep(2.5)');
   await new Promise((r) => setTimeout(r, 400));
 
   const scrape = await Scrape.of(adminPort);
