@@ -1,11 +1,18 @@
 /**
  * Wires txproxy together from a validated Config: the proxy listener, the
- * tracker's consumers (trace writer, …) and their lifecycles. It touches no
- * process-wide state (env, signals, argv): main.ts does that, and tests
- * start an App directly.
+ * tracker's consumers (trace writer, metrics, …), the admin HTTP endpoint
+ * and their lifecycles. It touches no process-wide state (env, signals,
+ * argv): main.ts does that, and tests start an App directly.
  */
 import type tls from 'node:tls';
 import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import { AdminServer } from './admin/admin-server.js';
+import { RecentTransactions } from './admin/recent-transactions.js';
+import type { LockWaitOf } from './admin/sessions-view.js';
+import { ProxyMetrics } from './metrics/proxy-metrics.js';
+import { createRegistry } from './metrics/registry.js';
+import { registerSessionGauges } from './metrics/session-gauges.js';
 import { TraceBus, type TraceSink } from './trace/trace-sink.js';
 import type { Config } from './config/schema.js';
 import { ProxyServer } from './proxy/server.js';
@@ -22,18 +29,55 @@ export interface AppOptions {
   tlsContext: tls.SecureContext | null;
   /** More consumers of tracker events (tests use this to observe). */
   listeners?: TrackerListener[];
+  /** Lock wait of a session for the admin API's `/sessions` (the lock monitor's `lockWaitOf`). */
+  lockWaitOf?: LockWaitOf;
 }
+
+/** How long the admin endpoint's `/readyz` waits for the upstream to answer. */
+const READY_TIMEOUT_MS = 2000;
 
 export class App {
   readonly server: ProxyServer;
   /** Every trace record passes here; the configured output is one sink of it. */
   readonly traceBus = new TraceBus();
+  /** Every Prometheus metric of this App; served by the admin endpoint's `/metrics`. */
+  readonly registry: Registry;
+  /**
+   * Statement, transaction and policy metrics; null when the admin endpoint
+   * is off (nothing could read them, so nothing is counted).
+   */
+  readonly metrics: ProxyMetrics | null = null;
+  private readonly admin: AdminServer | null = null;
+  private draining = false;
 
   private constructor(readonly options: AppOptions) {
     const { config } = options;
     const listeners: TrackerListener[] = [];
     if (options.trace !== null) this.traceBus.attach(options.trace);
     listeners.push(new TraceWriter(this.traceBus, config.trace.sql));
+    // Process metrics watch the event loop and GC all the time: only when someone can scrape them.
+    this.registry = createRegistry({ processMetrics: config.http !== 'off' && config.metrics.process });
+    if (config.http !== 'off') {
+      this.metrics = new ProxyMetrics(this.registry, { routes: config.metrics.routes });
+      registerSessionGauges(this.registry, () => this.server.sessions);
+      const recentTransactions = new RecentTransactions();
+      listeners.push(this.metrics, recentTransactions);
+      const [adminHost, adminPort] = splitHostPort(config.http);
+      this.admin = new AdminServer({
+        host: adminHost,
+        port: adminPort,
+        registry: this.registry,
+        sessions: () => this.server.sessions,
+        recentTransactions,
+        traceBus: this.traceBus,
+        sqlMode: config.trace.sql,
+        target: options.target,
+        readyTimeoutMs: Math.min(READY_TIMEOUT_MS, config.connect_timeout),
+        lockWaitOf: options.lockWaitOf,
+        draining: () => this.draining,
+        log: options.log,
+      });
+    }
     listeners.push(...(options.listeners ?? []));
     const [host, port] = splitHostPort(config.listen);
     this.server = new ProxyServer({
@@ -49,9 +93,22 @@ export class App {
     });
   }
 
+  /** Rejects with a ListenError when the proxy or the admin endpoint cannot listen. */
   static async start(options: AppOptions): Promise<App> {
     const app = new App(options);
-    await app.server.listen();
+    try {
+      await app.server.listen();
+    } catch (err) {
+      throw new ListenError(options.config.listen, err as Error);
+    }
+    if (app.admin !== null) {
+      try {
+        await app.admin.listen();
+      } catch (err) {
+        await app.server.shutdown(0);
+        throw new ListenError(options.config.http, err as Error);
+      }
+    }
     return app;
   }
 
@@ -60,9 +117,27 @@ export class App {
     return this.server.address.port;
   }
 
-  /** Drains sessions (up to `drainMs`) and stops. */
+  /** The admin HTTP endpoint's port; null when `http` is off. */
+  get adminPort(): number | null {
+    return this.admin?.address.port ?? null;
+  }
+
+  /** Drains sessions (up to `drainMs`) and stops; `/readyz` answers 503 meanwhile. */
   async stop(drainMs = this.options.config.drain_timeout): Promise<void> {
+    this.draining = true;
     await this.server.shutdown(drainMs);
+    await this.admin?.close();
+  }
+}
+
+/** An address (the proxy's or the admin endpoint's) could not be bound. */
+export class ListenError extends Error {
+  override name = 'ListenError';
+  constructor(
+    readonly address: string,
+    readonly reason: Error,
+  ) {
+    super(`cannot listen on ${address}: ${reason.message}`);
   }
 }
 

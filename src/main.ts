@@ -9,7 +9,7 @@ import path from 'node:path';
 import tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import pino from 'pino';
-import { App } from './app.js';
+import { App, ListenError } from './app.js';
 import { buildConfig, ConfigError, parseCommandLine, parseConfigFile, settingsFromEnv, USAGE } from './config/load.js';
 import type { Config } from './config/schema.js';
 import { startEmbeddedPostgres, type EmbeddedServer } from './embedded/embedded-postgres.js';
@@ -147,8 +147,10 @@ async function main(): Promise<void> {
   try {
     app = await App.start({ config, target, log, trace, tlsContext });
   } catch (err) {
-    log.fatal({ listen: config.listen, err: (err as Error).message }, 'cannot listen');
-    process.stderr.write(`txproxy: cannot listen on ${config.listen}: ${(err as Error).message}\n`);
+    // A ListenError names the address (the proxy's or the admin endpoint's).
+    const message = err instanceof ListenError ? err.message : `cannot start: ${(err as Error).message}`;
+    log.fatal({ err: message }, 'cannot start');
+    process.stderr.write(`txproxy: ${message}\n`);
     await embedded?.stop();
     process.exit(EXIT_FAILURE);
   }
@@ -160,6 +162,10 @@ async function main(): Promise<void> {
     `txproxy listening on ${host}:${app.port}, proxying to ${target.host}:${target.port}${embedded ? ' (embedded PostgreSQL)' : ''}\n` +
       `DATABASE_URL=postgres://${user}${host}:${app.port}/${database}\n`,
   );
+  if (app.adminPort !== null) {
+    const [adminHost] = config.http.split(/:(?=\d+$)/);
+    process.stderr.write(`admin: http://${adminHost}:${app.adminPort}/ (metrics at /metrics)\n`);
+  }
 
   let stopping = false;
   const stop = async (signal: string) => {

@@ -75,8 +75,20 @@ export const configSchema = z
       .default({ level: 'info' }),
     /** Policies (docs/policies.md); validated by src/policy. */
     policies: z.unknown().optional(),
-    /** Metrics and lock monitor settings (docs/configuration.md). */
-    metrics: z.unknown().optional(),
+    /** Prometheus metrics on the admin endpoint (docs/metrics.md). */
+    metrics: z
+      .object({
+        /**
+         * sqlcommenter `route` values that get their own `route` label;
+         * every other route is counted as `other`, untagged requests as `none`.
+         */
+        routes: z.array(z.string().min(1)).default([]),
+        /** Node.js process metrics (CPU, memory, event loop, GC) beside txproxy's own. */
+        process: z.boolean().default(true),
+      })
+      .strict()
+      .default({ routes: [], process: true }),
+    /** Lock monitor settings (docs/configuration.md). */
     lock_monitor: z.unknown().optional(),
   })
   .strict();

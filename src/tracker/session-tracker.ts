@@ -117,6 +117,8 @@ export class SessionTracker {
   private statementSeq = 0;
   /** The statement the server is working on now. */
   private active: StatementRecord | null = null;
+  /** The statement finished last (the admin API shows it for idle sessions, as pg_stat_activity does). */
+  private last: StatementRecord | null = null;
   private readonly requests: RequestTracker;
 
   constructor(
@@ -146,6 +148,10 @@ export class SessionTracker {
 
   get activeStatement(): StatementRecord | null {
     return this.active;
+  }
+
+  get lastStatement(): StatementRecord | null {
+    return this.last;
   }
 
   get savepointDepth(): number {
@@ -480,6 +486,7 @@ export class SessionTracker {
     statement.rows = tag !== null ? rowsOfTag(tag) : null;
     if (statement.rows === null && statement.dataRows > 0) statement.rows = statement.dataRows;
     if (this.active === statement) this.active = null;
+    this.last = statement;
     const tx = this.tx;
     if (tx !== null) {
       tx.statements++;

@@ -1,0 +1,93 @@
+/**
+ * `GET /transactions`: the last finished transactions with their statements.
+ * A fixed-size ring of the tracker's own records: keeping one costs an array
+ * store, and the JSON is built only when someone asks.
+ */
+import type { SessionInfo, TrackerListener, TransactionRecord } from '../tracker/types.js';
+import type { ShowSql } from './shown-sql.js';
+
+export const RECENT_TRANSACTIONS = 100;
+
+export interface TransactionView {
+  id: string;
+  sessionId: string;
+  database: string;
+  user: string;
+  request: { id: string; traceId: string | null; route: string | null };
+  startedAt: string;
+  endedAt: string;
+  durationMs: number;
+  outcome: string | null;
+  implicit: boolean;
+  statements: number;
+  writes: number;
+  savepoints: { created: number; released: number; rolledBack: number; maxDepth: number };
+  idleInTransactionMs: number;
+  lockWaitMs: number;
+  firstError: { code: string; message: string } | null;
+  /** The first statements of the transaction (the tracker keeps up to 50). */
+  statementLog: { seq: number; text: string | null; operation: string; commandTag: string | null; durationMs: number; errorCode: string | null }[];
+}
+
+export class RecentTransactions implements TrackerListener {
+  private readonly ring: ({ session: SessionInfo; tx: TransactionRecord } | undefined)[];
+  private next = 0;
+
+  constructor(readonly capacity = RECENT_TRANSACTIONS) {
+    this.ring = new Array(capacity);
+  }
+
+  transactionEnded(session: SessionInfo, tx: TransactionRecord): void {
+    this.ring[this.next] = { session, tx };
+    this.next = (this.next + 1) % this.capacity;
+  }
+
+  /** The newest first, at most `limit`. */
+  list(limit: number, sql: ShowSql): TransactionView[] {
+    const out: TransactionView[] = [];
+    for (let i = 1; i <= Math.min(limit, this.capacity); i++) {
+      const entry = this.ring[(this.next - i + this.capacity) % this.capacity];
+      if (entry === undefined) break;
+      out.push(view(entry.session, entry.tx, sql));
+    }
+    return out;
+  }
+}
+
+function view(session: SessionInfo, tx: TransactionRecord, sql: ShowSql): TransactionView {
+  return {
+    id: tx.id,
+    sessionId: tx.sessionId,
+    database: session.database,
+    user: session.user,
+    request: { id: tx.request.id, traceId: tx.request.traceId, route: tx.request.route },
+    startedAt: new Date(tx.startedAt).toISOString(),
+    endedAt: new Date(tx.endedAt).toISOString(),
+    durationMs: round(tx.durationMs),
+    outcome: tx.outcome,
+    implicit: tx.implicit,
+    statements: tx.statements,
+    writes: tx.writes,
+    savepoints: {
+      created: tx.savepointsCreated,
+      released: tx.savepointsReleased,
+      rolledBack: tx.savepointsRolledBack,
+      maxDepth: tx.maxSavepointDepth,
+    },
+    idleInTransactionMs: round(tx.idleInTransactionMs),
+    lockWaitMs: round(tx.lockWaitMs),
+    firstError: tx.firstError,
+    statementLog: tx.statementLog.map((s) => ({
+      seq: s.seq,
+      text: sql(s.text),
+      operation: s.operation,
+      commandTag: s.commandTag,
+      durationMs: round(s.durationMs),
+      errorCode: s.errorCode,
+    })),
+  };
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 1000) / 1000;
+}
