@@ -45,16 +45,19 @@ export async function startPipeProxy(ctx: EndpointContext): Promise<Endpoint> {
   return { name: 'pipe', host: '127.0.0.1', port: Number(port), child, description: `Node.js ${process.version} socket.pipe() proxy` };
 }
 
-/** txproxy with its default configuration, tracing every statement and transaction to `traceFile`. */
+/**
+ * txproxy as deployed by default: tracing every statement and transaction to
+ * `traceFile`, metrics and the admin endpoint on (on a free port).
+ */
 export async function startTxproxy(ctx: EndpointContext, traceFile: string): Promise<Endpoint> {
   const main = path.join(ctx.distDir, 'src', 'main.js');
   const upstream = `postgres://${ctx.server.host}:${ctx.server.port}/${ctx.server.database}?sslmode=disable`;
   // TXPROXY_* variables from the caller's shell would change what is measured.
   const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('TXPROXY_')));
-  const args = [main, '--listen', '127.0.0.1:0', '--upstream', upstream, '--http', 'off', '--trace', traceFile, '--log-level', 'warn'];
+  const args = [main, '--listen', '127.0.0.1:0', '--upstream', upstream, '--http', '127.0.0.1:0', '--trace', traceFile, '--log-level', 'warn'];
   const child = ctx.children.spawn('txproxy', process.execPath, args, { env });
   const [, port] = await child.waitForLine(/^txproxy listening on \S+?:(\d+),/, START_TIMEOUT_MS);
-  return { name: 'txproxy', host: '127.0.0.1', port: Number(port), child, description: `txproxy (${path.relative(process.cwd(), main)}), trace to a file` };
+  return { name: 'txproxy', host: '127.0.0.1', port: Number(port), child, description: `txproxy (${path.relative(process.cwd(), main)}), trace to a file, metrics on` };
 }
 
 /** Null when PgBouncer is not installed. */
