@@ -72,6 +72,16 @@ export const ProxyErrors = {
     };
   },
 
+  /** PostgreSQL 17 requires ALPN on direct TLS, so that a TLS handshake meant for another protocol is not taken for ours. */
+  directTlsWithoutAlpn(): Report {
+    return {
+      severity: 'FATAL',
+      code: '08P01',
+      message: 'received direct SSL connection request without ALPN protocol negotiation extension',
+      hint: 'Direct TLS clients must offer the ALPN protocol "postgresql" (libpq 17 does), or connect with sslnegotiation=postgres.',
+    };
+  },
+
   dataAfterSslRequest(): Report {
     return {
       severity: 'FATAL',
