@@ -16,6 +16,16 @@ export const ProxyErrors = {
     };
   },
 
+  /** TLS to the upstream server failed as its sslmode requires (refused, untrusted certificate, wrong host name). */
+  upstreamTlsFailed(upstream: string, reason: string): Report {
+    return {
+      severity: 'FATAL',
+      code: '08001', // sqlclient_unable_to_establish_sqlconnection
+      message: `txproxy could not connect to the upstream server at ${upstream}: ${reason}`,
+      hint: "Check the upstream URL's sslmode and sslrootcert against the server's TLS setup and certificate.",
+    };
+  },
+
   /** The upstream connection broke in the middle of the session. */
   upstreamLost(upstream: string): Report {
     return {

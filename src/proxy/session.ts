@@ -25,7 +25,7 @@ import { SessionTracker, type Entry } from '../tracker/session-tracker.js';
 import type { SessionInfo, TrackerListener } from '../tracker/types.js';
 import type { BackendKeyRegistry } from './backend-keys.js';
 import { ProxyErrors } from './errors.js';
-import { connectUpstream, describeTarget, sendCancel, type UpstreamTarget } from './upstream.js';
+import { describeTarget, sendCancel, startUpstream, UpstreamTlsError, type UpstreamTarget } from './upstream.js';
 
 export interface SessionOptions {
   target: UpstreamTarget;
@@ -171,11 +171,18 @@ export class Session extends EventEmitter {
     this.client.on('close', () => this.onClientGone());
     let connection;
     try {
-      connection = await connectUpstream(target, this.options.connectTimeoutMs);
+      // Sends the StartupMessage; may retry with the other encryption choice (sslmode allow/prefer).
+      connection = await startUpstream(target, this.startup.packet, this.options.connectTimeoutMs, (reason) =>
+        this.log.info({ upstream: describeTarget(target), sslmode: target.sslmode, reason }, 'upstream rejected the first encryption choice: retrying'),
+      );
     } catch (err) {
       const reason = (err as Error).message;
       this.log.warn({ upstream: describeTarget(target), reason }, 'upstream unreachable');
-      this.failStartup(ProxyErrors.upstreamUnreachable(describeTarget(target), reason));
+      const report =
+        err instanceof UpstreamTlsError
+          ? ProxyErrors.upstreamTlsFailed(describeTarget(target), reason)
+          : ProxyErrors.upstreamUnreachable(describeTarget(target), reason);
+      this.failStartup(report);
       return;
     }
     if (this.closed) {
@@ -189,8 +196,9 @@ export class Session extends EventEmitter {
     upstream.on('data', (chunk: Buffer) => this.fromServer(chunk));
     upstream.on('error', (err) => this.log.debug({ err: err.message }, 'upstream socket error'));
     upstream.on('close', () => this.onUpstreamGone());
+    // What the server already answered (read while choosing the encryption) goes first.
+    if (connection.initial.length > 0) this.fromServer(connection.initial);
     upstream.resume();
-    upstream.write(this.startup.packet);
     this.client.on('data', (chunk: Buffer) => this.fromClient(chunk));
     if (this.startup.rest.length > 0) this.fromClient(this.startup.rest);
     this.client.resume();
