@@ -101,6 +101,22 @@ export const ProxyErrors = {
     };
   },
 
+  /**
+   * The client supports SCRAM channel binding, but txproxy had to withhold
+   * it (its TLS session with the client is not the server's): the server
+   * would take the client's "binding supported, not offered" for a
+   * downgrade attack.
+   */
+  channelBindingUnavailable(): Report {
+    return {
+      severity: 'FATAL',
+      code: '28000', // invalid_authorization_specification, as the server's own "SCRAM channel binding negotiation error"
+      message: 'SCRAM channel binding cannot pass through txproxy: its TLS session with the server is not the one the client sees',
+      detail: 'The client supports channel binding, so the server would reject SCRAM-SHA-256 without it as a downgrade.',
+      hint: "Connect without channel binding (libpq channel_binding=disable, node-postgres enableChannelBinding: false), or give txproxy the server's own certificate and key as tls.cert and tls.key so that binding holds end to end.",
+    };
+  },
+
   noUserInStartup(): Report {
     return {
       severity: 'FATAL',
