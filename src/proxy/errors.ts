@@ -142,6 +142,16 @@ export const ProxyErrors = {
     };
   },
 
+  /** A server message txproxy cannot frame: over max_message_length, or a nonsense length. */
+  invalidServerMessage(upstream: string, reason: string): Report {
+    return {
+      severity: 'FATAL',
+      code: '08P01',
+      message: `invalid message from the upstream server at ${upstream}: ${reason}`,
+      hint: 'The connection is closed; an open transaction was rolled back. Raise max_message_length if the message was legitimate.',
+    };
+  },
+
   invalidMessage(reason: string): Report {
     return {
       severity: 'FATAL',

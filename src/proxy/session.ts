@@ -250,7 +250,12 @@ export class Session extends EventEmitter {
       out = this.serverScanner.push(chunk);
     } catch (err) {
       this.log.error({ err: (err as Error).message }, 'invalid message from upstream');
-      this.close(ProxyErrors.upstreamLost(describeTarget(this.options.target)));
+      // A server message over max_message_length is a setting to raise, not a lost connection.
+      this.close(
+        err instanceof MessageLengthError
+          ? ProxyErrors.invalidServerMessage(describeTarget(this.options.target), err.message)
+          : ProxyErrors.upstreamLost(describeTarget(this.options.target)),
+      );
       return;
     }
     if (!write(this.client, out)) this.pauseUntilDrain(this.upstream!, this.client, 'upstream');
