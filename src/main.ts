@@ -88,7 +88,7 @@ async function main(): Promise<void> {
     target = parseUpstreamUrl(embedded.url + '?sslmode=disable');
   }
 
-  const trace = config.trace.output === 'off' ? null : createTraceSink(config.trace.output);
+  const trace = config.trace.output === 'off' ? null : createTraceSink(config.trace.output, (problem) => log.warn({ problem }, 'trace output problem'));
   let app: App;
   try {
     app = await App.start({ config, target, log, trace, tlsContext });
@@ -117,7 +117,7 @@ async function main(): Promise<void> {
     log.info({ signal, sessions: app.server.sessions.size, drainMs: config.drain_timeout }, 'shutting down: draining sessions');
     await app.stop();
     await embedded?.stop();
-    trace?.flush();
+    await trace?.flush();
     log.info('stopped');
     process.exit(0);
   };

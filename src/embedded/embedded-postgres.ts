@@ -102,6 +102,8 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
     if (!existsSync(path.join(dataDir, 'PG_VERSION'))) await pg.initialise();
     await pg.start();
   } catch (err) {
+    // initdb or postgres has exited (interrupted, or failed): nothing is left to use the temporary directory.
+    if (temporary) rmSync(parent, { recursive: true, force: true });
     const tail = logs.slice(-20).join('').trim();
     throw new Error(`embedded PostgreSQL failed to start: ${(err as Error)?.message ?? 'exited early'}\n${tail}`);
   }

@@ -1,36 +1,25 @@
 /**
- * Where trace records go: NDJSON through pino's asynchronous destination
- * (SonicBoom), which batches lines into few write(2) calls.
- *
- * Records are serialized with one JSON.stringify of a flat object rather
- * than through a pino logger: the trace is on the hot path of every
- * statement, its records have no level or message, and pino's per-key
- * serializer would cost several times more per record.
+ * Where trace records go: NDJSON, one JSON.stringify of a flat record per
+ * line, appended through a BufferedWriter (see there for why not a pino
+ * logger: the trace is on every statement's path).
  */
-import pino from 'pino';
+import { BufferedWriter } from './buffered-writer.js';
 
 export interface TraceSink {
   write(record: object): void;
-  /** Writes out what is buffered (at shutdown). */
-  flush(): void;
+  /** Resolves when what was written so far has reached the file. */
+  flush(): Promise<void>;
 }
 
 /** `-` is stdout; anything else a file, appended to, its directory created. */
-export function createTraceSink(output: string): TraceSink {
-  const destination =
-    output === '-'
-      ? pino.destination({ dest: 1, sync: false, minLength: 4096 })
-      : pino.destination({ dest: output, sync: false, mkdir: true, append: true, minLength: 4096 });
+export function createTraceSink(output: string, onProblem?: (problem: string) => void): TraceSink {
+  const writer = output === '-' ? new BufferedWriter(1, { onProblem }) : BufferedWriter.open(output, { onProblem });
   return {
     write(record) {
-      destination.write(JSON.stringify(record) + '\n');
+      writer.write(JSON.stringify(record) + '\n');
     },
     flush() {
-      try {
-        destination.flushSync();
-      } catch {
-        // Not yet open, or already closed: nothing buffered to lose.
-      }
+      return writer.flush();
     },
   };
 }
@@ -41,7 +30,7 @@ export class MemoryTraceSink implements TraceSink {
   write(record: object): void {
     this.records.push(record as Record<string, unknown>);
   }
-  flush(): void {}
+  async flush(): Promise<void> {}
 }
 
 /**
@@ -68,7 +57,7 @@ export class TraceBus implements TraceSink {
     for (const sink of this.sinks) sink.write(record);
   }
 
-  flush(): void {
-    for (const sink of this.sinks) sink.flush();
+  async flush(): Promise<void> {
+    await Promise.all(this.sinks.map((sink) => sink.flush()));
   }
 }

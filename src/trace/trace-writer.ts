@@ -21,7 +21,7 @@ export class TraceWriter implements TrackerListener {
     this.out.write({
       kind: 'session',
       event: 'start',
-      time: new Date(session.startedAt).toISOString(),
+      time: isoTime(session.startedAt),
       'session.id': session.id,
       'db.namespace': session.database,
       'db.user': session.user,
@@ -36,7 +36,7 @@ export class TraceWriter implements TrackerListener {
     this.out.write({
       kind: 'session',
       event: 'end',
-      time: new Date().toISOString(),
+      time: isoTime(Date.now()),
       'session.id': session.id,
       'db.namespace': session.database,
       duration_ms: round(Date.now() - session.startedAt),
@@ -48,7 +48,7 @@ export class TraceWriter implements TrackerListener {
     if (!this.out.active) return;
     const record: Record<string, unknown> = {
       kind: 'statement',
-      time: new Date(s.startedAt).toISOString(),
+      time: isoTime(s.startedAt),
       duration_ms: round(s.durationMs),
       'session.id': s.sessionId,
       'transaction.id': s.transactionId,
@@ -57,18 +57,19 @@ export class TraceWriter implements TrackerListener {
       'db.namespace': session.database,
       'db.operation.name': s.info.operation,
       'db.query.text': this.sql(s.text),
-      'db.response.status_code': s.error?.code ?? null,
-      'db.response.returned_rows': s.rows,
       'pg.command_tag': s.commandTag,
       'pg.tx_status_before': s.txStatusBefore,
       'pg.tx_status_after': s.txStatusAfter,
       'pg.protocol': s.protocol,
-      'pg.statement_name': s.statementName,
       'pg.backend_pid': session.backendPid,
       'pg.savepoint_depth': s.savepointDepth,
-      'pg.lock_wait_ms': round(s.lockWaitMs),
     };
+    // Absent means null or zero: records stay small on the hot path.
+    if (s.rows !== null) record['db.response.returned_rows'] = s.rows;
+    if (s.statementName !== null) record['pg.statement_name'] = s.statementName;
+    if (s.lockWaitMs > 0) record['pg.lock_wait_ms'] = round(s.lockWaitMs);
     if (s.error !== null) {
+      record['db.response.status_code'] = s.error.code;
       record['error.message'] = s.error.message;
       record['error.severity'] = s.error.severityV ?? s.error.severity;
     }
@@ -83,8 +84,8 @@ export class TraceWriter implements TrackerListener {
     if (!this.out.active) return;
     const record: Record<string, unknown> = {
       kind: 'transaction',
-      time: new Date(t.startedAt).toISOString(),
-      end: new Date(t.endedAt).toISOString(),
+      time: isoTime(t.startedAt),
+      end: isoTime(t.endedAt),
       duration_ms: round(t.durationMs),
       'transaction.id': t.id,
       'session.id': t.sessionId,
@@ -94,14 +95,17 @@ export class TraceWriter implements TrackerListener {
       implicit: t.implicit,
       statements: t.statements,
       writes: t.writes,
-      'savepoints.created': t.savepointsCreated,
-      'savepoints.released': t.savepointsReleased,
-      'savepoints.rolled_back': t.savepointsRolledBack,
-      'savepoints.max_depth': t.maxSavepointDepth,
-      idle_in_transaction_ms: round(t.idleInTransactionMs),
-      lock_wait_ms: round(t.lockWaitMs),
-      first_error: t.firstError,
     };
+    // Absent means zero or null, as in statement records.
+    if (t.savepointsCreated > 0) {
+      record['savepoints.created'] = t.savepointsCreated;
+      record['savepoints.released'] = t.savepointsReleased;
+      record['savepoints.rolled_back'] = t.savepointsRolledBack;
+      record['savepoints.max_depth'] = t.maxSavepointDepth;
+    }
+    if (t.idleInTransactionMs > 0) record.idle_in_transaction_ms = round(t.idleInTransactionMs);
+    if (t.lockWaitMs > 0) record.lock_wait_ms = round(t.lockWaitMs);
+    if (t.firstError !== null) record.first_error = t.firstError;
     addRequest(record, t.request);
     this.out.write(record);
   }
@@ -123,6 +127,18 @@ export function addRequest(record: Record<string, unknown>, request: RequestInfo
   if (request.action !== null) record.action = request.action;
   if (request.application !== null) record.application = request.application;
   record.sqlcommenter = request.tags;
+}
+
+let lastMs = -1;
+let lastIso = '';
+
+/** ISO 8601 of an epoch-ms time; thousands of records share a millisecond, so the last one is kept. */
+export function isoTime(ms: number): string {
+  if (ms !== lastMs) {
+    lastMs = ms;
+    lastIso = new Date(ms).toISOString();
+  }
+  return lastIso;
 }
 
 function round(ms: number): number {

@@ -1,0 +1,346 @@
+#!/usr/bin/env node
+/**
+ * `npm run bench`: one PostgreSQL, pgbench through each endpoint (direct,
+ * a bare Node.js pipe proxy, txproxy, PgBouncer when installed), the
+ * workloads interleaved round-robin so that a change in machine load hits
+ * every endpoint alike. Prints a table per workload and writes the runs to
+ * bench/results/<timestamp>.json. See bench/README.md.
+ */
+import { execFileSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import { startEmbeddedPostgres, type EmbeddedServer } from '../src/embedded/embedded-postgres.js';
+import { ChildRegistry } from './children.js';
+import { directEndpoint, startPgbouncer, startPipeProxy, startTxproxy, type Endpoint, type EndpointContext } from './endpoints.js';
+import { parseBenchOptions, UsageError, USAGE, type BenchOptions } from './options.js';
+import { findPgbench, Pgbench, type PgbenchTarget } from './pgbench.js';
+import { clockTicksPerSecond, readCpuTicks } from './process-cpu.js';
+import { formatTables, summarise, type RunResult } from './report.js';
+import { WORKLOADS, type Workload } from './workloads.js';
+
+const DIST_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const PACKAGE_ROOT = path.resolve(DIST_DIR, '..');
+const RESULTS_DIR = path.join(PACKAGE_ROOT, 'bench', 'results');
+
+const USER = 'postgres';
+const PASSWORD = 'postgres';
+const DATABASE = 'postgres';
+/** Pause after each run before reading CPU time, so work the proxy does as sessions close is counted. */
+const SETTLE_MS = 100;
+
+/**
+ * Server settings for a benchmark, not for keeping data: durability is off
+ * (fsync, synchronous_commit, full_page_writes) so TPC-B measures round
+ * trips rather than this machine's disk; no checkpoint or autovacuum starts
+ * in the middle of a run (the harness vacuums between write runs instead).
+ */
+function postgresSettings(options: BenchOptions): Record<string, string> {
+  return {
+    fsync: 'off',
+    synchronous_commit: 'off',
+    full_page_writes: 'off',
+    // Direct, txproxy's upstream connections and PgBouncer's pool, with room for lingering sessions.
+    max_connections: String(Math.max(100, options.clients * 3 + 20)),
+    shared_buffers: '512MB',
+    max_wal_size: '4GB',
+    checkpoint_timeout: '1h',
+    autovacuum: 'off',
+  };
+}
+
+function progress(line: string): void {
+  process.stderr.write(line + '\n');
+}
+
+interface State {
+  children: ChildRegistry;
+  server: EmbeddedServer | null;
+  /** Set while the server starts, so that Ctrl-C in that moment still stops it. */
+  serverStarting: Promise<EmbeddedServer> | null;
+  tempDir: string | null;
+  runs: RunResult[];
+  interrupted: boolean;
+}
+
+async function main(): Promise<number> {
+  let options: BenchOptions | null;
+  try {
+    options = parseBenchOptions(process.argv.slice(2));
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    process.stderr.write(`bench: ${err.message}\n${USAGE}\n`);
+    return 2;
+  }
+  if (options === null) {
+    process.stdout.write(USAGE + '\n');
+    return 0;
+  }
+
+  const state: State = { children: new ChildRegistry(), server: null, serverStarting: null, tempDir: null, runs: [], interrupted: false };
+  const cleanup = once(() => cleanUp(state));
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (state.interrupted) {
+      state.children.killAllNow();
+      process.exit(130);
+    }
+    state.interrupted = true;
+    progress(`\n${signal}: stopping every process the benchmark started`);
+    void cleanup().finally(() => {
+      if (state.runs.length > 0) {
+        process.stdout.write('\nInterrupted; the runs finished so far (no results file written):\n\n');
+        process.stdout.write(formatTables(summarise(options.workloads, options.endpoints, state.runs), options));
+      }
+      process.exit(130);
+    });
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  process.on('exit', () => state.children.killAllNow());
+
+  try {
+    return await benchmark(options, state);
+  } catch (err) {
+    if (state.interrupted) return 130;
+    process.stderr.write(`bench: ${(err as Error).message}\n`);
+    return 1;
+  } finally {
+    await cleanup();
+  }
+}
+
+async function benchmark(options: BenchOptions, state: State): Promise<number> {
+  const pgbenchBinary = findPgbench();
+  if (pgbenchBinary === null) throw new Error('pgbench not found on PATH or under /usr/lib/postgresql: install it (Debian: apt-get install postgresql-15)');
+  const pgbench = new Pgbench(state.children, pgbenchBinary);
+  const pgbenchVersion = commandOutput(pgbenchBinary, ['--version']);
+  const clockTicks = clockTicksPerSecond();
+  const startedAt = new Date();
+  const loadBefore = os.loadavg();
+  if (loadBefore[0] > os.cpus().length / 2) {
+    progress(`note: load average ${loadBefore[0].toFixed(1)} on ${os.cpus().length} cores before starting: other work is running, expect noisy numbers`);
+  }
+
+  state.tempDir = mkdtempSync(path.join(os.tmpdir(), 'txproxy-bench-'));
+  // PgBouncer runs as another user when we are root and must reach its own subdirectory.
+  chmodSync(state.tempDir, 0o711);
+  const settings = postgresSettings(options);
+  progress(`starting PostgreSQL (${Object.entries(settings).map(([k, v]) => `${k}=${v}`).join(', ')})`);
+  state.serverStarting = startEmbeddedPostgres({
+    dataDir: null,
+    port: 0,
+    user: USER,
+    password: PASSWORD,
+    postgresFlags: Object.entries(settings).flatMap(([k, v]) => ['-c', `${k}=${v}`]),
+  });
+  state.server = await state.serverStarting;
+  const server = { host: state.server.host, port: state.server.port, user: USER, password: PASSWORD, database: DATABASE };
+  const serverVersion = await directQuery(server, 'SHOW server_version').then((r) => String(r.rows[0].server_version));
+
+  let t = Date.now();
+  progress(`pgbench -i -s ${options.scale}`);
+  await pgbench.initialise(server, options.scale);
+  progress(`  done in ${((Date.now() - t) / 1000).toFixed(1)} s`);
+
+  const ctx: EndpointContext = { children: state.children, server, distDir: DIST_DIR, tempDir: state.tempDir, clients: options.clients };
+  const traceFile = path.join(state.tempDir, 'txproxy-trace.ndjson');
+  const endpoints: Endpoint[] = [];
+  const notes: string[] = [];
+  for (const name of options.endpoints) {
+    if (name === 'direct') endpoints.push(directEndpoint(ctx));
+    if (name === 'pipe') endpoints.push(await startPipeProxy(ctx));
+    if (name === 'txproxy') endpoints.push(await startTxproxy(ctx, traceFile));
+    if (name === 'pgbouncer') {
+      const bouncer = await startPgbouncer(ctx);
+      if (bouncer) endpoints.push(bouncer);
+      else notes.push('PgBouncer is not installed (no pgbouncer on PATH or in /usr/sbin): skipped. Install it with: apt-get install -y pgbouncer');
+    }
+  }
+  for (const note of notes) progress(`note: ${note}`);
+  for (const e of endpoints) progress(`${e.name.padEnd(9)} 127.0.0.1:${e.port}  ${e.description}${e.child ? ` (pid ${e.child.pid})` : ''}`);
+
+  const perRunS = options.durationS + 1;
+  const total = options.rounds * options.workloads.length * endpoints.length;
+  progress(`${total} runs of ${options.durationS} s, about ${Math.ceil((total * perRunS + endpoints.length * options.warmupS) / 60)} min`);
+
+  if (options.warmupS > 0) {
+    for (const endpoint of endpoints) {
+      progress(`warm-up ${endpoint.name} (${options.warmupS} s select-only)`);
+      await pgbench.run(target(endpoint), { clients: options.clients, jobs: options.jobs, durationS: options.warmupS, args: WORKLOADS[0].args });
+    }
+  }
+
+  const failures: string[] = [];
+  const dead = new Set<string>();
+  let n = 0;
+  for (let round = 1; round <= options.rounds; round++) {
+    for (const workload of options.workloads) {
+      // Each round starts with a different endpoint, so none is always first after a workload change.
+      const shift = (round - 1) % endpoints.length;
+      for (const endpoint of [...endpoints.slice(shift), ...endpoints.slice(0, shift)]) {
+        n++;
+        const label = `[${String(n).padStart(String(total).length)}/${total}] round ${round} ${workload.name} ${endpoint.name}`;
+        if (dead.has(endpoint.name)) continue;
+        if (endpoint.child && !endpoint.child.running) {
+          dead.add(endpoint.name);
+          failures.push(`${endpoint.name} exited (${endpoint.child.status}); its remaining runs were skipped. Its last output:\n${endpoint.child.tail()}`);
+          progress(`${label}: skipped, ${endpoint.name} has exited`);
+          continue;
+        }
+        try {
+          if (workload.writes) await resetWrites(server);
+          const result = await measure(pgbench, options, workload, endpoint, round, clockTicks, endpoint.name === 'txproxy' ? traceFile : null);
+          state.runs.push(result);
+          progress(
+            `${label}: ${result.tps.toFixed(0)} tps, ${result.latencyAvgMs.toFixed(3)} ms` +
+              (result.proxyCpuUsPerTx === null ? '' : `, ${result.proxyCpuUsPerTx.toFixed(1)} µs CPU/tx`) +
+              (result.failed > 0 ? `, ${result.failed} failed` : ''),
+          );
+        } catch (err) {
+          if (state.interrupted) throw err;
+          failures.push(`${label}: ${(err as Error).message}`);
+          progress(`${label}: FAILED ${(err as Error).message}`);
+        }
+      }
+    }
+  }
+
+  const summaries = summarise(options.workloads, endpoints.map((e) => e.name), state.runs);
+  const loadAfter = os.loadavg();
+  process.stdout.write('\n' + formatTables(summaries, options));
+  process.stdout.write(
+    `load average ${loadBefore[0].toFixed(1)} before, ${loadAfter[0].toFixed(1)} after, on ${os.cpus().length} cores` +
+      ` shared by pgbench, PostgreSQL and the proxy; fsync off. Ratios > 1: txproxy faster (TPS) or costlier (CPU).\n`,
+  );
+  for (const note of notes) process.stdout.write(`note: ${note}\n`);
+  for (const failure of failures) process.stdout.write(`FAILED ${failure}\n`);
+
+  if (options.writeJson) {
+    mkdirSync(RESULTS_DIR, { recursive: true });
+    const file = path.join(RESULTS_DIR, `${startedAt.toISOString().replace(/[:.]/g, '-')}.json`);
+    const results = {
+      startedAt: startedAt.toISOString(),
+      finishedAt: new Date().toISOString(),
+      options: { ...options, workloads: options.workloads.map((w) => w.name) },
+      environment: {
+        node: process.version,
+        pgbench: pgbenchVersion,
+        postgres: serverVersion,
+        postgresSettings: settings,
+        cpu: os.cpus()[0]?.model ?? null,
+        cores: os.cpus().length,
+        clockTicksPerSecond: clockTicks,
+        loadAverageBefore: loadBefore,
+        loadAverageAfter: loadAfter,
+        git: gitState(),
+      },
+      endpoints: endpoints.map((e) => ({ name: e.name, description: e.description })),
+      notes,
+      failures,
+      summaries,
+      runs: state.runs,
+    };
+    writeFileSync(file, JSON.stringify(results, null, 2) + '\n');
+    process.stdout.write(`results: ${path.relative(process.cwd(), file)}\n`);
+  }
+  return failures.length > 0 ? 1 : 0;
+}
+
+/** One pgbench run through `endpoint`, with the proxy's CPU time around it. */
+async function measure(
+  pgbench: Pgbench,
+  options: BenchOptions,
+  workload: Workload,
+  endpoint: Endpoint,
+  round: number,
+  clockTicks: number,
+  traceFile: string | null,
+): Promise<RunResult> {
+  const pid = endpoint.child?.pid ?? null;
+  const startedAt = new Date().toISOString();
+  const loadAverage = os.loadavg()[0];
+  if (traceFile !== null && existsSync(traceFile)) truncateSync(traceFile);
+  const ticksBefore = pid === null ? 0 : readCpuTicks(pid);
+  const { summary } = await pgbench.run(target(endpoint), { clients: options.clients, jobs: options.jobs, durationS: options.durationS, args: workload.args });
+  await new Promise((r) => setTimeout(r, SETTLE_MS));
+  const proxyCpuUs = pid === null ? null : ((readCpuTicks(pid) - ticksBefore) * 1e6) / clockTicks;
+  return {
+    startedAt,
+    loadAverage,
+    workload: workload.name,
+    endpoint: endpoint.name,
+    round,
+    ...summary,
+    proxyCpuUs,
+    proxyCpuUsPerTx: proxyCpuUs === null || summary.transactions === 0 ? null : proxyCpuUs / summary.transactions,
+    // The trace is emptied before each run, so its size is what this run wrote (less the last few KiB still buffered).
+    traceBytes: traceFile === null ? null : existsSync(traceFile) ? statSync(traceFile).size : 0,
+  };
+}
+
+function target(endpoint: Endpoint): PgbenchTarget {
+  return { host: endpoint.host, port: endpoint.port, user: USER, password: PASSWORD, database: DATABASE };
+}
+
+/** What pgbench itself does before a TPC-B run (we pass -n so it is not done through the endpoint under test). */
+async function resetWrites(server: PgbenchTarget): Promise<void> {
+  await directQuery(server, 'VACUUM pgbench_branches', 'VACUUM pgbench_tellers', 'TRUNCATE pgbench_history');
+}
+
+async function directQuery(server: PgbenchTarget, ...statements: string[]): Promise<pg.QueryResult> {
+  const client = new pg.Client({ host: server.host, port: server.port, user: server.user, password: server.password, database: server.database });
+  await client.connect();
+  try {
+    let result!: pg.QueryResult;
+    for (const sql of statements) result = await client.query(sql);
+    return result;
+  } finally {
+    await client.end();
+  }
+}
+
+async function cleanUp(state: State): Promise<void> {
+  await state.children.stopAll();
+  const server = state.server ?? (await state.serverStarting?.catch(() => null)) ?? null;
+  state.server = state.serverStarting = null;
+  if (server !== null) {
+    // After Ctrl-C the server has had the terminal's SIGINT too and may be gone already, and then stop() never settles.
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([server.stop(), new Promise((r) => (timer = setTimeout(r, 10_000)))]);
+    clearTimeout(timer);
+    rmSync(path.dirname(server.dataDir), { recursive: true, force: true });
+  }
+  if (state.tempDir !== null) rmSync(state.tempDir, { recursive: true, force: true });
+}
+
+function commandOutput(command: string, args: string[]): string | null {
+  try {
+    return execFileSync(command, args, { stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
+  } catch {
+    return null;
+  }
+}
+
+function gitState(): { commit: string | null; dirty: boolean | null } {
+  const commit = commandOutput('git', ['-C', PACKAGE_ROOT, 'rev-parse', 'HEAD']);
+  const status = commandOutput('git', ['-C', PACKAGE_ROOT, 'status', '--porcelain', '--untracked-files=no']);
+  return { commit, dirty: status === null ? null : status !== '' };
+}
+
+function once<T>(fn: () => Promise<T>): () => Promise<T> {
+  let promise: Promise<T> | null = null;
+  return () => (promise ??= fn());
+}
+
+main().then(
+  (code) => {
+    // 130: interrupted; the signal handler exits once everything is stopped.
+    if (code !== 130) process.exit(code);
+  },
+  (err: Error) => {
+    process.stderr.write(`bench: ${err.stack ?? err.message}\n`);
+    process.exit(1);
+  },
+);

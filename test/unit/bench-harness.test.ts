@@ -1,0 +1,114 @@
+/**
+ * The benchmark's parsers: if pgbench's summary or /proc's stat line were
+ * misread, every number in the tables would be wrong without any error.
+ */
+import t from 'tap';
+import { parseBenchOptions, UsageError } from '../../bench/options.js';
+import { parsePgbenchOutput } from '../../bench/pgbench.js';
+import { parseCpuTicks } from '../../bench/process-cpu.js';
+import { median, summarise, type RunResult } from '../../bench/report.js';
+import { WORKLOADS } from '../../bench/workloads.js';
+
+// pgbench 15 against PostgreSQL 18, as printed on this project's machines.
+const PGBENCH_15 = `pgbench (15.18 (Debian 15.18-0+deb12u1), server 18.4)
+transaction type: <builtin: select only>
+scaling factor: 10
+query mode: simple
+number of clients: 1
+number of threads: 1
+maximum number of tries: 1
+duration: 1 s
+number of transactions actually processed: 11950
+number of failed transactions: 0 (0.000%)
+latency average = 0.083 ms
+initial connection time = 9.296 ms
+tps = 12059.500262 (without initial connection time)
+`;
+
+// pgbench 13 and older print two tps lines; the one without connection time is the comparable one.
+const PGBENCH_13 = `transaction type: <builtin: TPC-B (sort of)>
+scaling factor: 1
+query mode: prepared
+number of clients: 8
+number of threads: 2
+duration: 10 s
+number of transactions actually processed: 9876
+latency average = 8.101 ms
+tps = 980.100000 (including connections establishing)
+tps = 987.654321 (excluding connections establishing)
+`;
+
+t.test('pgbench summary', async (t) => {
+  t.same(parsePgbenchOutput(PGBENCH_15), { tps: 12059.500262, latencyAvgMs: 0.083, transactions: 11950, failed: 0 });
+  t.same(parsePgbenchOutput(PGBENCH_13), { tps: 987.654321, latencyAvgMs: 8.101, transactions: 9876, failed: 0 });
+  t.equal(parsePgbenchOutput(PGBENCH_15.replace('failed transactions: 0 (0.000%)', 'failed transactions: 12 (0.100%)')).failed, 12);
+  const aborted = 'pgbench: error: connection to server at "127.0.0.1", port 1 failed: Connection refused\n';
+  t.throws(() => parsePgbenchOutput(aborted), /pgbench printed no summary[\s\S]*Connection refused/);
+});
+
+t.test('CPU ticks from /proc/<pid>/stat', async (t) => {
+  // Fields 14 and 15 (utime 1200, stime 345); the command name holds spaces and a ')'.
+  const stat = '4242 (node (x) y) S 1 4242 4242 0 -1 4194560 5000 0 0 0 1200 345 0 0 20 0 11 0 100 1000000 5000 18446744073709551615';
+  t.equal(parseCpuTicks(stat), 1545);
+  t.equal(parseCpuTicks('7 (pgbouncer) S 1 7 7 0 -1 4194560 10 0 0 0 3 4 0 0 20 0 1 0 5 1 1'), 7);
+  t.throws(() => parseCpuTicks('garbage'), /unexpected \/proc stat line/);
+});
+
+t.test('command line', async (t) => {
+  const defaults = parseBenchOptions([])!;
+  t.match(defaults, { durationS: 10, rounds: 3, clients: 8, jobs: 2, scale: 10, warmupS: 2, endpoints: ['direct', 'pipe', 'txproxy', 'pgbouncer'], writeJson: true });
+  t.same(defaults.workloads.map((w) => w.name), ['select-simple', 'select-extended', 'select-prepared', 'tpcb']);
+  const quick = parseBenchOptions(['--quick', '--rounds', '2', '--only', 'pgbouncer,txproxy', '--workloads', 'tpcb'])!;
+  t.match(quick, { durationS: 3, rounds: 2, scale: 1, endpoints: ['txproxy', 'pgbouncer'] }, 'flags override --quick; table order kept');
+  t.same(quick.workloads.map((w) => w.name), ['tpcb']);
+  t.equal(parseBenchOptions(['--clients', '1'])!.jobs, 1, 'one client gets one thread');
+  t.equal(parseBenchOptions(['--help']), null);
+  t.throws(() => parseBenchOptions(['--only', 'txproxy,pgpool']), new UsageError("--only expects a comma-separated list of direct, pipe, txproxy, pgbouncer; got 'txproxy,pgpool'"));
+  t.throws(() => parseBenchOptions(['--duration', '0']), /--duration expects a whole number of at least 1/);
+  t.throws(() => parseBenchOptions(['--clients', '2', '--jobs', '4']), /--jobs 4 is more than --clients 2/);
+  t.throws(() => parseBenchOptions(['--fast']), UsageError);
+});
+
+t.test('summary: medians over rounds and txproxy ratios', async (t) => {
+  t.equal(median([3, 1, 2]), 2);
+  t.equal(median([4, 1, 3, 2]), 2.5);
+  const run = (endpoint: RunResult['endpoint'], round: number, tps: number, cpuPerTx: number | null): RunResult => ({
+    startedAt: '2026-01-01T00:00:00.000Z',
+    loadAverage: 1,
+    workload: 'tpcb',
+    endpoint,
+    round,
+    tps,
+    latencyAvgMs: 8 / tps,
+    transactions: tps * 10,
+    failed: 0,
+    proxyCpuUs: cpuPerTx === null ? null : cpuPerTx * tps * 10,
+    proxyCpuUsPerTx: cpuPerTx,
+    traceBytes: endpoint === 'txproxy' ? tps * 10 * 4000 : null,
+  });
+  const runs = [
+    run('direct', 1, 1000, null),
+    run('direct', 2, 1200, null),
+    run('direct', 3, 1100, null),
+    run('pgbouncer', 1, 900, 200),
+    run('pgbouncer', 2, 1000, 240),
+    run('pgbouncer', 3, 800, 210),
+    run('txproxy', 1, 880, 420),
+    run('txproxy', 2, 440, 700),
+    run('txproxy', 3, 900, 434),
+  ];
+  const tpcb = WORKLOADS.filter((w) => w.name === 'tpcb');
+  const [summary] = summarise(tpcb, ['direct', 'pipe', 'txproxy', 'pgbouncer'], runs);
+  t.same(
+    summary.rows.map((r) => [r.endpoint, r.tpsMedian, r.tpsMin, r.tpsMax, r.cpuUsPerTxMedian]),
+    [
+      ['direct', 1100, 1000, 1200, null],
+      ['txproxy', 880, 440, 900, 434],
+      ['pgbouncer', 900, 800, 1000, 210],
+    ],
+    'an endpoint without runs (pipe) has no row',
+  );
+  t.equal(summary.rows[1].cpuUsPerRoundTrip, 434 / 7, 'TPC-B is seven round trips a transaction');
+  t.equal(summary.rows[1].traceBytesPerTx, 4000);
+  t.same(summary.ratios, { tps: { direct: 0.8, pgbouncer: 880 / 900 }, cpu: { pgbouncer: 434 / 210 } });
+});
