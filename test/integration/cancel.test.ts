@@ -12,7 +12,7 @@ import postgresJs from 'postgres';
 import { captureLog } from '../helpers/log-capture.js';
 import { startPostgres } from '../helpers/postgres.js';
 import { eventually, startProxy } from '../helpers/proxy.js';
-import { cancelRequest, RawConnection } from '../helpers/raw-client.js';
+import { cancelRequest, RawConnection } from '../helpers/raw-connection.js';
 
 const postgres = await startPostgres();
 const { log, records } = captureLog();

@@ -8,7 +8,7 @@ import t from 'tap';
 import pg from 'pg';
 import { startPostgres } from '../helpers/postgres.js';
 import { eventually, startProxy } from '../helpers/proxy.js';
-import { errorFieldsOf, messageWithLength, RawConnection, startupMessage } from '../helpers/raw-client.js';
+import { errorFieldsOf, messageWithLength, RawConnection, startupMessage } from '../helpers/raw-connection.js';
 import { serialize } from '../helpers/messages.js';
 
 const postgres = await startPostgres({

@@ -7,7 +7,7 @@
 import t from 'tap';
 import { startPostgres } from '../helpers/postgres.js';
 import { eventually, startProxy } from '../helpers/proxy.js';
-import { cancelRequest, errorFieldsOf, md5PasswordMessage, RawConnection, startupMessage, type RawMessage } from '../helpers/raw-client.js';
+import { cancelRequest, errorFieldsOf, md5PasswordMessage, RawConnection, startupMessage, type RawMessage } from '../helpers/raw-connection.js';
 import { serialize } from '../helpers/messages.js';
 
 const PROTOCOL_3_0 = 196608;

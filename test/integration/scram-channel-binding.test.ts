@@ -15,7 +15,7 @@ import pg from 'pg';
 import { makeCertificates, serverTlsFlags } from '../helpers/certificates.js';
 import { startPostgres } from '../helpers/postgres.js';
 import { eventually, startProxy, type TestProxy } from '../helpers/proxy.js';
-import { RawConnection, startupMessage, startupRequest } from '../helpers/raw-client.js';
+import { RawConnection, startupMessage, startupRequest } from '../helpers/raw-connection.js';
 
 const certs = makeCertificates();
 const serverCert = certs.issue('server', ['localhost', '127.0.0.1']);

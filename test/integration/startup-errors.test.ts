@@ -7,7 +7,7 @@ import t from 'tap';
 import { captureLog } from '../helpers/log-capture.js';
 import { startPostgres } from '../helpers/postgres.js';
 import { startProxy } from '../helpers/proxy.js';
-import { errorFieldsOf, RawConnection, startupMessage, startupRequest } from '../helpers/raw-client.js';
+import { errorFieldsOf, RawConnection, startupMessage, startupRequest } from '../helpers/raw-connection.js';
 import { serialize } from '../helpers/messages.js';
 
 const SSL_REQUEST = 80877103;

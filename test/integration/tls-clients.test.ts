@@ -17,7 +17,7 @@ import { captureLog } from '../helpers/log-capture.js';
 import { serialize } from '../helpers/messages.js';
 import { startPostgres } from '../helpers/postgres.js';
 import { eventually, startProxy } from '../helpers/proxy.js';
-import { errorFieldsOf, RawConnection, startupMessage, startupRequest } from '../helpers/raw-client.js';
+import { errorFieldsOf, RawConnection, startupMessage, startupRequest } from '../helpers/raw-connection.js';
 
 const SSL_REQUEST = 80877103;
 const GSSENC_REQUEST = 80877104;
