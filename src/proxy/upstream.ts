@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import tls from 'node:tls';
+import { decodeErrorFields } from '../protocol/decode.js';
 import { serialize } from '../protocol/frontend-messages.js';
 
 export type SslMode = 'disable' | 'allow' | 'prefer' | 'require' | 'verify-ca' | 'verify-full';
@@ -137,7 +138,18 @@ export async function startUpstream(
     const first = await firstAnswer(connection.socket, timeoutMs);
     if (first !== null && first[0] !== ERROR_RESPONSE) return { ...connection, initial: first };
     connection.socket.destroy();
-    onRetry?.(first === null ? 'server closed the connection after the StartupMessage' : 'server rejected the StartupMessage');
+    onRetry?.(first === null ? 'server closed the connection after the StartupMessage' : `server rejected the StartupMessage: ${errorMessageOf(first)}`);
+  }
+}
+
+/** The message of the ErrorResponse at the start of `chunk`, when the chunk holds all of it. */
+function errorMessageOf(chunk: Buffer): string {
+  const end = chunk.length >= 5 ? chunk.readInt32BE(1) + 1 : Infinity;
+  if (end > chunk.length) return '(message incomplete)';
+  try {
+    return decodeErrorFields(chunk, 0, end).message;
+  } catch {
+    return '(message unreadable)';
   }
 }
 
