@@ -12,6 +12,12 @@ import { errorResponse, SSL_ACCEPT, SSL_REFUSE, type Report } from '../protocol/
 import { StartupPacketError, StartupReader } from '../protocol/startup-reader.js';
 import { ProxyErrors } from './errors.js';
 
+/** The ALPN protocol name PostgreSQL registered; required for direct TLS. */
+export const POSTGRESQL_ALPN = 'postgresql';
+
+/** How long a refused client may take to read our error and close, before we close on it. */
+const REFUSAL_LINGER_MS = 2000;
+
 export type HandshakeResult =
   | {
       kind: 'startup';
@@ -26,8 +32,11 @@ export type HandshakeResult =
       rest: Buffer;
     }
   | { kind: 'cancel'; socket: net.Socket; packet: Buffer; pid: number; key: Buffer }
-  /** The client left, or was refused and closed. */
-  | { kind: 'closed'; reason: string };
+  /**
+   * The client left, or was refused and closed. `refusal` is the error we
+   * sent (null when the client just went away or its TLS handshake failed).
+   */
+  | { kind: 'closed'; reason: string; refusal: Report | null };
 
 export interface HandshakeOptions {
   /** Present when TLS is configured for clients. */
@@ -40,6 +49,8 @@ export function clientHandshake(socket: net.Socket, options: HandshakeOptions): 
     let current = socket;
     let reader = new StartupReader();
     let secure = false;
+    /** The TLS handshake is under way: nothing can be written in the clear or encrypted. */
+    let handshaking = false;
     let settled = false;
 
     const timer = setTimeout(() => refuse(ProxyErrors.startupTimeout(options.timeoutMs)), options.timeoutMs);
@@ -49,14 +60,28 @@ export function clientHandshake(socket: net.Socket, options: HandshakeOptions): 
       settled = true;
       clearTimeout(timer);
       detach();
-      current.pause();
+      // The session takes over a live socket and resumes it when ready.
+      if (result.kind !== 'closed') current.pause();
       resolve(result);
     }
 
+    /**
+     * Sends `report` and closes. Input is read on and discarded, so the
+     * client's own close is noticed; a client that never closes is cut off
+     * after a grace period.
+     */
     function refuse(report: Report): void {
       if (settled) return;
-      current.end(errorResponse(report));
-      finish({ kind: 'closed', reason: report.message });
+      const refused = current;
+      finish({ kind: 'closed', reason: report.message, refusal: report });
+      if (handshaking) {
+        refused.destroy();
+        return;
+      }
+      refused.end(errorResponse(report));
+      refused.on('error', () => undefined);
+      refused.resume();
+      setTimeout(() => refused.destroy(), REFUSAL_LINGER_MS).unref();
     }
 
     function attach(): void {
@@ -71,26 +96,40 @@ export function clientHandshake(socket: net.Socket, options: HandshakeOptions): 
       current.off('close', onGone);
     }
 
-    function onGone(): void {
-      finish({ kind: 'closed', reason: 'client closed the connection during startup' });
-      current.destroy();
+    function onGone(err?: Error | boolean): void {
+      const reason =
+        err instanceof Error
+          ? `${handshaking ? 'TLS handshake failed' : 'socket error'}: ${err.message.trim()}`
+          : 'client closed the connection during startup';
+      const gone = current;
+      finish({ kind: 'closed', reason, refusal: null });
+      gone.destroy();
     }
 
-    function startTls(initial: Buffer | null): void {
-      if (options.tlsContext === null) return;
+    /**
+     * Hands the connection to a TLS server socket. `initial` holds bytes
+     * already read (a direct-TLS ClientHello): they are put back so the TLS
+     * layer reads them first. `direct` requires the client to have
+     * negotiated ALPN "postgresql", as PostgreSQL does.
+     */
+    function startTls(tlsContext: tls.SecureContext, initial: Buffer | null, direct: boolean): void {
       detach();
       current.pause();
-      // Bytes already read (a direct-TLS ClientHello) are fed to the TLS layer first.
       if (initial !== null) current.unshift(initial);
       const tlsSocket = new tls.TLSSocket(current, {
         isServer: true,
-        secureContext: options.tlsContext,
-        // PostgreSQL requires this ALPN for direct TLS; libpq sends it always.
-        ALPNProtocols: ['postgresql'],
+        secureContext: tlsContext,
+        // A client offering other protocols only gets a fatal alert, as from PostgreSQL.
+        ALPNProtocols: [POSTGRESQL_ALPN],
       });
       current = tlsSocket;
       secure = true;
+      handshaking = true;
       reader = new StartupReader();
+      tlsSocket.once('secure', () => {
+        handshaking = false;
+        if (direct && tlsSocket.alpnProtocol !== POSTGRESQL_ALPN) refuse(ProxyErrors.directTlsWithoutAlpn());
+      });
       attach();
       tlsSocket.resume();
     }
@@ -104,13 +143,13 @@ export function clientHandshake(socket: net.Socket, options: HandshakeOptions): 
           read = reader.next();
         }
       } catch (err) {
-        if (err instanceof StartupPacketError) refuse(ProxyErrors.invalidStartupPacket(err.message));
-        else refuse(ProxyErrors.invalidStartupPacket((err as Error).message));
+        refuse(ProxyErrors.invalidStartupPacket(err instanceof StartupPacketError ? err.message : (err as Error).message));
         return;
       }
       if (read.kind === 'tls') {
+        // Only the very first bytes of a connection may open a direct TLS handshake.
         if (options.tlsContext === null || secure) refuse(ProxyErrors.directTlsWithoutTls());
-        else startTls(read.bytes);
+        else startTls(options.tlsContext, read.bytes, true);
       }
     }
 
@@ -130,7 +169,7 @@ export function clientHandshake(socket: net.Socket, options: HandshakeOptions): 
             return false;
           }
           current.write(SSL_ACCEPT);
-          startTls(null);
+          startTls(options.tlsContext, null, false);
           return false;
         case 'gssenc':
           current.write(SSL_REFUSE);

@@ -16,6 +16,16 @@ export const ProxyErrors = {
     };
   },
 
+  /** TLS to the upstream server failed as its sslmode requires (refused, untrusted certificate, wrong host name). */
+  upstreamTlsFailed(upstream: string, reason: string): Report {
+    return {
+      severity: 'FATAL',
+      code: '08001', // sqlclient_unable_to_establish_sqlconnection
+      message: `txproxy could not connect to the upstream server at ${upstream}: ${reason}`,
+      hint: "Check the upstream URL's sslmode and sslrootcert against the server's TLS setup and certificate.",
+    };
+  },
+
   /** The upstream connection broke in the middle of the session. */
   upstreamLost(upstream: string): Report {
     return {
@@ -72,12 +82,38 @@ export const ProxyErrors = {
     };
   },
 
+  /** PostgreSQL 17 requires ALPN on direct TLS, so that a TLS handshake meant for another protocol is not taken for ours. */
+  directTlsWithoutAlpn(): Report {
+    return {
+      severity: 'FATAL',
+      code: '08P01',
+      message: 'received direct SSL connection request without ALPN protocol negotiation extension',
+      hint: 'Direct TLS clients must offer the ALPN protocol "postgresql" (libpq 17 does), or connect with sslnegotiation=postgres.',
+    };
+  },
+
   dataAfterSslRequest(): Report {
     return {
       severity: 'FATAL',
       code: '08P01',
       message: 'received unencrypted data after SSL request',
       detail: 'This could be either a client-software bug or evidence of an attempted man-in-the-middle attack.',
+    };
+  },
+
+  /**
+   * The client supports SCRAM channel binding, but txproxy had to withhold
+   * it (its TLS session with the client is not the server's): the server
+   * would take the client's "binding supported, not offered" for a
+   * downgrade attack.
+   */
+  channelBindingUnavailable(): Report {
+    return {
+      severity: 'FATAL',
+      code: '28000', // invalid_authorization_specification, as the server's own "SCRAM channel binding negotiation error"
+      message: 'SCRAM channel binding cannot pass through txproxy: its TLS session with the server is not the one the client sees',
+      detail: 'The client supports channel binding, so the server would reject SCRAM-SHA-256 without it as a downgrade.',
+      hint: "Connect without channel binding (libpq channel_binding=disable, node-postgres enableChannelBinding: false), or give txproxy the server's own certificate and key as tls.cert and tls.key so that binding holds end to end.",
     };
   },
 
@@ -102,6 +138,16 @@ export const ProxyErrors = {
       severity: 'FATAL',
       code: '08P01',
       message: `invalid message: ${reason}`,
+      hint: 'The connection is closed; an open transaction was rolled back. Raise max_message_length if the message was legitimate.',
+    };
+  },
+
+  /** A server message txproxy cannot frame: over max_message_length, or a nonsense length. */
+  invalidServerMessage(upstream: string, reason: string): Report {
+    return {
+      severity: 'FATAL',
+      code: '08P01',
+      message: `invalid message from the upstream server at ${upstream}: ${reason}`,
       hint: 'The connection is closed; an open transaction was rolled back. Raise max_message_length if the message was legitimate.',
     };
   },

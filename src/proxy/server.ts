@@ -59,8 +59,13 @@ export class ProxyServer extends EventEmitter {
     this.sockets.add(socket);
     socket.once('close', () => this.sockets.delete(socket));
     socket.on('error', () => undefined);
+    const client = socket.remoteAddress ?? 'local';
     const result = await clientHandshake(socket, { tlsContext: this.options.tlsContext, timeoutMs: this.options.connectTimeoutMs });
-    if (result.kind === 'closed') return;
+    if (result.kind === 'closed') {
+      if (result.refusal !== null) this.options.log.warn({ client, code: result.refusal.code, reason: result.reason }, 'client refused during startup');
+      else this.options.log.debug({ client, reason: result.reason }, 'client left during startup');
+      return;
+    }
     if (result.kind === 'cancel') {
       result.socket.destroy();
       this.forwardCancel(result.pid, result.key, result.packet);

@@ -8,6 +8,7 @@
  */
 import { EventEmitter } from 'node:events';
 import type net from 'node:net';
+import tls from 'node:tls';
 import type { Logger } from 'pino';
 import { serialize } from '../protocol/frontend-messages.js';
 import { AuthCode, Backend, Frontend, type TxStatus } from '../protocol/codes.js';
@@ -17,15 +18,15 @@ import {
   decodeErrorFields,
   decodeParameterStatus,
   decodeReadyForQuery,
-  decodeSaslMechanisms,
 } from '../protocol/decode.js';
-import { authenticationSasl, errorResponse, type Report } from '../protocol/encode.js';
+import { errorResponse, type Report } from '../protocol/encode.js';
+import { decodeSaslInitialResponse, withoutChannelBinding } from '../protocol/sasl.js';
 import { DROP, FORWARD, MessageLengthError, MessageScanner, type Verdict } from '../protocol/message-scanner.js';
 import { SessionTracker, type Entry } from '../tracker/session-tracker.js';
 import type { SessionInfo, TrackerListener } from '../tracker/types.js';
 import type { BackendKeyRegistry } from './backend-keys.js';
 import { ProxyErrors } from './errors.js';
-import { connectUpstream, describeTarget, sendCancel, type UpstreamTarget } from './upstream.js';
+import { describeTarget, sendCancel, startUpstream, UpstreamTlsError, type UpstreamTarget } from './upstream.js';
 
 export interface SessionOptions {
   target: UpstreamTarget;
@@ -64,6 +65,8 @@ const CLIENT_INSPECT = flags([
   Frontend.Close,
   Frontend.FunctionCall,
   Frontend.Terminate,
+  // Only during authentication: the SCRAM channel-binding check (see onAuthenticationResponse).
+  Frontend.Password,
 ]);
 
 /** Server message types the tracker reads; DataRow and CopyData only pass. */
@@ -110,6 +113,8 @@ export class Session extends EventEmitter {
 
   private upstream: net.Socket | null = null;
   private upstreamTls = false;
+  /** SCRAM-SHA-256-PLUS was taken out of the server's AuthenticationSASL. */
+  private channelBindingWithheld = false;
   private readonly clientScanner: MessageScanner;
   private readonly serverScanner: MessageScanner;
   private readonly interceptor: SessionInterceptor | null;
@@ -171,11 +176,18 @@ export class Session extends EventEmitter {
     this.client.on('close', () => this.onClientGone());
     let connection;
     try {
-      connection = await connectUpstream(target, this.options.connectTimeoutMs);
+      // Sends the StartupMessage; may retry with the other encryption choice (sslmode allow/prefer).
+      connection = await startUpstream(target, this.startup.packet, this.options.connectTimeoutMs, (reason) =>
+        this.log.info({ upstream: describeTarget(target), sslmode: target.sslmode, reason }, 'upstream rejected the first encryption choice: retrying'),
+      );
     } catch (err) {
       const reason = (err as Error).message;
       this.log.warn({ upstream: describeTarget(target), reason }, 'upstream unreachable');
-      this.failStartup(ProxyErrors.upstreamUnreachable(describeTarget(target), reason));
+      const report =
+        err instanceof UpstreamTlsError
+          ? ProxyErrors.upstreamTlsFailed(describeTarget(target), reason)
+          : ProxyErrors.upstreamUnreachable(describeTarget(target), reason);
+      this.failStartup(report);
       return;
     }
     if (this.closed) {
@@ -189,8 +201,9 @@ export class Session extends EventEmitter {
     upstream.on('data', (chunk: Buffer) => this.fromServer(chunk));
     upstream.on('error', (err) => this.log.debug({ err: err.message }, 'upstream socket error'));
     upstream.on('close', () => this.onUpstreamGone());
+    // What the server already answered (read while choosing the encryption) goes first.
+    if (connection.initial.length > 0) this.fromServer(connection.initial);
     upstream.resume();
-    upstream.write(this.startup.packet);
     this.client.on('data', (chunk: Buffer) => this.fromClient(chunk));
     if (this.startup.rest.length > 0) this.fromClient(this.startup.rest);
     this.client.resume();
@@ -204,6 +217,11 @@ export class Session extends EventEmitter {
     try {
       out = this.clientScanner.push(chunk);
     } catch (err) {
+      if (err instanceof ClientRefused) {
+        this.log.warn({ code: err.report.code, reason: err.report.message }, 'client refused during authentication');
+        this.close(err.report);
+        return;
+      }
       this.protocolViolation(err as Error);
       return;
     }
@@ -215,6 +233,7 @@ export class Session extends EventEmitter {
       this.terminated = true;
       return FORWARD;
     }
+    if (type === Frontend.Password) return this.state === 'authenticating' ? this.onAuthenticationResponse(buf, start, end) : FORWARD;
     if (this.state !== 'ready' || this.info.replication) return FORWARD;
     const verdict = this.interceptor?.onClientMessage?.(type, buf, start, end) ?? DEFAULT;
     if (verdict !== DEFAULT) return verdict;
@@ -231,7 +250,12 @@ export class Session extends EventEmitter {
       out = this.serverScanner.push(chunk);
     } catch (err) {
       this.log.error({ err: (err as Error).message }, 'invalid message from upstream');
-      this.close(ProxyErrors.upstreamLost(describeTarget(this.options.target)));
+      // A server message over max_message_length is a setting to raise, not a lost connection.
+      this.close(
+        err instanceof MessageLengthError
+          ? ProxyErrors.invalidServerMessage(describeTarget(this.options.target), err.message)
+          : ProxyErrors.upstreamLost(describeTarget(this.options.target)),
+      );
       return;
     }
     if (!write(this.client, out)) this.pauseUntilDrain(this.upstream!, this.client, 'upstream');
@@ -255,12 +279,14 @@ export class Session extends EventEmitter {
   private onStartupServerMessage(type: number, buf: Buffer, start: number, end: number): Verdict {
     switch (type) {
       case Backend.Authentication:
-        if (this.upstreamTls && decodeAuthCode(buf, start) === AuthCode.SASL) {
+        if (this.upstreamTls && decodeAuthCode(buf, start) === AuthCode.SASL && !this.channelBindingPassesThrough()) {
           // Our TLS session with the server is not the client's: channel
           // binding (SCRAM-SHA-256-PLUS) would fail, so do not offer it.
-          const mechanisms = decodeSaslMechanisms(buf, start, end);
-          const usable = mechanisms.filter((m) => !m.endsWith('-PLUS'));
-          if (usable.length !== mechanisms.length) return authenticationSasl(usable);
+          const stripped = withoutChannelBinding(buf, start, end);
+          if (stripped !== null) {
+            this.channelBindingWithheld = true;
+            return stripped;
+          }
         }
         return FORWARD;
       case Backend.BackendKeyData: {
@@ -284,6 +310,32 @@ export class Session extends EventEmitter {
         this.emit('ready');
         return FORWARD;
     }
+    return FORWARD;
+  }
+
+  /**
+   * SCRAM channel binding binds the TLS session the client sees (with
+   * txproxy) to the one the server sees; it holds only when txproxy shows
+   * the client the server's own certificate (tls-server-end-point hashes it).
+   */
+  private channelBindingPassesThrough(): boolean {
+    if (!(this.client instanceof tls.TLSSocket) || !(this.upstream instanceof tls.TLSSocket)) return false;
+    const ours = this.client.getCertificate();
+    const theirs = this.upstream.getPeerCertificate();
+    return ours !== null && 'raw' in ours && Buffer.isBuffer(ours.raw) && Buffer.isBuffer(theirs?.raw) && ours.raw.equals(theirs.raw);
+  }
+
+  /**
+   * A client's answer during authentication. After SCRAM-SHA-256-PLUS was
+   * withheld, a client that supports channel binding says so (gs2 flag
+   * `y`), and a TLS server rightly takes that for a downgrade attack and
+   * fails with a cryptic message; refuse it here with one that says what to do.
+   */
+  private onAuthenticationResponse(buf: Buffer, start: number, end: number): Verdict {
+    if (!this.channelBindingWithheld) return FORWARD;
+    this.channelBindingWithheld = false; // only the SASLInitialResponse carries the flag
+    const { mechanism, flag } = decodeSaslInitialResponse(buf, start, end);
+    if (mechanism === 'SCRAM-SHA-256' && flag === 'y') throw new ClientRefused(ProxyErrors.channelBindingUnavailable());
     return FORWARD;
   }
 
@@ -408,6 +460,14 @@ export class Session extends EventEmitter {
 
   get isClosed(): boolean {
     return this.closed;
+  }
+}
+
+/** Thrown from a client message handler to end the session with `report`. */
+class ClientRefused extends Error {
+  constructor(readonly report: Report) {
+    super(report.message);
+    this.name = 'ClientRefused';
   }
 }
 

@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import tls from 'node:tls';
+import { decodeErrorFields } from '../protocol/decode.js';
 import { serialize } from '../protocol/frontend-messages.js';
 
 export type SslMode = 'disable' | 'allow' | 'prefer' | 'require' | 'verify-ca' | 'verify-full';
@@ -70,20 +71,122 @@ export interface UpstreamConnection {
   tls: boolean;
 }
 
+/** The upstream refused TLS, or the TLS handshake or certificate check failed. */
+export class UpstreamTlsError extends Error {
+  override name = 'UpstreamTlsError';
+}
+
 /**
- * Opens a connection, negotiating TLS per sslmode. Rejects with an Error
- * whose message says what failed (refused, timed out, TLS refused by server).
+ * The encryption attempts libpq makes for each sslmode, in order: `allow`
+ * tries plain first and TLS if the server rejects that; `prefer` the other
+ * way round. Unix sockets are never encrypted.
+ */
+function attemptsFor(target: UpstreamTarget): boolean[] {
+  if (target.host.startsWith('/')) return [false];
+  switch (target.sslmode) {
+    case 'disable':
+      return [false];
+    case 'allow':
+      return [false, true];
+    case 'prefer':
+      return [true, false];
+    default:
+      return [true];
+  }
+}
+
+/**
+ * Opens a connection with the first encryption choice of the sslmode
+ * (`prefer` settles for plain when the server declines TLS). Rejects with
+ * an Error whose message says what failed: refused, timed out, TLS refused
+ * by the server, certificate not trusted.
  */
 export async function connectUpstream(target: UpstreamTarget, timeoutMs: number): Promise<UpstreamConnection> {
-  const socket = await openSocket(target, timeoutMs);
-  if (target.sslmode === 'disable' || target.sslmode === 'allow' || target.host.startsWith('/')) {
-    return { socket, tls: false };
+  return connectWith(target, attemptsFor(target)[0], timeoutMs);
+}
+
+/**
+ * Opens a session's server connection and sends the client's StartupMessage.
+ * Where the sslmode allows a second encryption choice (allow, prefer) and
+ * the server rejects the first one before authentication begins (e.g. a
+ * pg_hba.conf `hostssl` or `hostnossl` line), the connection is retried
+ * with the other choice, as libpq does; the client sees none of it. The
+ * bytes the server sent first are returned in `initial`, to be relayed.
+ */
+export async function startUpstream(
+  target: UpstreamTarget,
+  startupPacket: Buffer,
+  timeoutMs: number,
+  onRetry?: (reason: string) => void,
+): Promise<UpstreamConnection & { initial: Buffer }> {
+  const attempts = attemptsFor(target);
+  for (let i = 0; ; i++) {
+    const last = i === attempts.length - 1;
+    let connection: UpstreamConnection;
+    try {
+      connection = await connectWith(target, attempts[i], timeoutMs);
+    } catch (err) {
+      // prefer: a failed TLS handshake falls back to plain; anything else (refused, timeout) would fail again.
+      if (last || !(err instanceof UpstreamTlsError)) throw err;
+      onRetry?.((err as Error).message);
+      continue;
+    }
+    connection.socket.write(startupPacket);
+    // A retry could only change the encryption; prefer may already have settled for plain.
+    const retryDiffers = attempts.slice(i + 1).some((useTls) => useTls !== connection.tls);
+    if (!retryDiffers) return { ...connection, initial: Buffer.alloc(0) };
+    const first = await firstAnswer(connection.socket, timeoutMs);
+    if (first !== null && first[0] !== ERROR_RESPONSE) return { ...connection, initial: first };
+    connection.socket.destroy();
+    onRetry?.(first === null ? 'server closed the connection after the StartupMessage' : `server rejected the StartupMessage: ${errorMessageOf(first)}`);
   }
+}
+
+/** The message of the ErrorResponse at the start of `chunk`, when the chunk holds all of it. */
+function errorMessageOf(chunk: Buffer): string {
+  const end = chunk.length >= 5 ? chunk.readInt32BE(1) + 1 : Infinity;
+  if (end > chunk.length) return '(message incomplete)';
+  try {
+    return decodeErrorFields(chunk, 0, end).message;
+  } catch {
+    return '(message unreadable)';
+  }
+}
+
+const ERROR_RESPONSE = 0x45; // E
+
+/** The first chunk the server sends, or null if it closes first. */
+function firstAnswer(socket: net.Socket, timeoutMs: number): Promise<Buffer | null> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => done(new Error(`no answer to the StartupMessage after ${timeoutMs} ms`)), timeoutMs);
+    const onData = (chunk: Buffer) => done(null, chunk);
+    const onGone = () => done(null, null);
+    function done(err: Error | null, value: Buffer | null = null) {
+      clearTimeout(timer);
+      socket.off('data', onData);
+      socket.off('error', onGone);
+      socket.off('close', onGone);
+      socket.pause();
+      if (err) {
+        socket.destroy();
+        reject(err);
+      } else resolve(value);
+    }
+    socket.on('data', onData);
+    socket.on('error', onGone);
+    socket.on('close', onGone);
+    socket.resume();
+  });
+}
+
+async function connectWith(target: UpstreamTarget, useTls: boolean, timeoutMs: number): Promise<UpstreamConnection> {
+  const socket = await openSocket(target, timeoutMs);
+  if (!useTls) return { socket, tls: false };
   try {
     const accepted = await requestSsl(socket, timeoutMs);
     if (!accepted) {
       if (target.sslmode === 'prefer') return { socket, tls: false };
-      throw new Error(`server does not support SSL, but sslmode=${target.sslmode} requires it`);
+      throw new UpstreamTlsError(`server does not support SSL, but sslmode=${target.sslmode} requires it`);
     }
     const secure = await upgrade(socket, target, timeoutMs);
     return { socket: secure, tls: true };
@@ -123,12 +226,12 @@ function requestSsl(socket: net.Socket, timeoutMs: number): Promise<boolean> {
       const answer = chunk[0];
       if (chunk.length > 1) {
         // CVE-2021-23222: nothing may follow the answer before the TLS handshake.
-        done(new Error('server sent unexpected data after its SSL answer'));
+        done(new UpstreamTlsError('server sent unexpected data after its SSL answer'));
         return;
       }
       if (answer === 0x53) done(null, true);
       else if (answer === 0x4e) done(null, false);
-      else done(new Error(`server answered SSLRequest with unexpected byte 0x${answer.toString(16)}`));
+      else done(new UpstreamTlsError(`server answered SSLRequest with unexpected byte 0x${answer.toString(16)}`));
     };
     const onError = (err: Error) => done(err);
     const onClose = () => done(new Error('server closed the connection during SSL negotiation'));
@@ -148,21 +251,37 @@ function requestSsl(socket: net.Socket, timeoutMs: number): Promise<boolean> {
   });
 }
 
+/**
+ * The TLS handshake, checking what the sslmode asks for: nothing for
+ * `prefer`/`require` (but `require` with an sslrootcert checks the chain,
+ * as libpq does), the chain for `verify-ca`, the chain and the host name for
+ * `verify-full`. Without sslrootcert (or with `sslrootcert=system`), the
+ * chain is checked against Node's bundled public CAs.
+ */
 function upgrade(socket: net.Socket, target: UpstreamTarget, timeoutMs: number): Promise<tls.TLSSocket> {
-  const verify = target.sslmode === 'verify-ca' || target.sslmode === 'verify-full';
+  const rootCert = target.sslrootcert !== null && target.sslrootcert !== 'system' ? target.sslrootcert : null;
+  const verifyChain = target.sslmode === 'verify-ca' || target.sslmode === 'verify-full' || (target.sslmode === 'require' && rootCert !== null);
+  let ca: Buffer | undefined;
+  try {
+    ca = verifyChain && rootCert !== null ? readFileSync(rootCert) : undefined;
+  } catch (err) {
+    return Promise.reject(new UpstreamTlsError(`cannot read sslrootcert ${rootCert}: ${(err as Error).message}`));
+  }
   const options: tls.ConnectionOptions = {
     socket,
-    rejectUnauthorized: verify,
-    ca: target.sslrootcert ? readFileSync(target.sslrootcert) : undefined,
+    // The name the certificate must carry (verify-full) is the host we connect to.
+    host: target.host,
+    rejectUnauthorized: verifyChain,
+    ca,
+    // SNI carries host names only, never addresses (RFC 6066).
     servername: net.isIP(target.host) === 0 ? target.host : undefined,
-    // verify-ca checks the chain only; verify-full also the host name.
     checkServerIdentity: target.sslmode === 'verify-full' ? tls.checkServerIdentity : () => undefined,
   };
   return new Promise((resolve, reject) => {
     const secure = tls.connect(options);
     const timer = setTimeout(() => {
       secure.destroy();
-      reject(new Error(`TLS handshake timed out after ${timeoutMs} ms`));
+      reject(new UpstreamTlsError(`TLS handshake timed out after ${timeoutMs} ms`));
     }, timeoutMs);
     secure.once('secureConnect', () => {
       clearTimeout(timer);
@@ -171,19 +290,23 @@ function upgrade(socket: net.Socket, target: UpstreamTarget, timeoutMs: number):
     });
     secure.once('error', (err) => {
       clearTimeout(timer);
-      reject(err);
+      reject(new UpstreamTlsError(`TLS handshake failed (sslmode=${target.sslmode}): ${err.message.trim()}`));
     });
   });
 }
 
-/** Sends a CancelRequest (the client's own bytes) to the server on a fresh connection. */
+/**
+ * Sends a CancelRequest (the client's own bytes) to the server on a fresh
+ * connection, encrypted as the sslmode asks so the secret key is not sent in
+ * the clear where sessions are not (as libpq 17 does).
+ */
 export async function sendCancel(target: UpstreamTarget, packet: Buffer, timeoutMs: number): Promise<void> {
-  // The server reads a CancelRequest before authentication and pg_hba, so a
-  // plain connection serves even when sessions must use TLS (as libpq < 17 does).
-  const socket = await openSocket(target, timeoutMs);
+  const { socket } = await connectUpstream(target, timeoutMs);
   await new Promise<void>((resolve) => {
     socket.on('error', () => resolve());
     socket.on('close', () => resolve());
+    // The server answers nothing and closes once it has read the request.
+    socket.resume();
     socket.end(packet);
   });
 }

@@ -2,7 +2,8 @@
  * txproxy in the test process, listening on a free port, in front of a test
  * PostgreSQL; trace records and tracker events are kept in memory.
  */
-import pino from 'pino';
+import type tls from 'node:tls';
+import pino, { type Logger } from 'pino';
 import pg from 'pg';
 import { App, type AppOptions } from '../../src/app.js';
 import { buildConfig } from '../../src/config/load.js';
@@ -31,7 +32,15 @@ export interface TestProxy {
 export async function startProxy(
   postgres: TestPostgres,
   overrides: Partial<ConfigInput> = {},
-  extra: { upstream?: string; listeners?: TrackerListener[]; app?: Partial<AppOptions> } = {},
+  extra: {
+    upstream?: string;
+    listeners?: TrackerListener[];
+    /** TLS for clients (what main.ts builds from tls.cert / tls.key). */
+    tlsContext?: tls.SecureContext;
+    /** Where txproxy logs; silent unless TXPROXY_TEST_LOG names a level. */
+    log?: Logger;
+    app?: Partial<AppOptions>;
+  } = {},
 ): Promise<TestProxy> {
   const config = buildConfig({ listen: '127.0.0.1:0', http: 'off', drain_timeout: 2000, connect_timeout: 3000, ...overrides }, {}, {});
   const trace = new MemoryTraceSink();
@@ -42,8 +51,16 @@ export async function startProxy(
     transactionEnded: (_s, tx) => transactions.push(tx),
   };
   const target = parseUpstreamUrl(extra.upstream ?? `${postgres.url}?sslmode=disable`);
-  const log = pino({ level: process.env.TXPROXY_TEST_LOG ?? 'silent' });
-  const app = await App.start({ config, target, log, trace, tlsContext: null, ...extra.app, listeners: [recorder, ...(extra.listeners ?? [])] });
+  const log = extra.log ?? pino({ level: process.env.TXPROXY_TEST_LOG ?? 'silent' });
+  const app = await App.start({
+    config,
+    target,
+    log,
+    trace,
+    tlsContext: extra.tlsContext ?? null,
+    ...extra.app,
+    listeners: [recorder, ...(extra.listeners ?? [])],
+  });
   const port = app.port;
   const connection = (o: Partial<pg.ClientConfig> = {}): pg.ClientConfig => ({
     host: '127.0.0.1',
