@@ -7,6 +7,7 @@ import pg from 'pg';
 import { App } from '../../src/app.js';
 import { buildConfig } from '../../src/config/load.js';
 import type { ConfigInput } from '../../src/config/schema.js';
+import type { PolicyViolationCounter } from '../../src/proxy/policy-service.js';
 import { parseUpstreamUrl } from '../../src/proxy/upstream.js';
 import { MemoryTraceSink } from '../../src/trace/trace-sink.js';
 import type { StatementRecord, TrackerListener, TransactionRecord } from '../../src/tracker/types.js';
@@ -31,7 +32,7 @@ export interface TestProxy {
 export async function startProxy(
   postgres: TestPostgres,
   overrides: Partial<ConfigInput> = {},
-  extra: { upstream?: string; listeners?: TrackerListener[] } = {},
+  extra: { upstream?: string; listeners?: TrackerListener[]; policyViolations?: PolicyViolationCounter } = {},
 ): Promise<TestProxy> {
   const config = buildConfig({ listen: '127.0.0.1:0', http: 'off', drain_timeout: 2000, connect_timeout: 3000, ...overrides }, {}, {});
   const trace = new MemoryTraceSink();
@@ -43,7 +44,15 @@ export async function startProxy(
   };
   const target = parseUpstreamUrl(extra.upstream ?? `${postgres.url}?sslmode=disable`);
   const log = pino({ level: process.env.TXPROXY_TEST_LOG ?? 'silent' });
-  const app = await App.start({ config, target, log, trace, tlsContext: null, listeners: [recorder, ...(extra.listeners ?? [])] });
+  const app = await App.start({
+    config,
+    target,
+    log,
+    trace,
+    tlsContext: null,
+    listeners: [recorder, ...(extra.listeners ?? [])],
+    policyViolations: extra.policyViolations,
+  });
   const port = app.port;
   const connection = (o: Partial<pg.ClientConfig> = {}): pg.ClientConfig => ({
     host: '127.0.0.1',
