@@ -2,9 +2,10 @@
  * What a rule matches on, as small matcher classes: each answers
  * `matches(context)` and can `explain()` itself for docs, logs and errors.
  *
- * Session matchers (user, database, client address) read what is fixed
- * for the whole connection, so a rule that fails one of them can be
- * dropped for that session once; the others are checked per request.
+ * Session matchers (user, database, application_name, client address)
+ * read what the connection fixes, so a rule that fails one of them can be
+ * set aside for that session (until application_name changes); the
+ * sqlcommenter matchers are checked per request.
  */
 import { BlockList, isIP, isIPv4 } from 'node:net';
 import picomatch from 'picomatch';
@@ -22,7 +23,7 @@ export interface MatchContext {
 }
 
 export interface Matcher {
-  /** True when the matcher reads only what is fixed for the whole session. */
+  /** True when the matcher reads only what the connection sets (startup parameters, address). */
   readonly sessionLevel: boolean;
   matches(context: MatchContext): boolean;
   explain(): string;
@@ -41,10 +42,8 @@ export class SessionFieldMatcher implements Matcher {
     this.test = picomatch(patterns, GLOB_OPTIONS);
   }
 
-  /** application_name can change during a session (SET application_name). */
-  get sessionLevel(): boolean {
-    return this.field !== 'applicationName';
-  }
+  /** application_name can change (SET application_name): the session re-reads its rules when it does. */
+  readonly sessionLevel = true;
 
   matches(context: MatchContext): boolean {
     return this.test(context[this.field]);

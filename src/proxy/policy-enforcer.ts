@@ -177,6 +177,11 @@ export class PolicyEnforcer implements SessionInterceptor {
     this.updateHooks();
   }
 
+  /** SET application_name: the rules this session can match change with it. */
+  onApplicationName(): void {
+    this.refresh();
+  }
+
   private updateHooks(): void {
     const needed = this.policies.enforcing || (this.binding?.rule.enforcing ?? false) || this.wrapper !== null || (this.binding?.failed ?? false);
     if (needed === (this.onClientMessage !== undefined)) return;

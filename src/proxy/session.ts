@@ -53,6 +53,8 @@ export interface SessionInterceptor {
    * stays until the server has answered them and closed.
    */
   onTerminate?(): Buffer | undefined;
+  /** The server reported a (new) application_name: rules matching on it may now apply or not. */
+  onApplicationName?(value: string): void;
   /** The session ends; `clean` when the client said Terminate. */
   onEnd?(clean: boolean): void;
 }
@@ -317,7 +319,10 @@ export class Session extends EventEmitter {
   private noteParameter(buf: Buffer, start: number, end: number): void {
     const { name, value } = decodeParameterStatus(buf, start, end);
     this.parameters.set(name, value);
-    if (name === 'application_name') this.info.applicationName = value;
+    if (name === 'application_name') {
+      this.info.applicationName = value;
+      this.interceptor?.onApplicationName?.(value);
+    }
   }
 
   private noteFatal(buf: Buffer, start: number, end: number): void {

@@ -8,8 +8,9 @@ import pg from 'pg';
 import postgres from 'postgres';
 import { startPostgres } from '../helpers/postgres.js';
 import { startProxy } from '../helpers/proxy.js';
+import { extended, rawClient, serialize, TRUST_LOCAL } from '../helpers/raw-client.js';
 
-const server = await startPostgres();
+const server = await startPostgres({ hba: TRUST_LOCAL });
 const counted: string[] = [];
 const proxy = await startProxy(
   server,
@@ -94,7 +95,7 @@ t.test('atomic: SELECT … FOR UPDATE outside a block is refused, inside it runs
   await client.query('ROLLBACK');
 });
 
-t.test('atomic: a refusal inside a multi-statement Query refuses all of it', async (t) => {
+t.test('atomic: a refused statement in a multi-statement Query: nothing after it runs, nothing before it stays', async (t) => {
   const client = await proxy.client();
   t.teardown(() => client.end());
   await t.rejects(client.query("SELECT 1; INSERT INTO items (name) VALUES ('a'); INSERT INTO items (name) VALUES ('b')"), { code: '25P01' });
@@ -123,8 +124,32 @@ t.test('atomic: a pipelined extended batch — the batch after the refused one s
   t.equal(await count(), 2);
 });
 
-t.test('atomic: refusal inside an explicit block leaves it failed, as the server would', async (t) => {
-  // Not a case atomic refuses; read-only does: the block must end up failed (E).
+t.test('atomic: pipelined batches in one write, exactly as the client receives them', async (t) => {
+  const raw = await rawClient(proxy.port, { user: server.user, database: 'postgres' });
+  t.teardown(() => raw.destroy());
+  const answers = await raw.exchange(
+    [
+      ...extended('SELECT 1 AS a'),
+      ...extended('INSERT INTO items (name) VALUES ($1)', ['refused']),
+      // Two statements in one batch: the refusal of the first skips the second, as a server error would.
+      ...extended('INSERT INTO items (name) VALUES ($1)', ['refused too'], false),
+      ...extended('SELECT 2 AS b'),
+      ...extended('SELECT 3 AS c'),
+    ],
+    4,
+  );
+  t.same(answers, [
+    ...['1', '2', 'T', 'D', 'CC(SELECT 1)', 'Z(I)'],
+    ...['1', '2', 'n', 'E(25P01)', 'Z(I)'],
+    ...['1', '2', 'n', 'E(25P01)', 'Z(I)'],
+    ...['1', '2', 'T', 'D', 'CC(SELECT 1)', 'Z(I)'],
+  ]);
+  t.same(await raw.exchange([serialize.query("BEGIN; INSERT INTO items (name) VALUES ('ok'); COMMIT")]), ['CC(BEGIN)', 'CC(INSERT 0 1)', 'CC(COMMIT)', 'Z(I)']);
+  t.equal(await count(), 1);
+  t.match(policyRecords().map((r) => r.decision), ['refused', 'refused'], 'the statement skipped after a refusal is not decided on');
+});
+
+t.test('read-only: a refusal inside an explicit block leaves it failed, as the server would', async (t) => {
   const client = await proxy.client({ application_name: 'reports-daily' });
   t.teardown(() => client.end());
   await client.query('BEGIN');
