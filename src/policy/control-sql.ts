@@ -26,12 +26,14 @@ export interface RefusalStatement {
  */
 export function refusalStatement(report: Report): RefusalStatement {
   const message = clean(report.message);
-  const fields = [`ERRCODE = '${report.code.replace(/[^0-9A-Z]/g, '')}'`, `MESSAGE = ${quote(message)}`];
+  // Our reports carry standard SQLSTATEs; anything else becomes raise_exception.
+  const code = /^[0-9A-Z]{5}$/.test(report.code) ? report.code : 'P0001';
+  const fields = [`ERRCODE = '${code}'`, `MESSAGE = ${quote(message)}`];
   if (report.detail) fields.push(`DETAIL = ${quote(clean(report.detail))}`);
   if (report.hint) fields.push(`HINT = ${quote(clean(report.hint))}`);
   return {
     sql: `DO $txproxy$BEGIN RAISE EXCEPTION USING ${fields.join(', ')}; END$txproxy$`,
-    code: report.code,
+    code,
     message,
   };
 }

@@ -23,6 +23,14 @@ export const NO_LIMITS: Limits = Object.freeze({
   maxStatementsPerTransaction: null,
 });
 
+/** The configuration's name for each limit. */
+const LIMIT_KEYS: Record<keyof Limits, string> = {
+  maxTransactionDurationMs: 'max_transaction_duration',
+  idleInTransactionTimeoutMs: 'idle_in_transaction_timeout',
+  maxSavepointDepth: 'max_savepoint_depth',
+  maxStatementsPerTransaction: 'max_statements_per_transaction',
+};
+
 export class PolicyRule {
   /** True when the rule needs to see client messages: any mode but autocommit, or any limit. */
   readonly enforcing: boolean;
@@ -57,7 +65,7 @@ export class PolicyRule {
     const what = this.matchers.length === 0 ? 'every request' : this.matchers.map((m) => m.explain()).join(' and ');
     const limits = Object.entries(this.limits)
       .filter(([, v]) => v !== null)
-      .map(([k, v]) => `${k}=${v}`);
+      .map(([k, v]) => `${LIMIT_KEYS[k as keyof Limits]}=${v}${k.endsWith('Ms') ? 'ms' : ''}`);
     return `rule '${this.name}' (${this.mode}, ${this.action}${limits.length ? ', ' + limits.join(', ') : ''}) for ${what}`;
   }
 }
