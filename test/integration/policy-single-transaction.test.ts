@@ -6,6 +6,7 @@
  */
 import t from 'tap';
 import pg from 'pg';
+import postgres from 'postgres';
 import { startPostgres } from '../helpers/postgres.js';
 import { eventually, startProxy } from '../helpers/proxy.js';
 import { extended, rawClient, serialize, TRUST_LOCAL } from '../helpers/raw-client.js';
@@ -191,4 +192,28 @@ t.test('dry-run: rows reported, nothing left behind', async (t) => {
     ['preview', 'dry-run', 'wrapped'],
     ['preview', 'dry-run', 'rolled_back'],
   ]);
+});
+
+t.test('single-transaction through postgres.js: pipelined extended batches and sql.begin()', async (t) => {
+  const sql = postgres({ host: '127.0.0.1', port: proxy.port, user: server.user, database: 'postgres', max: 1, connection: { application_name: 'django' }, onnotice: () => {} });
+  // Prepared statements and pipelining: batches that start with Parse, later ones with Bind only.
+  await Promise.all(['p1', 'p2', 'p3'].map((name) => sql`INSERT INTO items (name) VALUES (${name})`));
+  await sql.begin(async (tx) => {
+    await tx`INSERT INTO items (name) VALUES (${'in-block'})`;
+    await tx.savepoint(async (sp) => {
+      await sp`INSERT INTO items (name) VALUES (${'in-savepoint'})`;
+    });
+  });
+  await sql
+    .begin(async (tx) => {
+      await tx`INSERT INTO items (name) VALUES (${'rolled-back'})`;
+      throw new Error('the block fails');
+    })
+    .catch(() => undefined);
+  const [{ n }] = await sql`SELECT count(*)::int AS n FROM items`;
+  t.equal(n, 5, 'the request sees its own rows');
+  t.same(await names(), [], 'nothing committed yet');
+  await sql.end();
+  await sessionsClosed();
+  t.same(await names(), ['p1', 'p2', 'p3', 'in-block', 'in-savepoint']);
 });

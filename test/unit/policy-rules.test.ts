@@ -1,5 +1,5 @@
 import t from 'tap';
-import { buildConfig, ConfigError } from '../../src/config/load.js';
+import { buildConfig, ConfigError, parseConfigFile } from '../../src/config/load.js';
 import type { MatchContext } from '../../src/policy/matchers.js';
 import { policiesSchema, type PoliciesConfig } from '../../src/policy/policy-config.js';
 import { PolicySet } from '../../src/policy/policy-set.js';
@@ -147,4 +147,23 @@ t.test('rules explain themselves', async (t) => {
     "rule 'checkout' (single-transaction, enforce, max_savepoint_depth=3) for user matching 'app' and client address in any of '10.0.0.0/8', '::1' and sqlcommenter route matching '/checkout/*'",
   );
   t.equal(set.fallback.explain(), "rule 'default' (autocommit, enforce) for every request");
+});
+
+t.test('the example configuration is valid and means what its comments say', async (t) => {
+  const { readFileSync } = await import('node:fs');
+  const file = new URL('../../config/policies.example.yaml', import.meta.url);
+  const config = buildConfig(parseConfigFile(readFileSync(file, 'utf8'), 'policies.example.yaml'), {}, {});
+  const set = PolicySet.compile(config.policies);
+  t.same(set.rules.map((r) => `${r.name}:${r.mode}:${r.action}`), [
+    'admin:autocommit:enforce',
+    'reports:read-only:enforce',
+    'checkout:single-transaction:enforce',
+    'api-atomic:atomic:warn',
+    'preview:dry-run:enforce',
+  ]);
+  t.equal(set.resolve(context({ user: 'admin_jo' })).limits.idleInTransactionTimeoutMs, null);
+  t.equal(set.resolve(context({ user: 'web', tags: { route: '/checkout/pay' } })).name, 'checkout');
+  t.match(set.resolve(context({ user: 'web', tags: { route: '/checkout/pay' } })).limits, { idleInTransactionTimeoutMs: 60_000, maxTransactionDurationMs: 10_000 });
+  t.equal(set.resolve(context({ user: 'web', clientAddress: '10.2.3.4' })).name, 'api-atomic');
+  t.equal(set.resolve(context({ user: 'web', clientAddress: '192.168.1.1' })).name, 'default');
 });
