@@ -21,30 +21,24 @@
  * policies.
  */
 import { Backend, Frontend, type TxStatus } from '../protocol/codes.js';
-import { decodeCommandComplete, decodeErrorFields, decodeExecute, decodeParse, decodeBind, decodeQuery, decodeReadyForQuery } from '../protocol/decode.js';
+import { decodeBind, decodeCommandComplete, decodeErrorFields, decodeExecute, decodeParse, decodeQuery, decodeReadyForQuery } from '../protocol/decode.js';
 import { commandComplete, errorResponse, noticeResponse, readyForQuery, type Report } from '../protocol/encode.js';
 import { DROP, FORWARD, type Verdict } from '../protocol/message-scanner.js';
-import { refusalStatement, type RefusalStatement } from '../policy/control-sql.js';
-import { DryRunChanges } from '../policy/dry-run-changes.js';
+import { refusalStatement } from '../policy/control-sql.js';
+import type { DryRunChanges } from '../policy/dry-run-changes.js';
 import type { MatchContext } from '../policy/matchers.js';
 import { orphanWritesMessage, PolicyErrors } from '../policy/policy-errors.js';
 import type { PolicyRule, PolicySet, SessionPolicies } from '../policy/policy-set.js';
-import {
-  beginSql,
-  CLIENT_BLOCK_SAVEPOINT,
-  finishSql,
-  PASS,
-  planClientControl,
-  transactionModesOf,
-  type ServerStatement,
-} from '../policy/single-transaction.js';
+import { CLIENT_BLOCK_SAVEPOINT, PASS, planClientControl, transactionModesOf, type ServerStatement } from '../policy/single-transaction.js';
 import { decideStatement, type StatementSituation, type StatementVerdict } from '../policy/statement-decision.js';
 import { TransactionForecast } from '../policy/transaction-forecast.js';
 import { classifyStatement, splitStatements, type StatementInfo } from '../sql/classify.js';
 import { extractSqlCommenter, type SqlCommenterTags } from '../sql/sqlcommenter.js';
 import type { Entry, SessionTracker } from '../tracker/session-tracker.js';
 import type { RequestInfo, SessionInfo, StatementRecord, TransactionRecord } from '../tracker/types.js';
-import { controlSequence, queryMessage, syncMessage } from './control-messages.js';
+import { answerPlan, controlSequence, queryMessage, type AnswerPlan, type Form, type Outgoing } from './control-messages.js';
+import { TransactionTimers } from './policy-timers.js';
+import { RequestTransaction, type Binding, type OutcomeSink, type PolicyDecision, type SqlError } from './request-transaction.js';
 import type { SessionInterceptor } from './session.js';
 
 /** What the enforcer needs of its session (src/proxy/session.ts). */
@@ -55,7 +49,7 @@ export interface EnforcedSession {
   sendToServer(bytes: Buffer): boolean;
 }
 
-export type PolicyDecision = 'refused' | 'warned' | 'wrapped' | 'committed' | 'rolled_back' | 'limit';
+export type { PolicyDecision } from './request-transaction.js';
 
 export interface DecisionEvent {
   rule: PolicyRule;
@@ -71,7 +65,7 @@ export interface DecisionEvent {
 export interface DryRunEvent {
   request: RequestInfo;
   changes: DryRunChanges;
-  error: { code: string; message: string } | null;
+  error: SqlError | null;
 }
 
 /** Where decisions go (the PolicyService: trace records, metrics). */
@@ -82,56 +76,6 @@ export interface PolicyReporter {
   detach(session: SessionInfo): void;
 }
 
-/** The rule a request was resolved to, kept until the request ends. */
-interface Binding {
-  request: RequestInfo;
-  rule: PolicyRule;
-  policies: SessionPolicies;
-  /** single-transaction: an error rolled the request's transaction back; its statements are refused. */
-  failed: boolean;
-}
-
-/** The transaction txproxy holds around a request. */
-interface Wrapper {
-  binding: Binding;
-  modes: string | null;
-  /** Client statements sent inside it. */
-  statements: number;
-  /** An error outside the client's block doomed it; the ROLLBACK is still to be sent. */
-  failed: boolean;
-  firstError: { code: string; message: string } | null;
-  changes: DryRunChanges | null;
-}
-
-type ControlKind = 'open' | 'finish' | 'abort';
-
-/** How to treat the answers to one message sent. */
-interface AnswerPlan {
-  /** Per statement sent, in order (empty: pass everything). */
-  steps: ServerStatement[];
-  cursor: number;
-  /** The message stands for a refused statement: its error is replaced by this report. */
-  refusal: { statement: RefusalStatement; report: Report } | null;
-  /** A statement of txproxy's own that opens or ends the request's transaction. */
-  control: { kind: ControlKind; wrapper: Wrapper; transactionId: string | null } | null;
-}
-
-/** One message to send and how the tracker records it. */
-interface Outgoing {
-  message: Buffer;
-  hidden: boolean;
-  plan: AnswerPlan | null;
-  /** Records it differently from its bytes (a refusal stands for the client's statement). */
-  track?: () => Entry | null;
-}
-
-/**
- * Where control statements go: into a simple Query, into an extended batch
- * of their own (nothing of the client's batch sent yet), or into the
- * client's open batch (no Sync of ours).
- */
-type Form = 'simple' | 'batch' | 'mid';
-
 const DEFAULT = 'default';
 
 export class PolicyEnforcer implements SessionInterceptor {
@@ -141,7 +85,8 @@ export class PolicyEnforcer implements SessionInterceptor {
 
   private policies: SessionPolicies;
   private binding: Binding | null = null;
-  private wrapper: Wrapper | null = null;
+  /** single-transaction / dry-run: the transaction txproxy holds around the request. */
+  private transaction: RequestTransaction | null = null;
   /** The client is inside its own block, as the answers so far say. */
   private clientBlock = false;
   private readonly forecast = new TransactionForecast();
@@ -150,9 +95,13 @@ export class PolicyEnforcer implements SessionInterceptor {
   /** A statement of this batch was refused: the server skips the rest up to Sync. */
   private skippingBatch = false;
   private readonly plans = new WeakMap<Entry, AnswerPlan>();
-  private idleTimer: NodeJS.Timeout | null = null;
-  private durationTimer: NodeJS.Timeout | null = null;
+  private readonly timers = new TransactionTimers();
   private orphans = { requestId: '', writes: 0 };
+  private readonly outcomes: OutcomeSink = {
+    decision: (rule, decision, sqlstate, message, request, transactionId) =>
+      this.reporter.decision(this.session.info, { rule, decision, sqlstate, message, request, transactionId }),
+    dryRun: (request, changes, error) => this.reporter.dryRun(this.session.info, { request, changes, error }),
+  };
 
   private readonly clientHook = (type: number, buf: Buffer, start: number, end: number): Verdict | 'default' =>
     this.clientMessage(type, buf, start, end);
@@ -183,7 +132,8 @@ export class PolicyEnforcer implements SessionInterceptor {
   }
 
   private updateHooks(): void {
-    const needed = this.policies.enforcing || (this.binding?.rule.enforcing ?? false) || this.wrapper !== null || (this.binding?.failed ?? false);
+    const binding = this.binding;
+    const needed = this.policies.enforcing || this.transaction !== null || (binding !== null && (binding.rule.enforcing || binding.failed));
     if (needed === (this.onClientMessage !== undefined)) return;
     if (needed) {
       // Turned on mid-session (a reload): start from the server's word; an
@@ -195,14 +145,14 @@ export class PolicyEnforcer implements SessionInterceptor {
     } else {
       this.onClientMessage = undefined;
       this.onServerMessage = undefined;
-      this.clearTimers();
+      this.timers.clear();
     }
   }
 
   // ------------------------------------------------------------ client messages
 
   private clientMessage(type: number, buf: Buffer, start: number, end: number): Verdict | 'default' {
-    if (this.idleTimer !== null) this.clearIdle();
+    this.timers.clearIdle();
     switch (type) {
       case Frontend.Query:
         return this.onQuery(buf, start, end);
@@ -226,11 +176,12 @@ export class PolicyEnforcer implements SessionInterceptor {
     const statements = splitStatements(text);
     const out: Outgoing[] = [];
     const rule = this.enterRequest(tags, out, 'simple', () => transactionModesOf(statements[0]));
-    if (!rule.enforcing && this.wrapper === null) {
+    if (!rule.enforcing && this.transaction === null) {
       for (const info of statements) this.forecast.sent(info);
       this.forecast.batchEnded();
       return this.pass(out, Frontend.Query, buf, start, end);
     }
+    // What goes to the server, and what the tracker records (a refusal stands for the client's statement).
     const wire: string[] = [];
     const tracked: string[] = [];
     const steps: ServerStatement[] = [];
@@ -267,7 +218,7 @@ export class PolicyEnforcer implements SessionInterceptor {
     out.push({
       message: queryMessage(wire.join(';\n')),
       hidden: false,
-      plan: { steps, cursor: 0, refusal, control: null },
+      plan: answerPlan({ steps, refusal }),
       track: () => this.tracker.clientQuery(trackedSql),
     });
     return this.emit(out);
@@ -280,37 +231,35 @@ export class PolicyEnforcer implements SessionInterceptor {
       // since nothing of the batch has reached the server yet.
       this.batchOpen = true;
       const opening = this.statementOpening(type, buf, start, end);
-      this.enterRequest(opening?.tags ?? null, out, 'batch', () => (opening?.info ? transactionModesOf(opening.info()) : null));
+      this.enterRequest(opening?.tags ?? null, out, 'batch', () => (opening !== null ? transactionModesOf(opening.info()) : null));
     }
     if (type !== Frontend.Execute || this.skippingBatch) return this.pass(out, type, buf, start, end);
     return this.onExecute(out, buf, start, end);
   }
 
   /** The statement an extended message refers to, for its sqlcommenter tags. */
-  private statementOpening(type: number, buf: Buffer, start: number, end: number): { tags: SqlCommenterTags | null; info: (() => StatementInfo) | null } | null {
+  private statementOpening(type: number, buf: Buffer, start: number, end: number): { tags: SqlCommenterTags | null; info: () => StatementInfo } | null {
     if (type === Frontend.Parse) {
       const { text, tags } = extractSqlCommenter(decodeParse(buf, start, end).sql);
       return { tags, info: () => classifyStatement(text) };
     }
-    if (type === Frontend.Bind) {
-      const prepared = this.tracker.preparedStatement(decodeBind(buf, start, end).statement);
-      return prepared && { tags: prepared.tags, info: () => prepared.info };
-    }
-    if (type === Frontend.Execute) {
-      const portal = this.tracker.portalStatement(decodeExecute(buf, start, end).portal);
-      return portal && { tags: portal.tags, info: () => portal.info };
-    }
-    return null;
+    const known =
+      type === Frontend.Bind
+        ? this.tracker.preparedStatement(decodeBind(buf, start, end).statement)
+        : type === Frontend.Execute
+          ? this.tracker.portalStatement(decodeExecute(buf, start, end).portal)
+          : null;
+    return known && { tags: known.tags, info: () => known.info };
   }
 
   private onExecute(out: Outgoing[], buf: Buffer, start: number, end: number): Verdict | 'default' {
     const prepared = this.tracker.portalStatement(decodeExecute(buf, start, end).portal);
-    // Requests change only at a batch's start; mid-batch a wrapper may still have to open.
+    // Requests change only at a batch's start; mid-batch a request transaction may still have to open.
     const rule = this.binding?.rule ?? this.enterRequest(prepared?.tags ?? null, out, 'mid', () => null);
-    if (rule.wraps && this.wrapper === null && !this.binding!.failed) this.openWrapper(out, 'mid', null);
+    if (rule.wraps && this.transaction === null && !this.binding!.failed) this.openTransaction(out, 'mid', null);
     if (prepared === null) return this.pass(out, Frontend.Execute, buf, start, end);
     const info = prepared.info;
-    if (!rule.enforcing && this.wrapper === null) {
+    if (!rule.enforcing && this.transaction === null) {
       this.forecast.sent(info);
       return this.pass(out, Frontend.Execute, buf, start, end);
     }
@@ -323,7 +272,7 @@ export class PolicyEnforcer implements SessionInterceptor {
       out.push({
         message: sequence.execute,
         hidden: false,
-        plan: { steps: [], cursor: 0, refusal: { statement, report: verdict.report }, control: null },
+        plan: answerPlan({ refusal: { statement, report: verdict.report } }),
         track: () => this.tracker.onClientMessage(Frontend.Execute, buf, start, end),
       });
       this.forecast.refused();
@@ -336,8 +285,7 @@ export class PolicyEnforcer implements SessionInterceptor {
     for (const step of control) {
       const sequence = controlSequence(step.sql);
       for (const message of sequence.prepare) out.push({ message, hidden: true, plan: null });
-      const hidden = step.answer.kind === 'drop';
-      out.push({ message: sequence.execute, hidden, plan: { steps: [step], cursor: 0, refusal: null, control: null } });
+      out.push({ message: sequence.execute, hidden: step.answer.kind === 'drop', plan: answerPlan({ steps: [step] }) });
       for (const message of sequence.cleanup) out.push({ message, hidden: true, plan: null });
     }
     return this.emit(out);
@@ -353,26 +301,26 @@ export class PolicyEnforcer implements SessionInterceptor {
   }
 
   private situation(rule: PolicyRule): StatementSituation {
-    const wrapper = this.wrapper;
+    const transaction = this.transaction;
     return {
       status: this.forecast.status,
-      statementsBefore: wrapper !== null ? wrapper.statements : this.forecast.statementsBefore(),
+      statementsBefore: transaction !== null ? transaction.statements : this.forecast.statementsBefore(),
       savepointDepth: this.forecast.savepointDepth,
-      wrapper: rule.wraps ? { failed: this.binding?.failed ?? false, modes: wrapper?.modes ?? null } : undefined,
+      wrapper: rule.wraps ? { failed: this.binding?.failed ?? false, modes: transaction?.modes ?? null } : undefined,
     };
   }
 
   /** single-transaction: what the client's transaction control becomes; null: unchanged. */
   private controlPlan(info: StatementInfo): ServerStatement[] | null {
-    if (info.txControl === null || (this.wrapper === null && !(this.binding?.failed ?? false))) return null;
+    if (info.txControl === null || (this.transaction === null && !(this.binding?.failed ?? false))) return null;
     // The forecast follows the client's view: T or E inside its own block.
     return planClientControl(info, this.forecast.status !== 'I', this.forecast.status === 'E');
   }
 
   private noteSent(rule: PolicyRule, info: StatementInfo): void {
     this.forecast.sent(info);
-    if (this.wrapper !== null) this.wrapper.statements++;
-    if (this.durationTimer === null && rule.limits.maxTransactionDurationMs !== null) this.armDuration(rule);
+    if (this.transaction !== null) this.transaction.statements++;
+    this.armDuration(rule);
   }
 
   /** Forwards the client's message as it is, after any control messages. */
@@ -402,15 +350,15 @@ export class PolicyEnforcer implements SessionInterceptor {
    */
   private enterRequest(tags: SqlCommenterTags | null, out: Outgoing[], form: Form, modes: () => string | null): PolicyRule {
     const binding = this.binding;
-    // A new request cannot end a transaction the client itself holds open: it waits for its end.
-    const deferred = this.wrapper !== null && this.forecast.status !== 'I';
+    // A new request cannot end a request transaction while the client's own block is open: it waits for its end.
+    const deferred = this.transaction !== null && this.forecast.status !== 'I';
     if (binding !== null && !deferred && (this.tracker.request.id !== binding.request.id || this.tracker.startsNewRequest(tags))) {
       this.endRequest(out, form);
     }
     const request = this.tracker.observeRequest(tags);
     if (deferred) return binding!.rule;
     const rule = this.bind(request);
-    if (rule.wraps && this.wrapper === null && !this.binding!.failed) this.openWrapper(out, form, modes());
+    if (rule.wraps && this.transaction === null && !this.binding!.failed) this.openTransaction(out, form, modes());
     return rule;
   }
 
@@ -420,7 +368,7 @@ export class PolicyEnforcer implements SessionInterceptor {
     if (binding !== null && binding.request.id === request.id) {
       // The request got its sqlcommenter tags: route and controller can now match.
       binding.request = request;
-      if (this.wrapper === null && this.forecast.status === 'I') binding.rule = binding.policies.resolve(this.matchContext(request));
+      if (this.transaction === null && this.forecast.status === 'I') binding.rule = binding.policies.resolve(this.matchContext(request));
     } else {
       this.binding = { request, rule: this.policies.resolve(this.matchContext(request)), policies: this.policies, failed: false };
     }
@@ -430,50 +378,27 @@ export class PolicyEnforcer implements SessionInterceptor {
 
   /** The request is over: its transaction ends (commit, or rollback for dry-run). */
   private endRequest(out: Outgoing[], form: Form): void {
-    if (this.wrapper !== null) out.push(...this.finishWrapper(form === 'mid' ? 'batch' : form));
+    // Boundaries are only taken at a message that starts something, never mid-batch.
+    if (this.transaction !== null) out.push(...this.finishTransaction(form === 'simple' ? 'simple' : 'batch'));
     this.binding = null;
   }
 
-  private openWrapper(out: Outgoing[], form: Form, modes: string | null): void {
-    const binding = this.binding!;
-    const wrapper: Wrapper = {
-      binding,
-      modes,
-      statements: 0,
-      failed: false,
-      firstError: null,
-      changes: binding.rule.mode === 'dry-run' ? new DryRunChanges() : null,
-    };
-    this.wrapper = wrapper;
+  private openTransaction(out: Outgoing[], form: Form, modes: string | null): void {
+    const transaction = new RequestTransaction(this.binding!, modes, this.outcomes);
+    this.transaction = transaction;
     this.clientBlock = false;
-    out.push(...this.control(form, [beginSql(modes)], { kind: 'open', wrapper, transactionId: null }));
-    const rule = binding.rule;
-    if (this.durationTimer === null && rule.limits.maxTransactionDurationMs !== null) this.armDuration(rule);
+    out.push(...transaction.begin(form));
+    this.armDuration(transaction.binding.rule);
     this.updateHooks();
   }
 
   /** The messages that end the request's transaction; the outcome is recorded when the server answers. */
-  private finishWrapper(form: 'simple' | 'batch'): Outgoing[] {
-    const wrapper = this.wrapper!;
-    this.wrapper = null;
-    const sql = finishSql({ dryRun: wrapper.changes !== null, clientBlock: this.forecast.status !== 'I', failed: wrapper.failed });
+  private finishTransaction(form: 'simple' | 'batch'): Outgoing[] {
+    const transaction = this.transaction!;
+    this.transaction = null;
+    const out = transaction.finish(form, this.forecast.status !== 'I', this.tracker.transaction?.id ?? null);
     this.clientBlock = false;
     this.forecast.resync('I', []);
-    return this.control(form, sql, { kind: 'finish', wrapper, transactionId: this.tracker.transaction?.id ?? null });
-  }
-
-  /** Control statements in the given form, hidden from the client. */
-  private control(form: Form, sqls: string[], control: AnswerPlan['control']): Outgoing[] {
-    const plan = (): AnswerPlan => ({ steps: [], cursor: 0, refusal: null, control });
-    if (form === 'simple') return [{ message: queryMessage(sqls.join('; ')), hidden: true, plan: plan() }];
-    const out: Outgoing[] = [];
-    for (const sql of sqls) {
-      const sequence = controlSequence(sql);
-      for (const message of sequence.prepare) out.push({ message, hidden: true, plan: null });
-      out.push({ message: sequence.execute, hidden: true, plan: plan() });
-      for (const message of sequence.cleanup) out.push({ message, hidden: true, plan: null });
-    }
-    if (form === 'batch') out.push({ message: syncMessage(), hidden: true, plan: null });
     return out;
   }
 
@@ -497,8 +422,8 @@ export class PolicyEnforcer implements SessionInterceptor {
     const plan = this.plans.get(entry);
     const step = plan !== undefined ? plan.steps[plan.cursor++] : undefined;
     if (step?.clientBlock !== undefined) this.clientBlock = step.clientBlock;
-    const statement = answeredStatement(entry);
-    const changes = this.wrapper?.changes ?? null;
+    const statement = completedStatement(entry);
+    const changes = this.transaction?.changes ?? null;
     if (changes !== null && statement !== undefined) {
       const info = statement.info;
       if (info.savepoint !== null && (info.txControl === 'savepoint' || info.txControl === 'release' || info.txControl === 'rollback_to')) {
@@ -519,29 +444,25 @@ export class PolicyEnforcer implements SessionInterceptor {
 
   private onError(entry: Entry, buf: Buffer, start: number, end: number, verdict: Verdict): Verdict {
     const plan = this.plans.get(entry);
-    const fields = plan !== undefined || this.wrapper !== null ? decodeErrorFields(buf, start, end) : null;
-    if (plan?.control) this.controlAnswered(plan.control, answeredStatement(entry), null, fields);
+    const transaction = this.transaction;
+    if (plan === undefined && transaction === null) return verdict;
+    const fields = decodeErrorFields(buf, start, end);
+    const error: SqlError = { code: fields.code, message: fields.message };
+    if (plan?.control) this.controlAnswered(plan.control, undefined, null, error);
     // An error outside the client's own block dooms the request's transaction.
-    const wrapper = this.wrapper;
-    if (wrapper !== null && !entry.hidden && !this.clientBlock && fields !== null) {
-      wrapper.failed = true;
-      wrapper.firstError ??= { code: fields.code, message: fields.message };
-      wrapper.binding.failed = true;
-    }
+    if (transaction !== null && !entry.hidden && !this.clientBlock) transaction.fail(error);
     const refusal = plan?.refusal;
-    if (refusal && fields !== null && fields.code === refusal.statement.code && fields.message === refusal.statement.message) {
-      return errorResponse(refusal.report);
-    }
+    if (refusal && fields.code === refusal.statement.code && fields.message === refusal.statement.message) return errorResponse(refusal.report);
     return verdict;
   }
 
   private onReady(status: TxStatus, verdict: Verdict): Verdict {
     // The client sees its own status: idle while only txproxy's transaction is open.
-    const shown = this.wrapper !== null && !this.clientBlock && status !== 'I' ? 'I' : status;
-    if (this.wrapper?.failed) this.abortWrapper();
+    const shown = this.transaction !== null && !this.clientBlock && status !== 'I' ? 'I' : status;
+    if (this.transaction?.failed) this.abortTransaction();
     if (this.tracker.pending === 0) {
       this.resync(status);
-      if (status === 'I') this.clearDuration();
+      if (status === 'I') this.timers.clearDuration();
       else this.armIdle();
     }
     if (verdict === DROP) return DROP;
@@ -550,64 +471,33 @@ export class PolicyEnforcer implements SessionInterceptor {
 
   /** Nothing in flight: the forecast takes the server's word. */
   private resync(status: TxStatus): void {
-    if (this.wrapper !== null && status === 'I') {
+    if (this.transaction !== null && status === 'I') {
       // Our BEGIN never ran (skipped after an error in the batch before it).
-      this.wrapper = null;
+      this.transaction = null;
       this.clientBlock = false;
     }
-    if (this.wrapper === null) {
-      this.forecast.resync(status, this.tracker.savepointNames);
+    const names = this.tracker.savepointNames;
+    if (this.transaction === null) {
+      this.forecast.resync(status, names);
       return;
     }
-    const names = this.tracker.savepointNames;
     const block = names.lastIndexOf(CLIENT_BLOCK_SAVEPOINT);
     this.forecast.resync(this.clientBlock ? status : 'I', this.clientBlock && block >= 0 ? names.slice(block + 1) : []);
   }
 
   /** Rolls a doomed request transaction back now, rather than holding its locks until the request ends. */
-  private abortWrapper(): void {
-    const wrapper = this.wrapper!;
-    const out = this.control('batch', ['ROLLBACK'], { kind: 'abort', wrapper, transactionId: this.tracker.transaction?.id ?? null });
+  private abortTransaction(): void {
+    const out = this.transaction!.abort(this.tracker.transaction?.id ?? null);
     // Only between client messages; otherwise the request's end rolls it back.
     if (!this.session.sendToServer(Buffer.concat(out.map((o) => o.message)))) return;
     this.emit(out);
-    this.wrapper = null;
+    this.transaction = null;
     this.clientBlock = false;
   }
 
-  /** The server answered a control statement of ours. */
-  private controlAnswered(
-    control: NonNullable<AnswerPlan['control']>,
-    statement: StatementRecord | undefined,
-    tag: string | null,
-    error: { code: string; message: string } | null,
-  ): void {
-    const { wrapper, kind } = control;
-    const binding = wrapper.binding;
-    if (kind === 'open') {
-      if (error === null) {
-        const message = `request ${binding.request.id} runs in one transaction opened by txproxy (${binding.rule.mode})`;
-        this.report(binding.rule, 'wrapped', null, message, undefined, binding.request);
-        return;
-      }
-      // Without its transaction the request cannot be atomic: refuse the rest of it.
-      binding.failed = true;
-      if (this.wrapper === wrapper) this.wrapper = null;
-      return;
-    }
-    // ROLLBACK TO of a client block abandoned at the end precedes the COMMIT.
-    if (tag !== null && statement?.info.txControl === 'rollback_to') return;
-    const failure = error ?? wrapper.firstError;
-    if (tag === 'COMMIT') {
-      this.report(binding.rule, 'committed', null, `request ${binding.request.id}: txproxy committed the request's transaction (${wrapper.statements} statements)`, undefined, binding.request, control.transactionId);
-    } else {
-      const why =
-        wrapper.changes !== null && failure === null
-          ? 'dry run: the request\'s transaction was rolled back'
-          : `the request's transaction was rolled back after an error${failure ? ` (${failure.code}: ${failure.message})` : ''}`;
-      this.report(binding.rule, 'rolled_back', failure?.code ?? null, `request ${binding.request.id}: ${why}`, undefined, binding.request, control.transactionId);
-    }
-    if (wrapper.changes !== null) this.reporter.dryRun(this.session.info, { request: binding.request, changes: wrapper.changes, error: failure });
+  private controlAnswered(control: NonNullable<AnswerPlan['control']>, statement: StatementRecord | undefined, tag: string | null, error: SqlError | null): void {
+    const opened = control.transaction.answered(control, statement, tag, error);
+    if (!opened && this.transaction === control.transaction) this.transaction = null;
   }
 
   // ------------------------------------------------------------ limits
@@ -616,26 +506,22 @@ export class PolicyEnforcer implements SessionInterceptor {
     const rule = this.binding?.rule;
     const limit = rule?.limits.idleInTransactionTimeoutMs ?? null;
     if (rule === undefined || limit === null) return;
-    this.clearIdle();
-    this.idleTimer = setTimeout(() => {
-      this.idleTimer = null;
+    this.timers.armIdle(limit, () => {
       if (this.tracker.pending > 0 || this.tracker.status === 'I') return;
       this.limitReached(rule, PolicyErrors.idleInTransaction(rule, limit));
-    }, limit);
-    this.idleTimer.unref();
+    });
   }
 
   private armDuration(rule: PolicyRule): void {
-    const limit = rule.limits.maxTransactionDurationMs!;
-    this.durationTimer = setTimeout(() => {
-      // Stays set (not re-armed) until the transaction ends: a warning is given once.
+    const limit = rule.limits.maxTransactionDurationMs;
+    if (limit === null || this.timers.durationArmed) return;
+    this.timers.armDuration(limit, () => {
       if (this.tracker.status === 'I' && this.tracker.pending === 0) {
-        this.durationTimer = null;
+        this.timers.clearDuration(); // ended meanwhile; the next one arms anew
         return;
       }
       this.limitReached(rule, PolicyErrors.transactionTimeout(rule, limit));
-    }, limit);
-    this.durationTimer.unref();
+    });
   }
 
   /** A timed limit ran out: end the session as PostgreSQL does (FATAL), or only report it. */
@@ -645,41 +531,20 @@ export class PolicyEnforcer implements SessionInterceptor {
     if (enforce) this.session.close(report);
   }
 
-  private clearIdle(): void {
-    if (this.idleTimer !== null) clearTimeout(this.idleTimer);
-    this.idleTimer = null;
-  }
-
-  private clearDuration(): void {
-    if (this.durationTimer !== null) clearTimeout(this.durationTimer);
-    this.durationTimer = null;
-  }
-
-  private clearTimers(): void {
-    this.clearIdle();
-    this.clearDuration();
-  }
-
   // ------------------------------------------------------------ session events
 
   /** Terminate: a request's transaction commits (dry-run: rolls back) before the server sees it. */
   onTerminate(): Buffer | undefined {
-    this.clearIdle();
-    if (this.wrapper === null) return undefined;
-    return this.emit(this.finishWrapper('simple'));
+    this.timers.clearIdle();
+    if (this.transaction === null) return undefined;
+    return this.emit(this.finishTransaction('simple'));
   }
 
   onEnd(clean: boolean): void {
-    this.clearTimers();
-    const wrapper = this.wrapper;
-    if (wrapper !== null) {
-      // Closing the server connection rolls the transaction back.
-      this.wrapper = null;
-      const binding = wrapper.binding;
-      const why = clean ? 'the session ended' : 'the client disconnected without Terminate';
-      this.report(binding.rule, 'rolled_back', null, `request ${binding.request.id}: ${why}; the request's transaction was rolled back`, undefined, binding.request);
-      if (wrapper.changes !== null) this.reporter.dryRun(this.session.info, { request: binding.request, changes: wrapper.changes, error: wrapper.firstError });
-    }
+    this.timers.clear();
+    const transaction = this.transaction;
+    this.transaction = null;
+    transaction?.abandoned(clean, this.tracker.transaction?.id ?? null);
     this.reporter.detach(this.session.info);
   }
 
@@ -691,27 +556,14 @@ export class PolicyEnforcer implements SessionInterceptor {
     if (rule.mode !== 'autocommit') return;
     if (this.orphans.requestId !== request.id) this.orphans = { requestId: request.id, writes: 0 };
     if (++this.orphans.writes !== 2) return;
-    this.reporter.decision(this.session.info, {
-      rule,
-      decision: 'warned',
-      sqlstate: null,
-      message: orphanWritesMessage(request.id, this.orphans.writes),
-      request,
-      transactionId: tx.id,
-    });
+    this.outcomes.decision(rule, 'warned', null, orphanWritesMessage(request.id, this.orphans.writes), request, tx.id);
   }
 
   // ------------------------------------------------------------ helpers
 
-  private report(
-    rule: PolicyRule,
-    decision: DecisionEvent['decision'],
-    sqlstate: string | null,
-    message: string,
-    statement?: string,
-    request: RequestInfo = this.binding?.request ?? this.tracker.request,
-    transactionId: string | null = this.tracker.transaction?.id ?? null,
-  ): void {
+  private report(rule: PolicyRule, decision: PolicyDecision, sqlstate: string | null, message: string, statement?: string): void {
+    const request = this.binding?.request ?? this.tracker.request;
+    const transactionId = this.tracker.transaction?.id ?? null;
     this.reporter.decision(this.session.info, { rule, decision, sqlstate, message, request, transactionId, statement });
   }
 
@@ -722,9 +574,9 @@ export class PolicyEnforcer implements SessionInterceptor {
 }
 
 /**
- * The statement a CommandComplete or ErrorResponse just answered: for a
- * Query the tracker has already moved past it, for the others it is the one.
+ * The statement a CommandComplete just completed: a Query's entry has
+ * already moved past it, the other entries hold exactly one.
  */
-function answeredStatement(entry: Entry): StatementRecord | undefined {
+function completedStatement(entry: Entry): StatementRecord | undefined {
   return entry.statements[Math.max(entry.index - 1, 0)];
 }
