@@ -217,3 +217,27 @@ t.test('single-transaction through postgres.js: pipelined extended batches and s
   await sessionsClosed();
   t.same(await names(), ['p1', 'p2', 'p3', 'in-block', 'in-savepoint']);
 });
+
+t.test('single-transaction: Terminate inside an open block drops the block and commits the rest', async (t) => {
+  const client = await proxy.client({ application_name: 'django' });
+  await client.query("INSERT INTO items (name) VALUES ('outside')");
+  await client.query('BEGIN');
+  await client.query("INSERT INTO items (name) VALUES ('inside, never committed')");
+  await client.end();
+  await sessionsClosed();
+  t.same(await names(), ['outside'], 'as the server would: the open block is rolled back, acknowledged work stays');
+});
+
+t.test('single-transaction: transaction modes on the request\'s first BEGIN open the request transaction with them', async (t) => {
+  const client = await proxy.client({ application_name: 'django' });
+  await client.query('BEGIN ISOLATION LEVEL SERIALIZABLE');
+  t.same((await client.query('SHOW transaction_isolation')).rows, [{ transaction_isolation: 'serializable' }]);
+  await client.query("INSERT INTO items (name) VALUES ('serializable')");
+  await client.query('COMMIT');
+  // Later in the same request the modes can no longer change.
+  const err = await client.query('BEGIN ISOLATION LEVEL READ COMMITTED').catch((e: pg.DatabaseError) => e);
+  t.match(err, { code: '25001', message: /transaction modes cannot change inside the request's transaction/ });
+  await client.end();
+  await sessionsClosed();
+  t.same(await names(), [], 'the refusal outside a block failed the request');
+});
