@@ -122,13 +122,24 @@ export class PolicyEnforcer implements SessionInterceptor {
 
   /** The policies were reloaded: the current request keeps its rule, the next one gets the new ones. */
   refresh(): void {
+    if (this.binding === null) {
+      // A session without hooks has not resolved its request yet: do it under the rules it started with.
+      const request = this.tracker.request;
+      this.binding = { request, rule: this.policies.resolve(this.matchContext(request)), policies: this.policies, failed: false };
+    }
     this.policies = this.reporter.current().forSession(this.matchContext(null));
     this.updateHooks();
   }
 
-  /** SET application_name: the rules this session can match change with it. */
+  /** SET application_name: the rules this session can match change with it, from now on. */
   onApplicationName(): void {
-    this.refresh();
+    this.policies = this.reporter.current().forSession(this.matchContext(null));
+    const binding = this.binding;
+    if (binding !== null && this.transaction === null && this.forecast.status === 'I') {
+      binding.policies = binding.policies.set.forSession(this.matchContext(null));
+      binding.rule = binding.policies.resolve(this.matchContext(binding.request));
+    }
+    this.updateHooks();
   }
 
   private updateHooks(): void {
@@ -256,7 +267,7 @@ export class PolicyEnforcer implements SessionInterceptor {
     const prepared = this.tracker.portalStatement(decodeExecute(buf, start, end).portal);
     // Requests change only at a batch's start; mid-batch a request transaction may still have to open.
     const rule = this.binding?.rule ?? this.enterRequest(prepared?.tags ?? null, out, 'mid', () => null);
-    if (rule.wraps && this.transaction === null && !this.binding!.failed) this.openTransaction(out, 'mid', null);
+    if (this.mustOpenTransaction(rule)) this.openTransaction(out, 'mid', null);
     if (prepared === null) return this.pass(out, Frontend.Execute, buf, start, end);
     const info = prepared.info;
     if (!rule.enforcing && this.transaction === null) {
@@ -358,7 +369,7 @@ export class PolicyEnforcer implements SessionInterceptor {
     const request = this.tracker.observeRequest(tags);
     if (deferred) return binding!.rule;
     const rule = this.bind(request);
-    if (rule.wraps && this.transaction === null && !this.binding!.failed) this.openTransaction(out, form, modes());
+    if (this.mustOpenTransaction(rule)) this.openTransaction(out, form, modes());
     return rule;
   }
 
@@ -381,6 +392,15 @@ export class PolicyEnforcer implements SessionInterceptor {
     // Boundaries are only taken at a message that starts something, never mid-batch.
     if (this.transaction !== null) out.push(...this.finishTransaction(form === 'simple' ? 'simple' : 'batch'));
     this.binding = null;
+  }
+
+  /**
+   * A wrapping rule and no request transaction yet. Only from outside any
+   * transaction: one the client opened before the rule applied (a reload)
+   * is its own, and the request transaction begins after it.
+   */
+  private mustOpenTransaction(rule: PolicyRule): boolean {
+    return rule.wraps && this.transaction === null && !this.binding!.failed && this.forecast.status === 'I';
   }
 
   private openTransaction(out: Outgoing[], form: Form, modes: string | null): void {

@@ -8,6 +8,7 @@ import pg from 'pg';
 import { startPostgres } from '../helpers/postgres.js';
 import { eventually, startProxy } from '../helpers/proxy.js';
 import { rawClient, serialize, TRUST_LOCAL } from '../helpers/raw-client.js';
+import { buildConfig } from '../../src/config/load.js';
 import type { SessionInterceptor } from '../../src/proxy/session.js';
 
 const server = await startPostgres({ hba: TRUST_LOCAL });
@@ -175,4 +176,19 @@ t.test('sessions with nothing to enforce get no per-message hooks', async (t) =>
   const failed = nextError(plain);
   await plain.query('BEGIN');
   t.match(await failed, { code: '25P03' });
+});
+
+t.test('a reload: requests under way keep their rule, including in sessions that had no hooks', async (t) => {
+  const original = proxy.app.options.config.policies;
+  t.teardown(() => proxy.app.reloadPolicies(original));
+  const before = await proxy.client({ application_name: 'later' });
+  t.teardown(() => before.end());
+  await before.query('SELECT 1');
+  const reloaded = buildConfig({ policies: { rules: [{ name: 'later', match: { application_name: 'later' }, mode: 'read-only' }] } }, {}, {});
+  proxy.app.reloadPolicies(reloaded.policies);
+  await before.query("INSERT INTO items (name) VALUES ('the request under way keeps autocommit')");
+  const after = await proxy.client({ application_name: 'later' });
+  t.teardown(() => after.end());
+  await t.rejects(after.query("INSERT INTO items (name) VALUES ('refused')"), { code: '25006' }, 'a new request gets the new rule');
+  t.equal(await count(), 1);
 });
