@@ -15,6 +15,9 @@ import { createRegistry } from './metrics/registry.js';
 import { registerSessionGauges } from './metrics/session-gauges.js';
 import { TraceBus, type TraceSink } from './trace/trace-sink.js';
 import type { Config } from './config/schema.js';
+import type { PoliciesConfig } from './policy/policy-config.js';
+import { PolicySet } from './policy/policy-set.js';
+import { PolicyService, type PolicyViolationCounter } from './proxy/policy-service.js';
 import { ProxyServer } from './proxy/server.js';
 import type { UpstreamTarget } from './proxy/upstream.js';
 import { TraceWriter } from './trace/trace-writer.js';
@@ -31,6 +34,8 @@ export interface AppOptions {
   listeners?: TrackerListener[];
   /** Lock wait of a session for the admin API's `/sessions` (the lock monitor's `lockWaitOf`). */
   lockWaitOf?: LockWaitOf;
+  /** Counts policy violations (txproxy_policy_violations_total). */
+  policyViolations?: PolicyViolationCounter;
 }
 
 /** How long the admin endpoint's `/readyz` waits for the upstream to answer. */
@@ -49,6 +54,8 @@ export class App {
   readonly metrics: ProxyMetrics | null = null;
   private readonly admin: AdminServer | null = null;
   private draining = false;
+  /** The policies in force; reloadPolicies() replaces them. */
+  readonly policies: PolicyService;
 
   private constructor(readonly options: AppOptions) {
     const { config } = options;
@@ -78,6 +85,16 @@ export class App {
         log: options.log,
       });
     }
+    // Always present, so a reload can turn policies on; sessions with no
+    // enforcing rule get no per-message hooks.
+    this.policies = new PolicyService({
+      policies: PolicySet.compile(config.policies),
+      trace: this.traceBus,
+      sqlMode: config.trace.sql,
+      violations: options.policyViolations ?? this.violationCounter(),
+      log: options.log,
+    });
+    listeners.push(this.policies.listener);
     listeners.push(...(options.listeners ?? []));
     const [host, port] = splitHostPort(config.listen);
     this.server = new ProxyServer({
@@ -90,6 +107,7 @@ export class App {
       tlsContext: options.tlsContext,
       listener: fanOut(listeners),
       log: options.log,
+      interceptor: (session) => this.policies.attach(session),
     });
   }
 
@@ -120,6 +138,17 @@ export class App {
   /** The admin HTTP endpoint's port; null when `http` is off. */
   get adminPort(): number | null {
     return this.admin?.address.port ?? null;
+  }
+
+  /** Policy decisions go to txproxy_policy_violations_total when metrics are on. */
+  private violationCounter(): PolicyViolationCounter | undefined {
+    const metrics = this.metrics;
+    return metrics === null ? undefined : { inc: (rule, action) => metrics.policyViolation(rule, action) };
+  }
+
+  /** New policies (a validated `policies:` section); each session applies them from its next request. */
+  reloadPolicies(policies: PoliciesConfig | undefined): void {
+    this.policies.update(PolicySet.compile(policies));
   }
 
   /** Drains sessions (up to `drainMs`) and stops; `/readyz` answers 503 meanwhile. */

@@ -181,6 +181,19 @@ async function main(): Promise<void> {
     log.info('stopped');
     process.exit(0);
   };
+  // SIGHUP re-reads the configuration; the policies take effect without a
+  // restart (each session from its next request). A broken file changes nothing.
+  process.on('SIGHUP', () => {
+    let next: Config;
+    try {
+      next = loadConfig(argv);
+    } catch (err) {
+      log.error({ reason: (err as Error).message }, 'configuration reload failed: keeping the current policies');
+      return;
+    }
+    app.reloadPolicies(next.policies);
+    log.info({ enabled: next.policies !== undefined, rules: next.policies?.rules.map((r) => r.name) ?? [] }, 'policies reloaded');
+  });
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
 }

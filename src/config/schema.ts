@@ -3,6 +3,7 @@
  * docs/configuration.md documents each key; keep the two in step.
  */
 import { z } from 'zod';
+import { policiesSchema } from '../policy/policy-config.js';
 import { parseDuration } from './duration.js';
 
 const hostPort = z
@@ -73,8 +74,8 @@ export const configSchema = z
       })
       .strict()
       .default({ level: 'info' }),
-    /** Policies (docs/policies.md); validated by src/policy. */
-    policies: z.unknown().optional(),
+    /** Policies (docs/policies.md); absent or empty: no policies. */
+    policies: policiesSchema.nullish().transform((v) => v ?? undefined),
     /** Prometheus metrics on the admin endpoint (docs/metrics.md). */
     metrics: z
       .object({

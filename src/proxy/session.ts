@@ -48,9 +48,20 @@ export interface SessionInterceptor {
   /** `undefined`: record and forward as usual. Anything else: the interceptor recorded it and this is what to send. */
   onClientMessage?(type: number, buf: Buffer, start: number, end: number): Verdict | 'default';
   onServerMessage?(type: number, buf: Buffer, start: number, end: number, entry: Entry | null): Verdict;
+  /**
+   * The client sent Terminate. Bytes returned go to the server just before
+   * it (e.g. the COMMIT that ends a request's transaction); the session then
+   * stays until the server has answered them and closed.
+   */
+  onTerminate?(): Buffer | undefined;
+  /** The server reported a (new) application_name: rules matching on it may now apply or not. */
+  onApplicationName?(value: string): void;
   /** The session ends; `clean` when the client said Terminate. */
   onEnd?(clean: boolean): void;
 }
+
+/** How long a clean end waits for the server to answer what was sent before Terminate. */
+const SETTLE_TIMEOUT_MS = 5000;
 
 const DEFAULT = 'default';
 
@@ -121,6 +132,8 @@ export class Session extends EventEmitter {
   private readonly log: Logger;
   /** The client sent Terminate: its close is clean. */
   private terminated = false;
+  /** The interceptor sent messages ahead of Terminate: wait for the server to answer them and close. */
+  private settling = false;
   /** The server sent a FATAL error: its close is expected, the client knows why. */
   private serverFatal = false;
   private draining = false;
@@ -231,7 +244,10 @@ export class Session extends EventEmitter {
   private onClientMessage(type: number, buf: Buffer, start: number, end: number): Verdict {
     if (type === Frontend.Terminate) {
       this.terminated = true;
-      return FORWARD;
+      const before = this.state === 'ready' ? this.interceptor?.onTerminate?.() : undefined;
+      if (before === undefined) return FORWARD;
+      this.settling = true;
+      return Buffer.concat([before, buf.subarray(start, end)]);
     }
     if (type === Frontend.Password) return this.state === 'authenticating' ? this.onAuthenticationResponse(buf, start, end) : FORWARD;
     if (this.state !== 'ready' || this.info.replication) return FORWARD;
@@ -258,8 +274,21 @@ export class Session extends EventEmitter {
       );
       return;
     }
+    // Settling after the client left: answers are still tracked, there is no one to send them to.
+    if (this.client.destroyed) return;
     if (!write(this.client, out)) this.pauseUntilDrain(this.upstream!, this.client, 'upstream');
     if (this.draining) this.closeIfIdle();
+  }
+
+  /**
+   * Sends messages of txproxy's own to the server between client messages
+   * (a policy ending a transaction). False when a client message is only
+   * partly forwarded, so nothing can go in between now.
+   */
+  sendToServer(bytes: Buffer): boolean {
+    if (this.closed || this.upstream === null || !this.clientScanner.atBoundary) return false;
+    this.upstream.write(bytes);
+    return true;
   }
 
   private onServerMessage(type: number, buf: Buffer, start: number, end: number): Verdict {
@@ -342,7 +371,10 @@ export class Session extends EventEmitter {
   private noteParameter(buf: Buffer, start: number, end: number): void {
     const { name, value } = decodeParameterStatus(buf, start, end);
     this.parameters.set(name, value);
-    if (name === 'application_name') this.info.applicationName = value;
+    if (name === 'application_name') {
+      this.info.applicationName = value;
+      this.interceptor?.onApplicationName?.(value);
+    }
   }
 
   private noteFatal(buf: Buffer, start: number, end: number): void {
@@ -407,6 +439,12 @@ export class Session extends EventEmitter {
     const clean = this.terminated;
     if (!clean) this.log.debug({ status: this.tracker.status }, 'client disconnected without Terminate');
     this.closeUpstream(clean);
+    const upstream = this.upstream;
+    if (clean && this.settling && upstream !== null && !upstream.destroyed) {
+      // The server closes once it has answered what went ahead of Terminate (onUpstreamGone finishes).
+      setTimeout(() => upstream.destroy(), SETTLE_TIMEOUT_MS).unref();
+      return;
+    }
     this.finish(clean);
   }
 

@@ -27,6 +27,13 @@ export class RequestTracker {
     this.onNewRequest(this.current, null);
   }
 
+  /** Whether a statement with these tags would start a new request (a new trace id after tagged ones). */
+  startsNew(tags: SqlCommenterTags | null): boolean {
+    if (tags === null || this.current.tags === null) return false;
+    const traceId = traceIdOf(tags.traceparent);
+    return traceId !== null && traceId !== this.current.traceId;
+  }
+
   /** Sees the tags of a statement; returns the request it belongs to. */
   observe(tags: SqlCommenterTags | null): RequestInfo {
     if (tags === null) return this.current;

@@ -255,8 +255,28 @@ export class SessionTracker {
   }
 
   /** What the named portal runs, for policy checks before an Execute is sent. */
-  portalStatement(portal: string): { text: string; info: StatementInfo } | null {
+  portalStatement(portal: string): { text: string; info: StatementInfo; tags: SqlCommenterTags | null } | null {
     return this.portals.get(portal) ?? null;
+  }
+
+  /** What the named prepared statement holds, for policy checks before a Bind is sent. */
+  preparedStatement(name: string): { text: string; info: StatementInfo; tags: SqlCommenterTags | null } | null {
+    return this.prepared.get(name) ?? null;
+  }
+
+  /**
+   * The request a statement with these tags belongs to, switching to a new
+   * one now if they carry a new trace id. A policy calls this before it
+   * sends anything of the request; the tracker's own later look at the same
+   * tags then changes nothing.
+   */
+  observeRequest(tags: SqlCommenterTags | null): RequestInfo {
+    return this.requests.observe(tags);
+  }
+
+  /** Whether a statement with these tags would start a new request. */
+  startsNewRequest(tags: SqlCommenterTags | null): boolean {
+    return this.requests.startsNew(tags);
   }
 
   /** Records a message txproxy sends on its own; its answers are dropped. */

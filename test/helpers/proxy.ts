@@ -8,6 +8,7 @@ import pg from 'pg';
 import { App, type AppOptions } from '../../src/app.js';
 import { buildConfig } from '../../src/config/load.js';
 import type { ConfigInput } from '../../src/config/schema.js';
+import type { PolicyViolationCounter } from '../../src/proxy/policy-service.js';
 import { parseUpstreamUrl } from '../../src/proxy/upstream.js';
 import { MemoryTraceSink } from '../../src/trace/trace-sink.js';
 import type { StatementRecord, TrackerListener, TransactionRecord } from '../../src/tracker/types.js';
@@ -40,6 +41,7 @@ export async function startProxy(
     /** Where txproxy logs; silent unless TXPROXY_TEST_LOG names a level. */
     log?: Logger;
     app?: Partial<AppOptions>;
+    policyViolations?: PolicyViolationCounter;
   } = {},
 ): Promise<TestProxy> {
   const config = buildConfig({ listen: '127.0.0.1:0', http: 'off', drain_timeout: 2000, connect_timeout: 3000, ...overrides }, {}, {});
@@ -60,6 +62,7 @@ export async function startProxy(
     tlsContext: extra.tlsContext ?? null,
     ...extra.app,
     listeners: [recorder, ...(extra.listeners ?? [])],
+    policyViolations: extra.policyViolations,
   });
   const port = app.port;
   const connection = (o: Partial<pg.ClientConfig> = {}): pg.ClientConfig => ({
