@@ -64,6 +64,9 @@ const CLIENT_INSPECT = flags([
   Frontend.Close,
   Frontend.FunctionCall,
   Frontend.Terminate,
+  // Once per COPY: the tracker must know where copy-in data ends (see dropSyncsIgnoredByCopy).
+  Frontend.CopyDone,
+  Frontend.CopyFail,
 ]);
 
 /** Server message types the tracker reads; DataRow and CopyData only pass. */
