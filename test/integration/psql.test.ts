@@ -157,3 +157,44 @@ t.test('\\set AUTOCOMMIT off: psql opens the transaction itself, the script comm
   );
   checkTraceInvariants(t, proxy);
 });
+
+t.test('psql -c with BEGIN, writes, COMMIT and a last INSERT: an explicit transaction, then an implicit one', async (t) => {
+  const result = await psql(endpoint, ['-c', "BEGIN; INSERT INTO notes VALUES (30, 'a'); INSERT INTO notes VALUES (31, 'b'); COMMIT; INSERT INTO notes VALUES (32, 'c')"]);
+  t.equal(result.code, 0, result.stderr);
+  t.same(await ids(), [30, 31, 32]);
+  await sessionsEnded(1);
+  t.same(
+    proxy.transactions.map((x) => [x.implicit, x.outcome, x.statements, x.writes]),
+    [
+      [false, 'commit', 4, 2],
+      [true, 'commit', 1, 1],
+    ],
+  );
+  checkTraceInvariants(t, proxy);
+});
+
+t.test('a SQL-standard function body (BEGIN ATOMIC … END) sent by psql is one statement, not three', async (t) => {
+  const result = await psql(endpoint, [
+    '-c',
+    'CREATE FUNCTION note_count() RETURNS bigint LANGUAGE sql BEGIN ATOMIC SELECT 1; SELECT count(*) FROM notes; END; SELECT note_count()',
+  ]);
+  t.equal(result.code, 0, result.stderr);
+  t.equal(result.stdout, '0\n');
+  const script = "CREATE PROCEDURE add_note(i int) LANGUAGE sql BEGIN ATOMIC INSERT INTO notes VALUES (i, CASE WHEN i > 0 THEN 'pos' END); END;\nCALL add_note(40);\n";
+  const second = await psql(endpoint, [], { input: script });
+  t.equal(second.code, 0, second.stderr);
+  t.same(await ids(), [40]);
+  await sessionsEnded(2);
+  t.same(
+    proxy.statements.map((s) => [s.info.operation, s.commandTag]),
+    [
+      ['CREATE FUNCTION', 'CREATE FUNCTION'],
+      ['SELECT', 'SELECT 1'],
+      ['CREATE PROCEDURE', 'CREATE PROCEDURE'],
+      ['CALL', 'CALL'],
+    ],
+    'each statement the server ran, with its own text and tag, and nothing else',
+  );
+  t.match(proxy.statements[1].text, /^SELECT note_count\(\)$/);
+  checkTraceInvariants(t, proxy);
+});
