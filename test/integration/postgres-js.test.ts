@@ -238,3 +238,25 @@ t.test('queries pipelined inside sql.begin stay in the one explicit transaction'
   t.match(proxy.transactions[0], { implicit: false, outcome: 'commit', statements: 12 });
   checkTraceInvariants(t, proxy, { sessionIds: [sessionId] });
 });
+
+t.test('errors on the first run of a parameterized query (Parse, Describe, Flush before any Execute)', async (t) => {
+  const sql = connect(t);
+  const sessionId = await sessionOf(sql);
+  resetRecords(proxy);
+  // A syntax error answers the Parse that postgres.js sends ahead to learn the parameter types.
+  await t.rejects(sql`SELEC ${1}::int`, { code: '42601' });
+  // A bad parameter value fails at Bind, after the Describe round trip.
+  await t.rejects(sql`SELECT ${'not a number'}::int AS n`, { code: '22P02' });
+  t.same([...(await sql`SELECT ${5}::int AS n`)], [{ n: 5 }]);
+  await proxy.waitForTransactions(3);
+  t.same(
+    proxy.statements.map((s) => [s.text, s.error?.code ?? null]),
+    [
+      ['SELEC $1::int', '42601'],
+      ['SELECT $1::int AS n', '22P02'],
+      ['SELECT $1::int AS n', null],
+    ],
+  );
+  t.same(proxy.transactions.map((x) => x.outcome), ['failed', 'failed', 'commit']);
+  checkTraceInvariants(t, proxy, { sessionIds: [sessionId] });
+});

@@ -173,6 +173,22 @@ t.test('psql -c with BEGIN, writes, COMMIT and a last INSERT: an explicit transa
   checkTraceInvariants(t, proxy);
 });
 
+t.test('psql -c with INSERT; ROLLBACK; INSERT: the ROLLBACK undoes the implicit block, the last INSERT commits alone', async (t) => {
+  const result = await psql(endpoint, ['-c', "INSERT INTO notes VALUES (35, 'undone'); ROLLBACK; INSERT INTO notes VALUES (36, 'kept')"]);
+  t.equal(result.code, 0, result.stderr);
+  t.match(result.stderr, /there is no transaction in progress/, 'the server warns, and psql shows it');
+  t.same(await ids(), [36]);
+  await sessionsEnded(1);
+  t.same(
+    proxy.transactions.map((x) => [x.implicit, x.outcome, x.statements, x.writes]),
+    [
+      [true, 'rollback', 2, 1],
+      [true, 'commit', 1, 1],
+    ],
+  );
+  checkTraceInvariants(t, proxy);
+});
+
 t.test('a SQL-standard function body (BEGIN ATOMIC … END) sent by psql is one statement, not three', async (t) => {
   const result = await psql(endpoint, [
     '-c',
