@@ -91,6 +91,24 @@ t.test('node-postgres COPY FROM STDIN and TO STDOUT, and a CopyFail', async (t) 
   checkTraceInvariants(t, proxy);
 });
 
+t.test('an error in the middle of COPY TO STDOUT: the rows sent so far reach the client, the statement fails', async (t) => {
+  const client = await proxy.client();
+  t.teardown(() => client.end());
+  const failing = copyOut(client, 'COPY (SELECT 10 / (5 - g) FROM generate_series(1, 8) g) TO STDOUT');
+  await t.rejects(failing, { code: '22012' });
+  t.same((await client.query('SELECT 1 AS ok')).rows, [{ ok: 1 }]);
+  await proxy.waitForTransactions(2);
+  t.same(
+    proxy.statements.map((s) => [s.copy, s.commandTag, s.error?.code ?? null]),
+    [
+      ['out', null, '22012'],
+      [null, 'SELECT 1', null],
+    ],
+  );
+  t.same(proxy.transactions.map((x) => x.outcome), ['failed', 'commit']);
+  checkTraceInvariants(t, proxy);
+});
+
 t.test('COPY inside an explicit transaction, rolled back', async (t) => {
   const client = await proxy.client();
   t.teardown(() => client.end());
@@ -135,7 +153,8 @@ t.test('COPY FROM STDIN in the extended protocol, libpq style: the Sync sent bef
       ['SELECT count(*) FROM people', 'extended', null, 'SELECT 1'],
     ],
   );
-  t.equal(proxy.app.server.sessions.size >= 1 && [...proxy.app.server.sessions].find((s) => s.info.id === sessionId)!.tracker.pending, 0, 'nothing is left waiting for an answer');
+  const session = [...proxy.app.server.sessions].find((s) => s.info.id === sessionId);
+  t.equal(session?.tracker.pending, 0, 'nothing is left waiting for an answer');
   checkTraceInvariants(t, proxy, { sessionIds: [sessionId] });
 });
 
