@@ -78,6 +78,9 @@ const CLIENT_INSPECT = flags([
   Frontend.Terminate,
   // Only during authentication: the SCRAM channel-binding check (see onAuthenticationResponse).
   Frontend.Password,
+  // Once per COPY: the tracker must know where copy-in data ends (see dropSyncsIgnoredByCopy).
+  Frontend.CopyDone,
+  Frontend.CopyFail,
 ]);
 
 /** Server message types the tracker reads; DataRow and CopyData only pass. */

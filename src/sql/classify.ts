@@ -92,9 +92,11 @@ export function splitStatements(sql: string): StatementInfo[] {
   let stmtStart = -1;
   let stmtEnd = 0;
   let depth = 0;
+  /** Open BEGIN … END blocks of a routine body (BEGIN ATOMIC), whose semicolons do not end the statement. */
+  let blockDepth = 0;
   lex(sql, (kind, start, end) => {
     if (kind === TokenKind.Comment) return;
-    if (kind === TokenKind.Semicolon && depth === 0) {
+    if (kind === TokenKind.Semicolon && depth === 0 && blockDepth === 0) {
       if (stmtStart >= 0) statements.push(describe(sql, sql.slice(stmtStart, stmtEnd), words, stmtStart));
       words = [];
       stmtStart = -1;
@@ -105,13 +107,38 @@ export function splitStatements(sql: string): StatementInfo[] {
     if (kind === TokenKind.OpenParen) depth++;
     else if (kind === TokenKind.CloseParen) depth = Math.max(0, depth - 1);
     else if (kind === TokenKind.Word || kind === TokenKind.QuotedIdent) {
-      words.push({ upper: kind === TokenKind.Word ? sql.slice(start, end).toUpperCase() : '', kind, start, end, depth });
+      const upper = kind === TokenKind.Word ? sql.slice(start, end).toUpperCase() : '';
+      words.push({ upper, kind, start, end, depth });
+      if (depth === 0 && kind === TokenKind.Word && isRoutineDefinition(words)) blockDepth = routineBlockDepth(blockDepth, upper);
     }
   });
   if (stmtStart >= 0) statements.push(describe(sql, sql.slice(stmtStart, stmtEnd), words, stmtStart));
   // A Query with nothing but whitespace and comments gets one EmptyQueryResponse.
   if (statements.length === 0) statements.push(emptyStatement(sql));
   return statements;
+}
+
+/**
+ * CREATE [OR REPLACE] FUNCTION | PROCEDURE: its SQL-standard body
+ * (`BEGIN ATOMIC stmt; stmt; END`) holds semicolons. psql's own scanner
+ * (psqlscan.l) tracks it the same way, and psql sends such a definition
+ * as one Query.
+ */
+function isRoutineDefinition(words: Word[]): boolean {
+  if (words[0].upper !== 'CREATE' || words.length < 2) return false;
+  const second = words[1].upper;
+  if (second === 'FUNCTION' || second === 'PROCEDURE') return true;
+  if (second !== 'OR' || words.length < 4 || words[2].upper !== 'REPLACE') return false;
+  const fourth = words[3].upper;
+  return fourth === 'FUNCTION' || fourth === 'PROCEDURE';
+}
+
+/** BEGIN opens a block, END closes one; CASE also ends with END, so inside a block it opens one too. */
+function routineBlockDepth(blockDepth: number, upper: string): number {
+  if (upper === 'BEGIN') return blockDepth + 1;
+  if (upper === 'CASE') return blockDepth > 0 ? blockDepth + 1 : blockDepth;
+  if (upper === 'END') return blockDepth > 0 ? blockDepth - 1 : blockDepth;
+  return blockDepth;
 }
 
 /** Classifies one statement, e.g. the text of an extended-protocol Parse. */

@@ -61,6 +61,8 @@ export interface Entry {
   hidden: boolean;
   /** Parse/Bind: the statement concerned, to report it should it fail. */
   prepared?: Prepared;
+  /** The client's next message after this one was CopyDone or CopyFail. */
+  copyEndFollows: boolean;
 }
 
 /** What the client prepared: statement name → SQL and its classification. */
@@ -99,6 +101,11 @@ export class SessionTracker {
   private head = 0;
   /** Set when an error made the server skip to Sync and the client has not sent it yet. */
   private skippingToSync = false;
+  /**
+   * Set while the server is in copy-in mode and the client has not ended the
+   * COPY yet: the server ignores any Sync it receives meanwhile.
+   */
+  private syncsIgnoredUntilCopyEnd = false;
 
   private readonly prepared = new Map<string, Prepared>();
   private readonly portals = new Map<string, Prepared>();
@@ -212,6 +219,10 @@ export class SessionTracker {
       }
       case Frontend.Sync:
         return this.push(EntryKind.Sync, [], false);
+      case Frontend.CopyDone:
+      case Frontend.CopyFail:
+        this.clientCopyEnd();
+        return null;
       case Frontend.FunctionCall:
         // Answered like a one-statement Query: FunctionCallResponse, then ReadyForQuery.
         return this.clientQueryStatements([this.newStatement('simple', 'fastpath function call', classifyStatement('SELECT'), null, null)]);
@@ -284,13 +295,28 @@ export class SessionTracker {
     return this.push(kind, statements, true);
   }
 
+  /**
+   * CopyDone/CopyFail: the client ends a COPY FROM STDIN. When the server
+   * has not yet said CopyInResponse, mark where the copy data ends, so that
+   * the Syncs sent before it can be told from those after it.
+   */
+  private clientCopyEnd(): void {
+    if (this.syncsIgnoredUntilCopyEnd) {
+      this.syncsIgnoredUntilCopyEnd = false;
+      return;
+    }
+    if (this.head < this.queue.length) this.queue[this.queue.length - 1].copyEndFollows = true;
+  }
+
   private push(kind: EntryKind, statements: StatementRecord[], hidden: boolean, prepared?: Prepared): Entry | null {
+    // In copy-in mode the server ignores Sync: it gets no ReadyForQuery.
+    if (kind === EntryKind.Sync && this.syncsIgnoredUntilCopyEnd) return null;
     if (this.skippingToSync) {
       // The server discards everything up to Sync after an error.
       if (kind !== EntryKind.Sync) return null;
       this.skippingToSync = false;
     }
-    const entry: Entry = { kind, statements, index: 0, hidden, prepared };
+    const entry: Entry = { kind, statements, index: 0, hidden, prepared, copyEndFollows: false };
     this.queue.push(entry);
     if (this.active === null) this.activateNext();
     return entry;
@@ -370,6 +396,7 @@ export class SessionTracker {
       case Backend.CopyOutResponse:
       case Backend.CopyBothResponse:
         if (this.active !== null) this.active.copy = type === Backend.CopyInResponse ? 'in' : type === Backend.CopyOutResponse ? 'out' : 'both';
+        if (type === Backend.CopyInResponse) this.dropSyncsIgnoredByCopy();
         return this.peek();
       case Backend.FunctionCallResponse:
         return this.complete('FUNCTION CALL', null);
@@ -400,6 +427,8 @@ export class SessionTracker {
 
   /** CommandComplete, EmptyQueryResponse, PortalSuspended or ErrorResponse for the head entry. */
   private complete(tag: string | null, error: ErrorFields | null, suspended = false): Entry | null {
+    // A COPY that ends (an error can end it before CopyDone) leaves copy-in mode: Syncs count again.
+    this.syncsIgnoredUntilCopyEnd = false;
     const entry = this.peek();
     if (entry === null || entry.kind === EntryKind.Sync) {
       // Not an answer to anything in flight: an error the server raised on its own (FATAL).
@@ -436,6 +465,25 @@ export class SessionTracker {
     return entry;
   }
 
+  /**
+   * In copy-in mode the server ignores Sync messages (PostgreSQL allows them
+   * for clients that send one without noticing the command was a COPY:
+   * libpq's PQexecParams writes Parse/Bind/Describe/Execute/Sync, then the
+   * data, CopyDone and another Sync). The Syncs queued between the COPY and
+   * the client's CopyDone/CopyFail get no ReadyForQuery: drop them, and any
+   * that arrive before the client ends the COPY.
+   */
+  private dropSyncsIgnoredByCopy(): void {
+    let i = this.head;
+    while (i < this.queue.length) {
+      const entry = this.queue[i];
+      if (i > this.head && entry.kind === EntryKind.Sync) this.queue.splice(i, 1);
+      else i++;
+      if (entry.copyEndFollows) return;
+    }
+    this.syncsIgnoredUntilCopyEnd = true;
+  }
+
   /** After an error in the extended protocol, the server ignores everything up to Sync. */
   private skipToSync(): void {
     while (this.head < this.queue.length && this.queue[this.head].kind !== EntryKind.Sync) this.shift();
@@ -450,6 +498,7 @@ export class SessionTracker {
       if (entry !== null && (entry.kind === EntryKind.Sync || entry.kind === EntryKind.Query)) break;
     }
     this.skippingToSync = false;
+    this.syncsIgnoredUntilCopyEnd = false;
     if (this.active !== null) {
       // The server ran fewer statements than the Query seemed to hold.
       this.finish(this.active, null, null, false);

@@ -1,119 +1,247 @@
 /**
- * A client that speaks the protocol message by message, to check exactly
- * what a client receives: every message, command tag and ReadyForQuery
- * status, with batches pipelined in one write. Needs a server that trusts
- * the connection (no password exchange): startPostgres({ hba: TRUST_LOCAL }).
+ * A client that speaks the wire protocol byte for byte, for exchanges no
+ * driver produces on its own: several extended batches (each with its Sync)
+ * in one write, COPY through the extended protocol, replication streams in
+ * CopyBoth mode. It authenticates like libpq (SCRAM-SHA-256, MD5 or
+ * cleartext, with pg's SCRAM implementation), then hands over the raw
+ * message stream.
  */
+import crypto from 'node:crypto';
+import { createRequire } from 'node:module';
 import net from 'node:net';
-import type { BackendMessage } from 'pg-protocol/dist/messages';
-import { Parser } from 'pg-protocol/dist/parser';
+import { decodeErrorFields, type ErrorFields } from '../../src/protocol/decode.js';
 import { serialize } from '../../src/protocol/frontend-messages.js';
 
-export const TRUST_LOCAL = 'host all all 127.0.0.1/32 trust\nlocal all all trust\n';
+const require = createRequire(import.meta.url);
+const sasl = require('pg/lib/crypto/sasl.js') as {
+  startSession(mechanisms: string[], stream?: unknown): { mechanism: string; response: string; message: string };
+  continueSession(session: object, password: string, serverData: string, stream?: unknown): Promise<void>;
+  finalizeSession(session: object, serverData: string): void;
+};
 
-export { serialize };
-
-export interface RawClient {
-  /** Sends the messages in one write and resolves with what came back up to the `readyCount`-th ReadyForQuery. */
-  exchange(messages: Buffer[], readyCount?: number): Promise<string[]>;
-  /** Everything received and not yet returned, summarized. */
-  received(): string[];
-  /** Resolves when the server closes the connection. */
-  closed: Promise<void>;
-  end(): void;
-  destroy(): void;
+/** One backend message: its type letter and body (header excluded). */
+export interface RawMessage {
+  type: string;
+  body: Buffer;
 }
 
-/** `CC(INSERT 0 1)`, `Z(I)`, `E(25P01)`, `N(WARNING 25P01)`, `1`, `2`, `D`, `T`… */
-function summarize(message: BackendMessage): string {
-  const m = message as BackendMessage & Record<string, unknown>;
-  switch (message.name) {
-    case 'commandComplete':
-      return `CC(${m.text})`;
-    case 'readyForQuery':
-      return `Z(${m.status})`;
-    case 'error':
-      return `E(${m.code}${m.severity === 'ERROR' ? '' : ` ${m.severity}`})`;
-    case 'notice':
-      return `N(${m.severity} ${m.code})`;
-    case 'parseComplete':
-      return '1';
-    case 'bindComplete':
-      return '2';
-    case 'closeComplete':
-      return '3';
-    case 'noData':
-      return 'n';
-    case 'dataRow':
-      return 'D';
-    case 'rowDescription':
-      return 'T';
-    case 'emptyQuery':
-      return 'I';
-    default:
-      return message.name;
+export interface RawConnectOptions {
+  port: number;
+  host?: string;
+  user: string;
+  password: string;
+  database?: string;
+  /** More startup parameters, e.g. `{ replication: 'database' }`. */
+  params?: Record<string, string>;
+}
+
+export class RawClient {
+  private buffer: Buffer = Buffer.alloc(0);
+  private readonly inbox: RawMessage[] = [];
+  private waiter: (() => void) | null = null;
+  private ended: Error | null = null;
+  backendPid = 0;
+  /** ParameterStatus values seen so far. */
+  readonly parameters = new Map<string, string>();
+
+  private constructor(readonly socket: net.Socket) {
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('error', (err) => this.stop(err));
+    socket.on('close', () => this.stop(new Error('connection closed')));
+  }
+
+  static async connect(options: RawConnectOptions): Promise<RawClient> {
+    const socket = net.connect(options.port, options.host ?? '127.0.0.1');
+    socket.setNoDelay(true);
+    await new Promise<void>((resolve, reject) => {
+      socket.once('connect', resolve);
+      socket.once('error', reject);
+    });
+    const client = new RawClient(socket);
+    socket.write(serialize.startup({ user: options.user, database: options.database ?? 'postgres', ...options.params }));
+    await client.authenticate(options.user, options.password);
+    return client;
+  }
+
+  private async authenticate(user: string, password: string): Promise<void> {
+    let session: { mechanism: string; response: string; message: string } | null = null;
+    for (;;) {
+      const m = await this.next();
+      if (m.type === 'E') throw new Error(`startup failed: ${decodeErrorFields(framed(m), 0, framed(m).length).message}`);
+      if (m.type === 'K') this.backendPid = m.body.readInt32BE(0);
+      if (m.type === 'S') {
+        const [name, value] = cstrings(m.body);
+        this.parameters.set(name, value);
+      }
+      if (m.type === 'Z') return;
+      if (m.type !== 'R') continue;
+      const code = m.body.readInt32BE(0);
+      if (code === 3) this.send(serialize.password(password));
+      else if (code === 5) this.send(serialize.password(md5Password(user, password, m.body.subarray(4, 8))));
+      else if (code === 10) {
+        session = sasl.startSession(cstrings(m.body.subarray(4)).filter((s) => s !== ''));
+        this.send(serialize.sendSASLInitialResponseMessage(session.mechanism, session.response));
+      } else if (code === 11) {
+        await sasl.continueSession(session!, password, m.body.subarray(4).toString('utf8'));
+        this.send(serialize.sendSCRAMClientFinalMessage(session!.response));
+      } else if (code === 12) {
+        sasl.finalizeSession(session!, m.body.subarray(4).toString('utf8'));
+      } else if (code !== 0) {
+        throw new Error(`unsupported authentication request ${code}`);
+      }
+    }
+  }
+
+  /** Writes all the buffers in one write, as a pipelining client does. */
+  send(...buffers: Buffer[]): void {
+    this.socket.write(buffers.length === 1 ? buffers[0] : Buffer.concat(buffers));
+  }
+
+  /** The next backend message. */
+  async next(timeoutMs = 10_000): Promise<RawMessage> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.inbox.length === 0) {
+      if (this.ended !== null) throw this.ended;
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error('timed out waiting for a backend message');
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left);
+        this.waiter = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    }
+    return this.inbox.shift()!;
+  }
+
+  /** Collects messages up to and including the `count`-th one that `stop` accepts. */
+  async until(stop: (m: RawMessage) => boolean, count = 1, timeoutMs = 10_000): Promise<RawMessage[]> {
+    const out: RawMessage[] = [];
+    let seen = 0;
+    while (seen < count) {
+      const m = await this.next(timeoutMs);
+      out.push(m);
+      if (stop(m)) seen++;
+    }
+    return out;
+  }
+
+  /** Collects messages through `count` ReadyForQuery messages. */
+  readyForQuery(count = 1, timeoutMs = 10_000): Promise<RawMessage[]> {
+    return this.until((m) => m.type === 'Z', count, timeoutMs);
+  }
+
+  /** A simple Query and everything up to its ReadyForQuery. */
+  async query(sql: string): Promise<RawMessage[]> {
+    this.send(serialize.query(sql));
+    return this.readyForQuery();
+  }
+
+  /** Terminate, then wait for the socket to close. */
+  async close(): Promise<void> {
+    if (this.ended !== null) return;
+    const closed = new Promise((resolve) => this.socket.once('close', resolve));
+    this.socket.end(serialize.end());
+    await closed;
+  }
+
+  private onData(chunk: Buffer): void {
+    this.buffer = this.buffer.length === 0 ? chunk : Buffer.concat([this.buffer, chunk]);
+    let pos = 0;
+    while (this.buffer.length - pos >= 5) {
+      const length = this.buffer.readInt32BE(pos + 1);
+      if (this.buffer.length - pos < 1 + length) break;
+      this.inbox.push({ type: String.fromCharCode(this.buffer[pos]), body: Buffer.from(this.buffer.subarray(pos + 5, pos + 1 + length)) });
+      pos += 1 + length;
+    }
+    this.buffer = this.buffer.subarray(pos);
+    this.wake();
+  }
+
+  private stop(err: Error): void {
+    this.ended ??= err;
+    this.wake();
+  }
+
+  private wake(): void {
+    const waiter = this.waiter;
+    this.waiter = null;
+    waiter?.();
   }
 }
 
-export async function rawClient(port: number, params: Record<string, string>): Promise<RawClient> {
-  const socket = net.connect(port, '127.0.0.1');
-  const inbox: BackendMessage[] = [];
-  let wake: (() => void) | null = null;
-  const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
-  socket.on('error', () => undefined);
-  void closed.then(() => wake?.());
-  const parser = new Parser();
-  socket.on('data', (chunk: Buffer) =>
-    parser.parse(chunk, (message) => {
-      inbox.push(message);
-      wake?.();
-    }),
-  );
-  await new Promise<void>((resolve, reject) => {
-    socket.once('connect', resolve);
-    socket.once('error', reject);
-  });
-  let isClosed = false;
-  void closed.then(() => (isClosed = true));
+// ------------------------------------------------------------ decoding helpers
 
-  const waitFor = async (predicate: () => boolean, what: string) => {
-    const deadline = Date.now() + 10_000;
-    while (!predicate()) {
-      if (isClosed) throw new Error(`connection closed while waiting for ${what}; received ${inbox.map(summarize).join(' ')}`);
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; received ${inbox.map(summarize).join(' ')}`);
-      await new Promise<void>((resolve) => {
-        wake = resolve;
-        setTimeout(resolve, 50);
-      });
-      wake = null;
-    }
-  };
-
-  socket.write(serialize.startup(params));
-  await waitFor(() => inbox.some((m) => m.name === 'readyForQuery' || m.name === 'error'), 'startup');
-  const failed = inbox.find((m) => m.name === 'error');
-  if (failed) throw new Error(`startup failed: ${(failed as unknown as { message: string }).message}`);
-  inbox.length = 0;
-
-  return {
-    async exchange(messages, readyCount = 1) {
-      socket.write(Buffer.concat(messages));
-      const readies = () => inbox.filter((m) => m.name === 'readyForQuery').length;
-      await waitFor(() => readies() >= readyCount, `${readyCount} ReadyForQuery`);
-      let seen = 0;
-      const upTo = inbox.findIndex((m) => m.name === 'readyForQuery' && ++seen === readyCount);
-      return inbox.splice(0, upTo + 1).map(summarize);
-    },
-    received: () => inbox.splice(0).map(summarize),
-    closed,
-    end: () => socket.end(serialize.end()),
-    destroy: () => socket.destroy(),
-  };
+/** The message again with its header, for the decoders in src/protocol. */
+function framed(m: RawMessage): Buffer {
+  const header = Buffer.alloc(5);
+  header[0] = m.type.charCodeAt(0);
+  header.writeInt32BE(4 + m.body.length, 1);
+  return Buffer.concat([header, m.body]);
 }
 
-/** The messages of one extended-protocol statement with its Sync. */
-export function extended(text: string, values: string[] = [], sync = true): Buffer[] {
-  const messages = [serialize.parse({ text }), serialize.bind({ values }), serialize.describe({ type: 'P' }), serialize.execute({})];
-  if (sync) messages.push(serialize.sync());
-  return messages;
+function cstrings(body: Buffer): string[] {
+  return body.toString('utf8').split('\0').slice(0, -1);
+}
+
+function md5Password(user: string, password: string, salt: Buffer): string {
+  const inner = crypto.createHash('md5').update(password + user).digest('hex');
+  return 'md5' + crypto.createHash('md5').update(Buffer.concat([Buffer.from(inner), salt])).digest('hex');
+}
+
+/** The fields of an ErrorResponse or NoticeResponse. */
+export function errorOf(m: RawMessage): ErrorFields {
+  const buf = framed(m);
+  return decodeErrorFields(buf, 0, buf.length);
+}
+
+/**
+ * A compact transcript of a message list: `C:INSERT 0 1`, `E:22012`, `Z:I`,
+ * `N:NOTICE`, the bare letter for the rest ('1' ParseComplete, 'D' DataRow …).
+ */
+export function transcript(messages: RawMessage[], keep: (m: RawMessage) => boolean = () => true): string[] {
+  return messages.filter(keep).map((m) => {
+    switch (m.type) {
+      case 'C':
+        return `C:${cstrings(m.body)[0]}`;
+      case 'E':
+        return `E:${errorOf(m).code}`;
+      case 'N':
+        return `N:${errorOf(m).severityV ?? errorOf(m).severity}`;
+      case 'Z':
+        return `Z:${String.fromCharCode(m.body[0])}`;
+      default:
+        return m.type;
+    }
+  });
+}
+
+/** A DataRow's column values as text (NULL → null). */
+export function dataRowValues(m: RawMessage): (string | null)[] {
+  const n = m.body.readInt16BE(0);
+  const values: (string | null)[] = [];
+  let pos = 2;
+  for (let i = 0; i < n; i++) {
+    const length = m.body.readInt32BE(pos);
+    pos += 4;
+    if (length < 0) {
+      values.push(null);
+      continue;
+    }
+    values.push(m.body.toString('utf8', pos, pos + length));
+    pos += length;
+  }
+  return values;
+}
+
+/** An extended-protocol statement as one batch: Parse, Bind, Describe, Execute, Sync. */
+export function extendedBatch(text: string, values: unknown[] = [], name = ''): Buffer {
+  return Buffer.concat([
+    serialize.parse({ name, text }),
+    serialize.bind({ statement: name, values: values.map((v) => (v === null ? null : String(v))) }),
+    serialize.describe({ type: 'P' }),
+    serialize.execute({}),
+    serialize.sync(),
+  ]);
 }

@@ -8,7 +8,7 @@ import pg from 'pg';
 import postgres from 'postgres';
 import { startPostgres } from '../helpers/postgres.js';
 import { startProxy } from '../helpers/proxy.js';
-import { extended, rawClient, serialize, TRUST_LOCAL } from '../helpers/raw-client.js';
+import { extended, rawClient, serialize, TRUST_LOCAL } from '../helpers/exact-client.js';
 
 const server = await startPostgres({ hba: TRUST_LOCAL });
 const counted: string[] = [];

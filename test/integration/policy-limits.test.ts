@@ -7,7 +7,7 @@ import t from 'tap';
 import pg from 'pg';
 import { startPostgres } from '../helpers/postgres.js';
 import { eventually, startProxy } from '../helpers/proxy.js';
-import { rawClient, serialize, TRUST_LOCAL } from '../helpers/raw-client.js';
+import { rawClient, serialize, TRUST_LOCAL } from '../helpers/exact-client.js';
 import { buildConfig } from '../../src/config/load.js';
 import type { SessionInterceptor } from '../../src/proxy/session.js';
 
