@@ -3,6 +3,7 @@ import type pg from 'pg';
 import type { Session } from '../../src/proxy/session.js';
 import { metricValue } from '../helpers/metrics.js';
 import { startPostgres } from '../helpers/postgres.js';
+import { render } from '../unit/trace-render/fixtures.js';
 import { eventually, startProxy } from '../helpers/proxy.js';
 
 // The deadlock detector runs once a wait has lasted deadlock_timeout.
@@ -99,6 +100,17 @@ t.test('a two-session deadlock through txproxy: counted, and both sides named', 
 
   const statement = proxy.trace.records.find((r) => r.kind === 'statement' && r['session.id'] === sessions[victim].info.id && r['db.response.status_code'] === '40P01');
   t.ok(statement, 'the failed statement is traced with its SQLSTATE');
+
+  // txproxy trace shows the cycle under the statement that got 40P01.
+  const { text, problems } = render(proxy.trace.records);
+  t.same(problems, []);
+  const failed = text.indexOf('ERROR 40P01: deadlock detected');
+  t.ok(failed > 0);
+  const cycle = text.slice(failed);
+  t.match(cycle, `DEADLOCK among 2 processes; victim pid ${sessions[victim].info.backendPid}:`);
+  t.match(cycle, `pid ${sessions[victim].info.backendPid} (victim) · session ${sessions[victim].info.id} · tx ${victimTx} · route ${route[victim]}`);
+  t.match(cycle, `pid ${sessions[survivor].info.backendPid} · session ${sessions[survivor].info.id} · tx ${survivorTx} · route ${route[survivor]}`);
+  t.match(cycle, `last: ${sql[survivor].replace(/ \/\*.*\*\/$/, '')}`);
 });
 
 t.test('a deadlock with a process outside txproxy names that process by pid only', async (t) => {

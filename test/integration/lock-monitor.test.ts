@@ -4,6 +4,7 @@ import { LOCK_MONITOR_APPLICATION_NAME, type LockMonitor } from '../../src/locks
 import type { Session } from '../../src/proxy/session.js';
 import { metricValue } from '../helpers/metrics.js';
 import { startPostgres } from '../helpers/postgres.js';
+import { render } from '../unit/trace-render/fixtures.js';
 import { eventually, startProxy, type TestProxy } from '../helpers/proxy.js';
 
 const THRESHOLD_MS = 200;
@@ -135,6 +136,24 @@ t.test('a SELECT FOR UPDATE waiting on another txproxy session: one wait, timed 
   t.equal((await metricValue(registry, 'txproxy_lock_wait_seconds_count')) - histogramBefore, 1);
   t.equal(await metricValue(registry, 'txproxy_lock_waiting_sessions'), 0);
   t.equal(monitor.lockWaitOf(waiterSession.info.id), null, 'no longer waiting');
+
+  // txproxy trace shows the wait under the waiting statement, with who blocked it.
+  const { text, problems } = render(proxy.trace.records);
+  t.same(problems, []);
+  const expected = [
+    'SELECT name FROM items WHERE id = 1 FOR UPDATE',
+    'LOCK WAIT ',
+    ' for ShareLock on transactionid of public.items, blocked by:',
+    `pid ${holderSession.info.backendPid} · session ${holderSession.info.id} · tx ${holderTx} · route /checkout`,
+    '#2 BEGIN',
+    '#3 SELECT name FROM items WHERE id = 1 FOR UPDATE',
+  ];
+  let at = text.indexOf(`tx ${statement.transactionId} `);
+  for (const piece of expected) {
+    const found = text.indexOf(piece, at);
+    t.ok(found > at, `the transcript shows ${JSON.stringify(piece)} in order`);
+    at = found;
+  }
 });
 
 t.test('a blocker outside txproxy is described from pg_stat_activity', async (t) => {
@@ -203,7 +222,7 @@ t.test('a wait on a table lock names the relation and the lock mode', async (t) 
 
 t.test('no sampler query while every statement finishes under the threshold', async (t) => {
   // A txproxy of its own: its monitor has never had a reason to query.
-  const quiet = await startProxy(postgres, { lock_monitor: { threshold: 400, interval: 20 } });
+  const quiet = await startProxy(postgres, { lock_monitor: { threshold: 1000, interval: 20 } });
   t.teardown(() => quiet.stop());
   const queries = () => metricValue(quiet.app.registry, 'txproxy_lock_monitor_queries_total');
   const others = new Set((await sideBackends()).map((r) => r.pid));
@@ -219,7 +238,7 @@ t.test('no sampler query while every statement finishes under the threshold', as
   // the threshold, a short lock wait, and a transaction idle for long.
   const until = Date.now() + 1000;
   while (Date.now() < until) await a.query('SELECT 1');
-  await a.query('SELECT pg_sleep(0.2)');
+  await a.query('SELECT pg_sleep(0.3)');
   await a.query('BEGIN');
   await a.query('SELECT name FROM items WHERE id = 3 FOR UPDATE');
   const waited = b.query('SELECT name FROM items WHERE id = 3 FOR UPDATE');
@@ -228,7 +247,7 @@ t.test('no sampler query while every statement finishes under the threshold', as
   await waited;
   await a.query('BEGIN');
   await a.query('SELECT 1');
-  await sleep(600);
+  await sleep(1200);
   await a.query('COMMIT');
 
   t.equal(await queries(), 0, 'the monitor ran no query');
@@ -236,8 +255,10 @@ t.test('no sampler query while every statement finishes under the threshold', as
 
   // The positive control: a statement past the threshold is sampled, and
   // since it waits for no lock, pg_blocking_pids and pg_locks are not read.
-  await a.query('SELECT pg_sleep(0.7)');
-  t.ok((await metricValue(quiet.app.registry, 'txproxy_lock_monitor_queries_total', { query: 'activity' })) > 0, 'pg_stat_activity was sampled');
+  await a.query('SELECT pg_sleep(1.5)');
+  await eventually(async () => (await metricValue(quiet.app.registry, 'txproxy_lock_monitor_queries_total', { query: 'activity' })) > 0, 5000, 'a sample');
+  // A sample may still have been on its way when the statement finished.
+  await sleep(300);
   t.equal(await metricValue(quiet.app.registry, 'txproxy_lock_monitor_queries_total', { query: 'waits' }), 0, 'no lock query for a statement that does not wait');
   t.ok((await metricValue(quiet.app.registry, 'txproxy_lock_monitor_query_seconds_count', { query: 'activity' })) > 0, 'the sampler timed its queries');
   const [side] = await mine();
@@ -274,8 +295,9 @@ t.test('sslmode=prefer against a server without TLS: the side connection goes on
   t.teardown(() => prefer.stop());
   const client = await prefer.client();
   t.teardown(() => client.end());
-  await client.query('SELECT pg_sleep(0.4)');
-  t.ok((await metricValue(prefer.app.registry, 'txproxy_lock_monitor_queries_total', { query: 'activity' })) > 0, 'sampled');
+  await client.query('SELECT pg_sleep(0.6)');
+  // Two connection attempts (TLS refused, then plain text) may outlast the statement on a busy machine.
+  await eventually(async () => (await metricValue(prefer.app.registry, 'txproxy_lock_monitor_queries_total', { query: 'activity' })) > 0, 5000, 'a sample');
   t.equal((await sideBackends()).filter((r) => !before.has(r.pid)).length, 1, 'one side connection');
 });
 
