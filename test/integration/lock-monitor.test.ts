@@ -2,6 +2,7 @@ import t from 'tap';
 import pg from 'pg';
 import { LOCK_MONITOR_APPLICATION_NAME, type LockMonitor } from '../../src/locks/lock-monitor.js';
 import type { Session } from '../../src/proxy/session.js';
+import { getJson, Scrape } from '../helpers/admin.js';
 import { metricValue } from '../helpers/metrics.js';
 import { startPostgres } from '../helpers/postgres.js';
 import { render } from '../unit/trace-render/fixtures.js';
@@ -314,4 +315,45 @@ t.test('credentials the server refuses: no sampling, the proxy goes on', async (
   t.equal(result.rows[0].one, 1);
   t.equal(await metricValue(refused.app.registry, 'txproxy_lock_monitor_queries_total'), 0, 'no query ran');
   t.equal(await metricValue(refused.app.registry, 'txproxy_lock_waiting_sessions'), 0);
+});
+
+t.test('the admin API: /sessions shows a wait in progress, /metrics the lock metrics', async (t) => {
+  const admin = await startProxy(postgres, { http: '127.0.0.1:0', lock_monitor: { threshold: 100, interval: 20 } });
+  t.teardown(() => admin.stop());
+  const port = admin.app.adminPort!;
+  const holder = await admin.client({ application_name: 'admin-holder' });
+  const waiter = await admin.client({ application_name: 'admin-waiter' });
+  t.teardown(async () => {
+    await holder.end();
+    await waiter.end();
+  });
+  const holderSession = sessionOf(admin, await pidOf(holder));
+  await holder.query('BEGIN');
+  await holder.query('SELECT name FROM items WHERE id = 4 FOR UPDATE');
+  const waited = waiter.query('SELECT name FROM items WHERE id = 4 FOR UPDATE');
+  let shown: any = null;
+  await eventually(
+    async () => {
+      const { json } = await getJson(port, '/sessions');
+      shown = json.sessions.find((s: any) => s.application === 'admin-waiter')?.lockWait ?? null;
+      return shown !== null;
+    },
+    3000,
+    '/sessions to show the wait',
+  );
+  t.match(shown, { lockType: 'transactionid', mode: 'ShareLock', relation: 'public.items' });
+  t.same(shown.blockedBy, [{ pid: holderSession.info.backendPid, sessionId: holderSession.info.id, transactionId: holderSession.tracker.transaction!.id, route: null }]);
+  const during = await Scrape.of(port);
+  t.equal(during.value('txproxy_lock_waiting_sessions'), 1);
+  await holder.query('COMMIT');
+  await waited;
+
+  const { json } = await getJson(port, '/sessions');
+  t.equal(json.sessions.find((s: any) => s.application === 'admin-waiter').lockWait, null, 'the wait is over');
+  const after = await Scrape.of(port);
+  t.equal(after.value('txproxy_lock_waits_total', { database: 'postgres', lock_type: 'transactionid' }), 1);
+  t.equal(after.histogram('txproxy_lock_wait_seconds', { database: 'postgres' })?.count, 1);
+  t.equal(after.value('txproxy_lock_waiting_sessions'), 0);
+  t.ok(after.sum('txproxy_lock_monitor_queries_total', { query: 'waits' }) >= 1);
+  t.equal(after.family('txproxy_deadlocks_total')?.type, 'COUNTER');
 });
