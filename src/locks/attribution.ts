@@ -32,8 +32,10 @@ export interface SessionAttribution {
   route: string | null;
   /** The statements of the current transaction so far (bounded, as the tracker keeps them), the running one last. */
   statements: StatementRef[];
-  /** The running statement, else the last one the transaction finished. */
+  /** The running statement, else the last one the session finished (its transaction may be over). */
   lastStatement: string | null;
+  /** The transaction of `lastStatement`. */
+  lastTransactionId: string | null;
 }
 
 /** A snapshot: the session goes on, the snapshot keeps what it was doing now. */
@@ -45,12 +47,14 @@ export function attribute(session: TrackedSession): SessionAttribution {
   if (active !== null && active.seq > 0 && (tx === null || active.transactionId === tx.id)) {
     statements.push({ seq: active.seq, text: active.text });
   }
+  const last = active ?? tracker.lastStatement;
   return {
     sessionId: session.info.id,
     transactionId: tx?.id ?? null,
     route: routeOf(session),
     statements,
-    lastStatement: statements.at(-1)?.text ?? null,
+    lastStatement: last?.text ?? null,
+    lastTransactionId: last?.transactionId ?? null,
   };
 }
 

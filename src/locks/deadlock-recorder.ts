@@ -68,7 +68,8 @@ export class DeadlockRecorder implements TrackerListener {
       waits_for: describeWait(process),
       blocked_by_pid: process.blockedBy,
       'session.id': attribution?.sessionId ?? null,
-      'transaction.id': attribution?.transactionId ?? null,
+      // The transaction that took part: an autocommit one may have ended as the victim's aborted.
+      'transaction.id': attribution?.lastTransactionId ?? null,
       'http.route': attribution?.route ?? null,
       last_statement: this.sql(last),
       victim: false,

@@ -160,3 +160,45 @@ t.test('a deadlock with a process outside txproxy names that process by pid only
   });
   t.equal(await deadlocks('participant'), participantsBefore, 'a process outside txproxy is not a txproxy participant');
 });
+
+t.test('an autocommit participant is named with the transaction that took part, even once it has ended', async (t) => {
+  const victim = await proxy.client();
+  const autocommit = await proxy.client();
+  t.teardown(async () => {
+    await victim.end();
+    await autocommit.end();
+  });
+  const victimSession = await sessionOf(victim);
+  const autocommitSession = await sessionOf(autocommit);
+  proxy.trace.records.length = 0;
+  proxy.statements.length = 0;
+
+  await victim.query('BEGIN');
+  await victim.query("UPDATE items SET name = 'v' WHERE id = 9");
+  // One statement that locks row 8, then waits for row 9.
+  const both = "UPDATE items SET name = 'a' WHERE id IN (8, 9)";
+  const autocommitDone = autocommit.query(both);
+  await eventually(
+    async () => (await postgres.sql('SELECT 1 FROM pg_locks WHERE pid = $1 AND NOT granted', [autocommitSession.info.backendPid])).rowCount === 1,
+    3000,
+    'the autocommit statement to wait',
+  );
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  const err = await victim.query("UPDATE items SET name = 'v' WHERE id = 8").then(
+    () => null,
+    (e: pg.DatabaseError) => e,
+  );
+  t.equal(err?.code, '40P01');
+  await victim.query('ROLLBACK');
+  t.equal((await autocommitDone).rowCount, 2);
+
+  const statement = proxy.statements.find((s) => s.sessionId === autocommitSession.info.id && s.text === both)!;
+  const [record] = proxy.trace.records.filter((r) => r.kind === 'deadlock');
+  t.match(record, { 'session.id': victimSession.info.id });
+  t.match((record.processes as Record<string, unknown>[]).find((p) => p['pg.backend_pid'] === autocommitSession.info.backendPid), {
+    'session.id': autocommitSession.info.id,
+    'transaction.id': statement.transactionId,
+    last_statement: both,
+    victim: false,
+  });
+});
