@@ -18,7 +18,6 @@ import type { ConnectionOptions } from 'node:tls';
 import type { UpstreamTarget } from '../proxy/upstream.js';
 
 const RETRY_MS = 5000;
-const NO_SSL = 'The server does not support SSL connections';
 
 export interface SideConnectionOptions {
   target: UpstreamTarget;
@@ -34,13 +33,8 @@ export class SideConnection {
   private retryAt = 0;
   private failing = false;
   private closed = false;
-  /** sslmode=prefer against a server without TLS: go on in plain text. */
-  private plainText: boolean;
 
-  constructor(private readonly options: SideConnectionOptions) {
-    const { sslmode, host } = options.target;
-    this.plainText = sslmode === 'disable' || sslmode === 'allow' || host.startsWith('/');
-  }
+  constructor(private readonly options: SideConnectionOptions) {}
 
   /**
    * Runs a named (prepared once per connection) query. Resolves null when
@@ -72,18 +66,22 @@ export class SideConnection {
   private async connected(): Promise<pg.Client | null> {
     if (this.client !== null) return this.client;
     if (this.closed || Date.now() < this.retryAt) return null;
-    let client = this.newClient();
-    try {
+    let client: pg.Client | null = null;
+    const failures: string[] = [];
+    // As libpq: prefer tries TLS, then plain text; allow the other way round.
+    for (const useTls of encryptionAttempts(this.options.target)) {
+      const attempt = this.newClient(useTls);
       try {
-        await client.connect();
+        await attempt.connect();
+        client = attempt;
+        break;
       } catch (err) {
-        if ((err as Error).message !== NO_SSL || this.options.target.sslmode !== 'prefer') throw err;
-        this.plainText = true;
-        client = this.newClient();
-        await client.connect();
+        failures.push(`${useTls ? 'with TLS' : 'without TLS'}: ${(err as Error).message}`);
+        attempt.end().catch(() => undefined);
       }
-    } catch (err) {
-      this.failed(err as Error, client);
+    }
+    if (client === null) {
+      this.fail(new Error(failures.join('; ')));
       return null;
     }
     if (this.closed) {
@@ -98,7 +96,7 @@ export class SideConnection {
     return client;
   }
 
-  private newClient(): pg.Client {
+  private newClient(useTls: boolean): pg.Client {
     const { target, applicationName, connectTimeoutMs } = this.options;
     return new pg.Client({
       host: target.host,
@@ -107,7 +105,7 @@ export class SideConnection {
       password: target.password ?? undefined,
       database: target.database ?? undefined,
       application_name: applicationName,
-      ssl: this.plainText ? false : sslOptions(target),
+      ssl: useTls ? sslOptions(target) : false,
       connectionTimeoutMillis: connectTimeoutMs,
       // Sampling must never hang on, nor queue behind, what it observes.
       statement_timeout: 5000,
@@ -119,6 +117,10 @@ export class SideConnection {
   private failed(err: Error, client: pg.Client): void {
     if (this.client === client) this.client = null;
     client.end().catch(() => undefined);
+    this.fail(err);
+  }
+
+  private fail(err: Error): void {
     this.retryAt = Date.now() + RETRY_MS;
     if (this.closed || this.failing) return;
     this.failing = true;
@@ -129,6 +131,20 @@ export class SideConnection {
     if (!this.failing) return;
     this.failing = false;
     this.options.log.info('lock monitor queries the server again');
+  }
+}
+
+function encryptionAttempts(target: UpstreamTarget): boolean[] {
+  if (target.host.startsWith('/')) return [false];
+  switch (target.sslmode) {
+    case 'disable':
+      return [false];
+    case 'allow':
+      return [false, true];
+    case 'prefer':
+      return [true, false];
+    default:
+      return [true];
   }
 }
 

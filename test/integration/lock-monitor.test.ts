@@ -1,5 +1,6 @@
 import t from 'tap';
 import pg from 'pg';
+import pino from 'pino';
 import { LOCK_MONITOR_APPLICATION_NAME, type LockMonitor } from '../../src/locks/lock-monitor.js';
 import type { Session } from '../../src/proxy/session.js';
 import { getJson, Scrape } from '../helpers/admin.js';
@@ -306,15 +307,22 @@ t.test('credentials the server refuses: no sampling, the proxy goes on', async (
   const target = new URL(postgres.url);
   target.password = 'not-the-password';
   target.searchParams.set('sslmode', 'disable');
-  const refused = await startProxy(postgres, { lock_monitor: { threshold: 50, interval: 20 } }, { upstream: target.toString() });
+  const logged: Record<string, unknown>[] = [];
+  const log = pino({ level: 'warn' }, { write: (line: string) => logged.push(JSON.parse(line)) });
+  const refused = await startProxy(postgres, { lock_monitor: { threshold: 50, interval: 20 } }, { upstream: target.toString(), log });
   t.teardown(() => refused.stop());
   // Clients bring their own credentials, which txproxy relays.
   const client = await refused.client();
   t.teardown(() => client.end());
   const result = await client.query('SELECT pg_sleep(0.3), 1 AS one');
   t.equal(result.rows[0].one, 1);
+  await client.query('SELECT pg_sleep(0.3)');
   t.equal(await metricValue(refused.app.registry, 'txproxy_lock_monitor_queries_total'), 0, 'no query ran');
   t.equal(await metricValue(refused.app.registry, 'txproxy_lock_waiting_sessions'), 0);
+  // One warning, not one per sample; the next attempt waits for the retry delay.
+  const warnings = logged.filter((l) => l.msg === 'lock monitor cannot query the server');
+  t.equal(warnings.length, 1);
+  t.match(warnings[0], { level: 40, err: /password authentication failed/, retryMs: 5000 });
 });
 
 t.test('the admin API: /sessions shows a wait in progress, /metrics the lock metrics', async (t) => {
