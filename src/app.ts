@@ -10,6 +10,10 @@ import type { Registry } from 'prom-client';
 import { AdminServer } from './admin/admin-server.js';
 import { RecentTransactions } from './admin/recent-transactions.js';
 import type { LockWaitOf } from './admin/sessions-view.js';
+import type { SessionDirectory } from './locks/attribution.js';
+import { DeadlockRecorder } from './locks/deadlock-recorder.js';
+import { deadlockCounter } from './locks/lock-metrics.js';
+import { LockMonitor } from './locks/lock-monitor.js';
 import { ProxyMetrics } from './metrics/proxy-metrics.js';
 import { createRegistry } from './metrics/registry.js';
 import { registerSessionGauges } from './metrics/session-gauges.js';
@@ -32,7 +36,7 @@ export interface AppOptions {
   tlsContext: tls.SecureContext | null;
   /** More consumers of tracker events (tests use this to observe). */
   listeners?: TrackerListener[];
-  /** Lock wait of a session for the admin API's `/sessions` (the lock monitor's `lockWaitOf`). */
+  /** Lock wait of a session for the admin API's `/sessions`; by default the App's lock monitor's. */
   lockWaitOf?: LockWaitOf;
   /** Counts policy violations (txproxy_policy_violations_total). */
   policyViolations?: PolicyViolationCounter;
@@ -52,6 +56,8 @@ export class App {
    * is off (nothing could read them, so nothing is counted).
    */
   readonly metrics: ProxyMetrics | null = null;
+  /** The lock-wait sampler; null when `lock_monitor.enabled` is false. */
+  readonly lockMonitor: LockMonitor | null;
   private readonly admin: AdminServer | null = null;
   private draining = false;
   /** The policies in force; reloadPolicies() replaces them. */
@@ -61,9 +67,29 @@ export class App {
     const { config } = options;
     const listeners: TrackerListener[] = [];
     if (options.trace !== null) this.traceBus.attach(options.trace);
-    listeners.push(new TraceWriter(this.traceBus, config.trace.sql));
     // Process metrics watch the event loop and GC all the time: only when someone can scrape them.
     this.registry = createRegistry({ processMetrics: config.http !== 'off' && config.metrics.process });
+    const sessions: SessionDirectory = {
+      sessions: () => this.server.sessions,
+      byBackendPid: (pid) => this.server.backendKeys.get(pid),
+    };
+    this.lockMonitor = config.lock_monitor.enabled
+      ? new LockMonitor({
+          thresholdMs: config.lock_monitor.threshold,
+          intervalMs: config.lock_monitor.interval,
+          target: options.target,
+          connectTimeoutMs: config.connect_timeout,
+          sessions,
+          trace: this.traceBus,
+          sqlMode: config.trace.sql,
+          registry: this.registry,
+          log: options.log,
+        })
+      : null;
+    // Before the trace writer and the metrics: a finished statement's lock wait is added to it first.
+    if (this.lockMonitor !== null) listeners.push(this.lockMonitor);
+    listeners.push(new DeadlockRecorder({ sessions, trace: this.traceBus, sqlMode: config.trace.sql, deadlocks: deadlockCounter(this.registry) }));
+    listeners.push(new TraceWriter(this.traceBus, config.trace.sql));
     if (config.http !== 'off') {
       this.metrics = new ProxyMetrics(this.registry, { routes: config.metrics.routes });
       registerSessionGauges(this.registry, () => this.server.sessions);
@@ -80,7 +106,7 @@ export class App {
         sqlMode: config.trace.sql,
         target: options.target,
         readyTimeoutMs: Math.min(READY_TIMEOUT_MS, config.connect_timeout),
-        lockWaitOf: options.lockWaitOf,
+        lockWaitOf: options.lockWaitOf ?? this.lockMonitor?.lockWaitOf,
         draining: () => this.draining,
         log: options.log,
       });
@@ -127,6 +153,7 @@ export class App {
         throw new ListenError(options.config.http, err as Error);
       }
     }
+    app.lockMonitor?.start();
     return app;
   }
 
@@ -155,6 +182,7 @@ export class App {
   async stop(drainMs = this.options.config.drain_timeout): Promise<void> {
     this.draining = true;
     await this.server.shutdown(drainMs);
+    await this.lockMonitor?.stop();
     await this.admin?.close();
   }
 }

@@ -89,8 +89,17 @@ export const configSchema = z
       })
       .strict()
       .default({ routes: [], process: true }),
-    /** Lock monitor settings (docs/configuration.md). */
-    lock_monitor: z.unknown().optional(),
+    /** The lock-wait sampler (docs/lock-monitor.md). */
+    lock_monitor: z
+      .object({
+        enabled: z.boolean().default(true),
+        /** A statement is looked at once it has run this long. */
+        threshold: duration.default(200),
+        /** Time between two samples while any statement runs past the threshold. */
+        interval: duration.refine((ms) => ms >= 10, { message: 'must be at least 10ms' }).default(100),
+      })
+      .strict()
+      .default({ enabled: true, threshold: 200, interval: 100 }),
   })
   .strict();
 

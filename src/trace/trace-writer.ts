@@ -111,10 +111,15 @@ export class TraceWriter implements TrackerListener {
   }
 
   private sql(text: string): string | undefined {
-    if (this.sqlMode === 'full') return text;
-    if (this.sqlMode === 'redacted') return redactSql(text);
-    return undefined;
+    return traceSql(this.sqlMode, text);
   }
+}
+
+/** SQL text as the `trace.sql` setting allows it in a record: whole, redacted, or left out. */
+export function traceSql(mode: SqlTraceMode, text: string): string | undefined {
+  if (mode === 'full') return text;
+  if (mode === 'redacted') return redactSql(text);
+  return undefined;
 }
 
 /** Request attribution: the request id always, sqlcommenter fields when tagged. */

@@ -711,10 +711,15 @@ export class SessionTracker {
     this.listener.transactionEnded?.(this.session, tx);
   }
 
-  /** Adds lock-wait time found by the lock monitor to the running statement and transaction. */
-  addLockWait(ms: number): void {
-    if (this.active !== null) this.active.lockWaitMs += ms;
-    if (this.tx !== null) this.tx.lockWaitMs += ms;
+  /**
+   * Adds lock-wait time found by the lock monitor to a statement (the
+   * running one by default) and to the transaction it belongs to. The
+   * monitor learns a wait ended when its statement finishes, so it may name
+   * that statement from its statementFinished listener, after `active` moved on.
+   */
+  addLockWait(ms: number, statement: StatementRecord | null = this.active): void {
+    if (statement !== null) statement.lockWaitMs += ms;
+    if (this.tx !== null && (statement === null || statement.transactionId === this.tx.id)) this.tx.lockWaitMs += ms;
   }
 
   /**
