@@ -28,10 +28,11 @@ import type { SessionInfo, StatementRecord, TrackerListener } from '../tracker/t
 import { attribute, type SessionDirectory, type TrackedSession } from './attribution.js';
 import { ACTIVITY_SQL, VERSION_SQL, waitsSql, type ActivityRow, type WaitRow } from './lock-queries.js';
 import { LockWaitMetrics } from './lock-metrics.js';
-import { lockWaitRecord, lockWaitView, type Blocker, type LockWait, type LockWaitView } from './lock-wait.js';
+import type { LockWaitView } from '../admin/sessions-view.js';
+import { lockWaitRecord, lockWaitView, type Blocker, type LockWait } from './lock-wait.js';
 import { SideConnection } from './side-connection.js';
 
-export type { LockWaitView } from './lock-wait.js';
+export type { LockWaitView } from '../admin/sessions-view.js';
 
 export interface LockMonitorOptions {
   /** A statement is sampled once it has run this long, ms. */

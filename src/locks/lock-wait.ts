@@ -6,6 +6,7 @@
 import type { SqlTraceMode } from '../trace/trace-writer.js';
 import { addRequest, traceSql } from '../trace/trace-writer.js';
 import type { StatementRecord } from '../tracker/types.js';
+import type { LockWaitView } from '../admin/sessions-view.js';
 import type { SessionAttribution, TrackedSession } from './attribution.js';
 
 export interface Blocker {
@@ -35,15 +36,6 @@ export interface LockWait {
   blockers: Map<string, Blocker>;
 }
 
-/** Lock wait info for `GET /sessions`. */
-export interface LockWaitView {
-  since: string;
-  waitedMs: number;
-  lockType: string;
-  mode: string;
-  relation: string | null;
-  blockedBy: { pid: number; sessionId: string | null; transactionId: string | null; route: string | null }[];
-}
 
 export function lockWaitView(wait: LockWait, now: number): LockWaitView {
   return {

@@ -15,7 +15,7 @@ import { readFileSync } from 'node:fs';
 import pg from 'pg';
 import type { Logger } from 'pino';
 import type { ConnectionOptions } from 'node:tls';
-import type { UpstreamTarget } from '../proxy/upstream.js';
+import { encryptionAttempts, type UpstreamTarget } from '../proxy/upstream.js';
 
 const RETRY_MS = 5000;
 
@@ -134,19 +134,6 @@ export class SideConnection {
   }
 }
 
-function encryptionAttempts(target: UpstreamTarget): boolean[] {
-  if (target.host.startsWith('/')) return [false];
-  switch (target.sslmode) {
-    case 'disable':
-      return [false];
-    case 'allow':
-      return [false, true];
-    case 'prefer':
-      return [true, false];
-    default:
-      return [true];
-  }
-}
 
 /** node-postgres TLS options for libpq's sslmode (prefer and require do not verify, as in libpq). */
 function sslOptions(target: UpstreamTarget): ConnectionOptions {

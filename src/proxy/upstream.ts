@@ -81,7 +81,7 @@ export class UpstreamTlsError extends Error {
  * tries plain first and TLS if the server rejects that; `prefer` the other
  * way round. Unix sockets are never encrypted.
  */
-function attemptsFor(target: UpstreamTarget): boolean[] {
+export function encryptionAttempts(target: UpstreamTarget): boolean[] {
   if (target.host.startsWith('/')) return [false];
   switch (target.sslmode) {
     case 'disable':
@@ -102,7 +102,7 @@ function attemptsFor(target: UpstreamTarget): boolean[] {
  * by the server, certificate not trusted.
  */
 export async function connectUpstream(target: UpstreamTarget, timeoutMs: number): Promise<UpstreamConnection> {
-  return connectWith(target, attemptsFor(target)[0], timeoutMs);
+  return connectWith(target, encryptionAttempts(target)[0], timeoutMs);
 }
 
 /**
@@ -119,7 +119,7 @@ export async function startUpstream(
   timeoutMs: number,
   onRetry?: (reason: string) => void,
 ): Promise<UpstreamConnection & { initial: Buffer }> {
-  const attempts = attemptsFor(target);
+  const attempts = encryptionAttempts(target);
   for (let i = 0; ; i++) {
     const last = i === attempts.length - 1;
     let connection: UpstreamConnection;
