@@ -10,6 +10,7 @@ import tls from 'node:tls';
 import { decodeStartupPacket } from '../protocol/decode.js';
 import { errorResponse, SSL_ACCEPT, SSL_REFUSE, type Report } from '../protocol/encode.js';
 import { StartupPacketError, StartupReader } from '../protocol/startup-reader.js';
+import { endClient } from './end-client.js';
 import { ProxyErrors } from './errors.js';
 
 export type HandshakeResult =
@@ -55,8 +56,9 @@ export function clientHandshake(socket: net.Socket, options: HandshakeOptions): 
 
     function refuse(report: Report): void {
       if (settled) return;
-      current.end(errorResponse(report));
       finish({ kind: 'closed', reason: report.message });
+      // After finish(), which pauses the socket: endClient reads on until the client's FIN.
+      endClient(current, errorResponse(report));
     }
 
     function attach(): void {
