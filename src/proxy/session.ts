@@ -24,7 +24,8 @@ import { DROP, FORWARD, MessageLengthError, MessageScanner, type Verdict } from 
 import { SessionTracker, type Entry } from '../tracker/session-tracker.js';
 import type { SessionInfo, TrackerListener } from '../tracker/types.js';
 import type { BackendKeyRegistry } from './backend-keys.js';
-import { ProxyErrors } from './errors.js';
+import { endClient } from './end-client.js';
+import { connectFailureReason, ProxyErrors } from './errors.js';
 import { connectUpstream, describeTarget, sendCancel, type UpstreamTarget } from './upstream.js';
 
 export interface SessionOptions {
@@ -167,13 +168,14 @@ export class Session extends EventEmitter {
   /** Connects upstream, forwards the StartupMessage and starts relaying. */
   async start(): Promise<void> {
     const target = this.options.target;
+    const connectStarted = Date.now();
     this.client.on('error', (err) => this.log.debug({ err: err.message }, 'client socket error'));
     this.client.on('close', () => this.onClientGone());
     let connection;
     try {
       connection = await connectUpstream(target, this.options.connectTimeoutMs);
     } catch (err) {
-      const reason = (err as Error).message;
+      const reason = connectFailureReason(err as Error);
       this.log.warn({ upstream: describeTarget(target), reason }, 'upstream unreachable');
       this.failStartup(ProxyErrors.upstreamUnreachable(describeTarget(target), reason));
       return;
@@ -189,11 +191,33 @@ export class Session extends EventEmitter {
     upstream.on('data', (chunk: Buffer) => this.fromServer(chunk));
     upstream.on('error', (err) => this.log.debug({ err: err.message }, 'upstream socket error'));
     upstream.on('close', () => this.onUpstreamGone());
+    this.awaitFirstAnswer(upstream, connectStarted + this.options.connectTimeoutMs - Date.now());
     upstream.resume();
     upstream.write(this.startup.packet);
     this.client.on('data', (chunk: Buffer) => this.fromClient(chunk));
     if (this.startup.rest.length > 0) this.fromClient(this.startup.rest);
     this.client.resume();
+  }
+
+  /**
+   * A server that accepts the connection but never answers the
+   * StartupMessage (hung, overloaded, or not PostgreSQL at all) must not hold
+   * the client forever: like libpq's connect_timeout, the wait for its first
+   * answer counts towards connect_timeout. Armed once per session, so the
+   * steady state pays nothing.
+   */
+  private awaitFirstAnswer(upstream: net.Socket, remainingMs: number): void {
+    const timeoutMs = this.options.connectTimeoutMs;
+    const timer = setTimeout(() => {
+      if (this.closed) return;
+      const upstreamName = describeTarget(this.options.target);
+      this.log.warn({ upstream: upstreamName, timeoutMs }, 'upstream did not answer the startup message');
+      upstream.destroy();
+      this.close(ProxyErrors.upstreamUnreachable(upstreamName, `the server accepted the connection but did not answer within ${timeoutMs} ms (connect_timeout)`));
+    }, Math.max(0, remainingMs));
+    const disarm = () => clearTimeout(timer);
+    upstream.once('data', disarm);
+    upstream.once('close', disarm);
   }
 
   // ------------------------------------------------------------ client → server
@@ -332,14 +356,16 @@ export class Session extends EventEmitter {
    */
   close(report: Report | null): void {
     if (this.closed) return;
-    if (report !== null && this.serverScanner.atBoundary && !this.client.destroyed) this.client.end(errorResponse(report));
+    // Mid-message, an ErrorResponse would be read as the rest of that
+    // message: the client gets a plain close instead of garbage.
+    if (report !== null && this.serverScanner.atBoundary) endClient(this.client, errorResponse(report));
     else this.client.destroy();
     this.closeUpstream(false);
     this.finish(false);
   }
 
   private failStartup(report: Report): void {
-    if (!this.client.destroyed) this.client.end(errorResponse(report));
+    endClient(this.client, errorResponse(report));
     this.finish(false);
   }
 
@@ -365,7 +391,7 @@ export class Session extends EventEmitter {
       this.close(ProxyErrors.upstreamLost(describeTarget(this.options.target)));
       return;
     }
-    this.client.end();
+    endClient(this.client);
     this.finish(this.terminated);
   }
 
