@@ -13,7 +13,7 @@ import { App } from './app.js';
 import { buildConfig, ConfigError, parseCommandLine, parseConfigFile, settingsFromEnv, USAGE } from './config/load.js';
 import type { Config } from './config/schema.js';
 import { startEmbeddedPostgres, type EmbeddedServer } from './embedded/embedded-postgres.js';
-import { createTraceSink } from './trace/trace-sink.js';
+import { createTraceSink, type TraceSink } from './trace/trace-sink.js';
 import { parseUpstreamUrl, UpstreamUrlError, type UpstreamTarget } from './proxy/upstream.js';
 
 const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -76,20 +76,54 @@ async function main(): Promise<void> {
 
   const log = pino({ name: 'txproxy', level: config.log.level }, pino.destination({ dest: 2, sync: true }));
   let embedded: EmbeddedServer | null = null;
+  let trace: TraceSink | null = null;
+  let app: App | null = null;
+
+  // Signals are handled from the start: one that arrives while the embedded
+  // server is still starting must still stop it and remove its data.
+  let signalled: NodeJS.Signals | null = null;
+  const stop = async () => {
+    if (app !== null) {
+      log.info({ signal: signalled, sessions: app.server.sessions.size, drainMs: config.drain_timeout }, 'shutting down: draining sessions');
+      await app.stop();
+    }
+    await embedded?.stop();
+    trace?.flush();
+    log.info('stopped');
+    process.exit(0);
+  };
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (signalled !== null) {
+      log.warn({ signal }, 'second signal: exiting now');
+      process.exit(EXIT_FAILURE);
+    }
+    signalled = signal;
+    if (app !== null) void stop();
+    else log.info({ signal }, 'signal while starting: stopping as soon as started');
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+
   let target = explicitTarget;
   if (target === null) {
     log.info({ dataDir: config.embedded.data_dir ?? '(temporary)' }, 'no upstream configured: starting embedded PostgreSQL');
-    embedded = await startEmbeddedPostgres({
-      dataDir: config.embedded.data_dir,
-      port: config.embedded.port,
-      user: config.embedded.user,
-      password: config.embedded.password,
-    });
+    try {
+      embedded = await startEmbeddedPostgres({
+        dataDir: config.embedded.data_dir,
+        port: config.embedded.port,
+        user: config.embedded.user,
+        password: config.embedded.password,
+      });
+    } catch (err) {
+      // Ctrl-C in a terminal also reaches PostgreSQL, which then fails to start: that is the requested stop.
+      if (signalled !== null) return stop();
+      throw err;
+    }
+    if (signalled !== null) return stop();
     target = parseUpstreamUrl(embedded.url + '?sslmode=disable');
   }
 
-  const trace = config.trace.output === 'off' ? null : createTraceSink(config.trace.output);
-  let app: App;
+  trace = config.trace.output === 'off' ? null : createTraceSink(config.trace.output);
   try {
     app = await App.start({ config, target, log, trace, tlsContext });
   } catch (err) {
@@ -98,6 +132,7 @@ async function main(): Promise<void> {
     await embedded?.stop();
     process.exit(EXIT_FAILURE);
   }
+  if (signalled !== null) return stop();
 
   const user = embedded ? `${encodeURIComponent(embedded.user)}:${encodeURIComponent(embedded.password)}@` : target.user ? `${encodeURIComponent(target.user)}@` : '';
   const database = embedded ? 'postgres' : target.database ?? 'postgres';
@@ -106,23 +141,6 @@ async function main(): Promise<void> {
     `txproxy listening on ${host}:${app.port}, proxying to ${target.host}:${target.port}${embedded ? ' (embedded PostgreSQL)' : ''}\n` +
       `DATABASE_URL=postgres://${user}${host}:${app.port}/${database}\n`,
   );
-
-  let stopping = false;
-  const stop = async (signal: string) => {
-    if (stopping) {
-      log.warn({ signal }, 'second signal: exiting now');
-      process.exit(EXIT_FAILURE);
-    }
-    stopping = true;
-    log.info({ signal, sessions: app.server.sessions.size, drainMs: config.drain_timeout }, 'shutting down: draining sessions');
-    await app.stop();
-    await embedded?.stop();
-    trace?.flush();
-    log.info('stopped');
-    process.exit(0);
-  };
-  process.on('SIGTERM', () => void stop('SIGTERM'));
-  process.on('SIGINT', () => void stop('SIGINT'));
 }
 
 main().catch((err: Error) => {

