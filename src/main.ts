@@ -10,7 +10,7 @@ import tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import pino from 'pino';
 import { App } from './app.js';
-import { buildConfig, ConfigError, parseCommandLine, parseConfigFile, settingsFromEnv, USAGE } from './config/load.js';
+import { buildConfig, ConfigError, OPTIONS_HELP, parseCommandLine, parseConfigFile, settingsFromEnv, USAGE } from './config/load.js';
 import type { Config } from './config/schema.js';
 import { startEmbeddedPostgres, type EmbeddedServer } from './embedded/embedded-postgres.js';
 import { createTraceSink, type TraceSink } from './trace/trace-sink.js';
@@ -26,7 +26,7 @@ const EXIT_USAGE = 2;
 function loadConfig(argv: string[]): Config {
   const commandLine = parseCommandLine(argv);
   if (commandLine.help) {
-    process.stdout.write(USAGE + '\n');
+    process.stdout.write(`${USAGE}\n\n${OPTIONS_HELP}\n`);
     process.exit(0);
   }
   if (commandLine.version) {
