@@ -31,7 +31,8 @@ export function socketOf(client: pg.Client): net.Socket {
 /** Records every byte the client receives from now on. */
 export function captureFromServer(client: pg.Client): WireCapture {
   const chunks: Buffer[] = [];
-  socketOf(client).on('data', (chunk: Buffer) => chunks.push(chunk));
+  // A copy: node-postgres's parser reuses a received chunk's memory for later data.
+  socketOf(client).on('data', (chunk: Buffer) => chunks.push(Buffer.from(chunk)));
   const bytes = () => Buffer.concat(chunks);
   const messages = () => parseMessages(bytes());
   return {
