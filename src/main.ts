@@ -98,7 +98,12 @@ async function main(): Promise<void> {
       process.exit(EXIT_FAILURE);
     }
     signalled = signal;
-    if (app !== null) void stop();
+    if (app !== null) {
+      stop().catch((err: Error) => {
+        log.fatal({ err: err.message }, 'shutdown failed');
+        process.exit(EXIT_FAILURE);
+      });
+    }
     else log.info({ signal }, 'signal while starting: stopping as soon as started');
   };
   process.on('SIGTERM', onSignal);
