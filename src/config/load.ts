@@ -188,7 +188,7 @@ function valueAt(root: Record<string, unknown>, path: PropertyKey[]): unknown {
 function show(key: string, value: unknown): string {
   if (key === 'embedded.password') return '(hidden)';
   if (typeof value !== 'string') return JSON.stringify(value) ?? String(value);
-  const masked = key === 'upstream' ? value.replace(/^([a-z]+:\/\/[^:@/]*):[^@/]*@/i, '$1:***@') : value;
+  const masked = key === 'upstream' ? value.replace(/^([a-z]+:\/\/[^:@/]*):[^/]*@/i, '$1:***@') : value;
   return `'${masked}'`;
 }
 

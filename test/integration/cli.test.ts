@@ -121,6 +121,12 @@ t.test('bad values exit with code 2 and say which key, from where, and what is a
       "txproxy: invalid value for 'upstream' from --upstream: not a valid URL; expected postgres://[user[:password]@]host[:port][/database][?sslmode=disable|allow|prefer|require|verify-ca|verify-full]; got 'postgres://app:***@[bad/db'\n",
     ],
     [
+      'a password holding @ is masked whole',
+      ['--upstream', 'postgres://app:p@ss@[bad/db'],
+      {},
+      /got 'postgres:\/\/app:\*\*\*@\[bad\/db'\n$/,
+    ],
+    [
       'an --upstream URL of another scheme',
       ['--upstream', 'mysql://db:3306'],
       {},
