@@ -399,6 +399,10 @@ export class Session extends EventEmitter {
    * Closes the server connection. A statement still running is cancelled
    * first, or the server would only notice the lost client when it next
    * writes; then Terminate when the stream is at a message boundary.
+   * While the server side is paused for backpressure, the server is (or
+   * soon will be) blocked writing to us, and a blocked backend acts neither
+   * on a cancel nor on Terminate: the connection is dropped instead, so
+   * its write fails and it exits (and rolls back) at once.
    */
   private closeUpstream(clean: boolean): void {
     const upstream = this.upstream;
@@ -408,7 +412,7 @@ export class Session extends EventEmitter {
       return;
     }
     if (this.tracker.activeStatement !== null && this.backendKey !== null) this.cancelRunningStatement();
-    if (this.clientScanner.atBoundary && this.clientScanner.idle) upstream.end(TERMINATE);
+    if (this.clientScanner.atBoundary && this.clientScanner.idle && !this.paused.upstream) upstream.end(TERMINATE);
     else upstream.destroy();
     // Do not wait for a stuck server: the socket goes after a grace period.
     setTimeout(() => upstream.destroy(), 5000).unref();
