@@ -171,6 +171,12 @@ export class Session extends EventEmitter {
     const connectStarted = Date.now();
     this.client.on('error', (err) => this.log.debug({ err: err.message }, 'client socket error'));
     this.client.on('close', () => this.onClientGone());
+    // The client's FIN ends the session, as EOF ends a backend: what is
+    // still queued for it is dropped rather than waited for (a client that
+    // stopped reading would hold its socket, and the session, for good).
+    this.client.on('end', () => {
+      if (!this.closed) this.client.destroy();
+    });
     let connection;
     try {
       connection = await connectUpstream(target, this.options.connectTimeoutMs);
@@ -396,24 +402,30 @@ export class Session extends EventEmitter {
   }
 
   /**
-   * Closes the server connection. A statement still running is cancelled
-   * first, or the server would only notice the lost client when it next
-   * writes; then Terminate when the stream is at a message boundary.
+   * Closes the server connection.
+   *
    * While the server side is paused for backpressure, the server is (or
    * soon will be) blocked writing to us, and a blocked backend acts neither
-   * on a cancel nor on Terminate: the connection is dropped instead, so
-   * its write fails and it exits (and rolls back) at once.
+   * on a cancel nor on Terminate: the connection is dropped, so its write
+   * fails and it exits (rolling back) at once. Otherwise a clean end passes
+   * on the client's Terminate; an abrupt one cancels a statement still
+   * running (or the server would only notice the lost client when it next
+   * writes) and sends Terminate when the stream is at a message boundary.
    */
   private closeUpstream(clean: boolean): void {
     const upstream = this.upstream;
     if (upstream === null || upstream.destroyed) return;
-    if (clean) {
-      upstream.end();
+    if (this.paused.upstream) {
+      upstream.destroy();
       return;
     }
-    if (this.tracker.activeStatement !== null && this.backendKey !== null) this.cancelRunningStatement();
-    if (this.clientScanner.atBoundary && this.clientScanner.idle && !this.paused.upstream) upstream.end(TERMINATE);
-    else upstream.destroy();
+    if (clean) {
+      upstream.end();
+    } else {
+      if (this.tracker.activeStatement !== null && this.backendKey !== null) this.cancelRunningStatement();
+      if (this.clientScanner.atBoundary && this.clientScanner.idle) upstream.end(TERMINATE);
+      else upstream.destroy();
+    }
     // Do not wait for a stuck server: the socket goes after a grace period.
     setTimeout(() => upstream.destroy(), 5000).unref();
   }

@@ -119,6 +119,30 @@ t.test('while a large result streams to a client that stopped reading: the block
   }
 });
 
+t.test('Terminate sent while the server is blocked writing a large result: the backend is gone at once', async (t) => {
+  const { client, pid } = await clientWithPid();
+  await client.query('BEGIN');
+  await client.query("INSERT INTO marks VALUES ('terminated-while-streaming')");
+  const socket = socketOf(client);
+  const streaming = client.query("SELECT repeat('x', 100) FROM generate_series(1, 2000000)").catch(() => undefined);
+  socket.pause();
+  await eventually(
+    async () => (await observer.query("SELECT 1 FROM pg_stat_activity WHERE pid = $1 AND wait_event = 'ClientWrite'", [pid])).rowCount === 1,
+    10_000,
+    'the server to block writing the result',
+  );
+
+  const leftAt = Date.now();
+  socket.end(Buffer.from([0x58, 0, 0, 0, 4])); // Terminate, then close
+  await eventually(async () => (await backendState(pid)) === null, GONE_WITHIN_MS, 'the backend to exit');
+  t.ok(Date.now() - leftAt < GONE_WITHIN_MS, `gone quickly (${Date.now() - leftAt} ms)`);
+  socket.destroy();
+  await streaming;
+  t.notOk(await rowExists('terminated-while-streaming'));
+  await eventually(() => proxy.trace.records.some((r) => r.kind === 'session' && r.event === 'end'), 2000, 'the session end record');
+  t.match(proxy.trace.records.find((r) => r.kind === 'session' && r.event === 'end'), { clean: true });
+});
+
 t.test('in the middle of sending a message: the server connection is dropped, not fed half a message', async (t) => {
   const { client, pid } = await clientWithPid();
   await client.query('BEGIN');
