@@ -10,10 +10,10 @@ import tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import pino from 'pino';
 import { App, ListenError } from './app.js';
-import { buildConfig, ConfigError, parseCommandLine, parseConfigFile, settingsFromEnv, USAGE } from './config/load.js';
+import { buildConfig, ConfigError, OPTIONS_HELP, parseCommandLine, parseConfigFile, settingsFromEnv, USAGE } from './config/load.js';
 import type { Config } from './config/schema.js';
 import { startEmbeddedPostgres, type EmbeddedServer } from './embedded/embedded-postgres.js';
-import { createTraceSink } from './trace/trace-sink.js';
+import { createTraceSink, type TraceSink } from './trace/trace-sink.js';
 import { parseUpstreamUrl, UpstreamUrlError, type UpstreamTarget } from './proxy/upstream.js';
 import { colourStyle, plainStyle, wantsColour } from './trace-render/style.js';
 import {
@@ -35,7 +35,7 @@ const EXIT_USAGE = 2;
 function loadConfig(argv: string[]): Config {
   const commandLine = parseCommandLine(argv);
   if (commandLine.help) {
-    process.stdout.write(USAGE + '\n');
+    process.stdout.write(`${USAGE}\n\n${OPTIONS_HELP}\n`);
     process.exit(0);
   }
   if (commandLine.version) {
@@ -130,20 +130,76 @@ async function main(): Promise<void> {
 
   const log = pino({ name: 'txproxy', level: config.log.level }, pino.destination({ dest: 2, sync: true }));
   let embedded: EmbeddedServer | null = null;
+  let trace: TraceSink | null = null;
+  let app: App | null = null;
+
+  // Signals are handled from the start: one that arrives while the embedded
+  // server is still starting must still stop it and remove its data.
+  let signalled: NodeJS.Signals | null = null;
+  const stop = async () => {
+    if (app !== null) {
+      log.info({ signal: signalled, sessions: app.server.sessions.size, drainMs: config.drain_timeout }, 'shutting down: draining sessions');
+      await app.stop();
+    }
+    await embedded?.stop();
+    await trace?.flush();
+    log.info('stopped');
+    process.exit(0);
+  };
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (signalled !== null) {
+      log.warn({ signal }, 'second signal: exiting now');
+      process.exit(EXIT_FAILURE);
+    }
+    signalled = signal;
+    if (app !== null) {
+      stop().catch((err: Error) => {
+        log.fatal({ err: err.message }, 'shutdown failed');
+        process.exit(EXIT_FAILURE);
+      });
+    }
+    else log.info({ signal }, 'signal while starting: stopping as soon as started');
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  // SIGHUP re-reads the configuration; the policies take effect without a
+  // restart (each session from its next request). A broken file changes nothing.
+  process.on('SIGHUP', () => {
+    if (app === null) {
+      log.warn('SIGHUP while starting: ignored');
+      return;
+    }
+    let next: Config;
+    try {
+      next = loadConfig(argv);
+    } catch (err) {
+      log.error({ reason: (err as Error).message }, 'configuration reload failed: keeping the current policies');
+      return;
+    }
+    app.reloadPolicies(next.policies);
+    log.info({ enabled: next.policies !== undefined, rules: next.policies?.rules.map((r) => r.name) ?? [] }, 'policies reloaded');
+  });
+
   let target = explicitTarget;
   if (target === null) {
     log.info({ dataDir: config.embedded.data_dir ?? '(temporary)' }, 'no upstream configured: starting embedded PostgreSQL');
-    embedded = await startEmbeddedPostgres({
-      dataDir: config.embedded.data_dir,
-      port: config.embedded.port,
-      user: config.embedded.user,
-      password: config.embedded.password,
-    });
+    try {
+      embedded = await startEmbeddedPostgres({
+        dataDir: config.embedded.data_dir,
+        port: config.embedded.port,
+        user: config.embedded.user,
+        password: config.embedded.password,
+      });
+    } catch (err) {
+      // Ctrl-C in a terminal also reaches PostgreSQL, which then fails to start: that is the requested stop.
+      if (signalled !== null) return stop();
+      throw err;
+    }
+    if (signalled !== null) return stop();
     target = parseUpstreamUrl(embedded.url + '?sslmode=disable');
   }
 
-  const trace = config.trace.output === 'off' ? null : createTraceSink(config.trace.output, (problem) => log.warn({ problem }, 'trace output problem'));
-  let app: App;
+  trace = config.trace.output === 'off' ? null : createTraceSink(config.trace.output, (problem) => log.warn({ problem }, 'trace output problem'));
   try {
     app = await App.start({ config, target, log, trace, tlsContext });
   } catch (err) {
@@ -154,6 +210,7 @@ async function main(): Promise<void> {
     await embedded?.stop();
     process.exit(EXIT_FAILURE);
   }
+  if (signalled !== null) return stop();
 
   const user = embedded ? `${encodeURIComponent(embedded.user)}:${encodeURIComponent(embedded.password)}@` : target.user ? `${encodeURIComponent(target.user)}@` : '';
   const database = embedded ? 'postgres' : target.database ?? 'postgres';
@@ -167,35 +224,6 @@ async function main(): Promise<void> {
     process.stderr.write(`admin: http://${adminHost}:${app.adminPort}/ (metrics at /metrics)\n`);
   }
 
-  let stopping = false;
-  const stop = async (signal: string) => {
-    if (stopping) {
-      log.warn({ signal }, 'second signal: exiting now');
-      process.exit(EXIT_FAILURE);
-    }
-    stopping = true;
-    log.info({ signal, sessions: app.server.sessions.size, drainMs: config.drain_timeout }, 'shutting down: draining sessions');
-    await app.stop();
-    await embedded?.stop();
-    await trace?.flush();
-    log.info('stopped');
-    process.exit(0);
-  };
-  // SIGHUP re-reads the configuration; the policies take effect without a
-  // restart (each session from its next request). A broken file changes nothing.
-  process.on('SIGHUP', () => {
-    let next: Config;
-    try {
-      next = loadConfig(argv);
-    } catch (err) {
-      log.error({ reason: (err as Error).message }, 'configuration reload failed: keeping the current policies');
-      return;
-    }
-    app.reloadPolicies(next.policies);
-    log.info({ enabled: next.policies !== undefined, rules: next.policies?.rules.map((r) => r.name) ?? [] }, 'policies reloaded');
-  });
-  process.on('SIGTERM', () => void stop('SIGTERM'));
-  process.on('SIGINT', () => void stop('SIGINT'));
 }
 
 main().catch((err: Error) => {

@@ -5,6 +5,7 @@
  */
 import { parseArgs } from 'node:util';
 import { parse as parseYaml } from 'yaml';
+import type { z } from 'zod';
 import { configSchema, type Config } from './schema.js';
 
 /** A configuration mistake: names the key and what is allowed. Exit code 2. */
@@ -30,12 +31,39 @@ export const ENV_KEYS: Record<string, string> = {
   TXPROXY_LOG_LEVEL: 'log.level',
 };
 
+/** Command-line flags and the config key each one sets. */
+const FLAG_KEYS: Record<string, string> = {
+  listen: 'listen',
+  upstream: 'upstream',
+  http: 'http',
+  trace: 'trace.output',
+  'trace-sql': 'trace.sql',
+  'max-client-conn': 'max_client_conn',
+  'log-level': 'log.level',
+};
+
 /** Keys whose values are numbers when given as text (env, flags). */
 const NUMERIC_KEYS = new Set(['max_client_conn', 'max_message_length', 'embedded.port']);
 
 export const USAGE = `usage: txproxy [--config FILE] [--listen HOST:PORT] [--upstream URL] [--http HOST:PORT|off]
                [--trace FILE|-|off] [--trace-sql full|redacted|off] [--max-client-conn N]
        txproxy trace [FILE|-] [--follow URL] [--session ID] [--route R] [--min-ms N]`;
+
+/** `txproxy --help`: every flag, the variable that sets the same key, and the default. */
+export const OPTIONS_HELP = `Options (flags override TXPROXY_* variables, which override the config file):
+  -c, --config FILE           YAML config file (TXPROXY_CONFIG; default config/txproxy.yaml)
+      --listen HOST:PORT      where clients connect (TXPROXY_LISTEN; default 127.0.0.1:6432)
+      --upstream URL          postgres://[user[:password]@]host[:port][/database][?sslmode=…]
+                              (TXPROXY_UPSTREAM; default: start an embedded PostgreSQL)
+      --http HOST:PORT|off    admin HTTP endpoint (TXPROXY_HTTP; default 127.0.0.1:9930)
+      --trace FILE|-|off      trace output, - for stdout (TXPROXY_TRACE; default -)
+      --trace-sql full|redacted|off
+                              SQL text in traces (TXPROXY_TRACE_SQL; default full)
+      --max-client-conn N     client connections allowed (TXPROXY_MAX_CLIENT_CONN; default 1000)
+      --log-level LEVEL       fatal, error, warn, info, debug, trace or silent (TXPROXY_LOG_LEVEL; default info)
+  -h, --help                  show this help
+      --version               print the version
+Every setting, with its variable: docs/configuration.md. Exit codes: 0 stopped, 1 runtime failure, 2 bad usage or configuration.`;
 
 export interface CommandLine {
   configFile: string | null;
@@ -66,17 +94,14 @@ export function parseCommandLine(argv: string[]): CommandLine {
       },
     });
   } catch (err) {
-    throw new ConfigError(`${(err as Error).message}\n${USAGE}`);
+    throw new ConfigError(`${(err as Error).message}\n${USAGE}\nRun 'txproxy --help' to see every option.`);
   }
   const v = parsed.values;
   const settings: Record<string, string> = {};
-  if (v.listen !== undefined) settings.listen = v.listen;
-  if (v.upstream !== undefined) settings.upstream = v.upstream;
-  if (v.http !== undefined) settings.http = v.http;
-  if (v.trace !== undefined) settings['trace.output'] = v.trace;
-  if (v['trace-sql'] !== undefined) settings['trace.sql'] = v['trace-sql'];
-  if (v['max-client-conn'] !== undefined) settings.max_client_conn = v['max-client-conn'];
-  if (v['log-level'] !== undefined) settings['log.level'] = v['log-level'];
+  for (const [flag, key] of Object.entries(FLAG_KEYS)) {
+    const value = v[flag as keyof typeof v];
+    if (typeof value === 'string') settings[key] = value;
+  }
   return { configFile: v.config ?? null, settings, help: v.help === true, version: v.version === true };
 }
 
@@ -103,7 +128,11 @@ export function parseConfigFile(text: string, fileName: string): Record<string, 
   return doc as Record<string, unknown>;
 }
 
-/** Merges file, env and flags (later wins) and validates the result. */
+/**
+ * Merges file, env and flags (later wins) and validates the result. Each
+ * mistake becomes one line naming the key, where its value came from (the
+ * flag, the variable or the file `source`), what is allowed, and the value.
+ */
 export function buildConfig(
   file: Record<string, unknown>,
   env: Record<string, string>,
@@ -114,14 +143,61 @@ export function buildConfig(
   for (const [key, value] of [...Object.entries(env), ...Object.entries(flags)]) setPath(merged, key, coerce(key, value));
   const result = configSchema.safeParse(merged);
   if (!result.success) {
-    const lines = result.error.issues.map((issue) => {
-      const key = issue.path.join('.') || '(top level)';
-      const message = issue.code === 'unrecognized_keys' ? `unknown key(s) ${issue.keys.map((k) => `'${k}'`).join(', ')}` : issue.message;
-      return `${source}: invalid value for '${key}': ${message}`;
-    });
-    throw new ConfigError(lines.join('\n'));
+    const origin = (key: string) => {
+      if (key in flags) return `from --${flagOf(key)}`;
+      if (key in env) return `from ${envNameOf(key)}`;
+      return `in ${source}`;
+    };
+    const lines = result.error.issues.map((issue) => describeIssue(issue, merged, origin, source));
+    const problems = [...new Set(lines)];
+    throw new ConfigError(problems.length === 1 ? problems[0] : `${problems.length} configuration errors:\n  ${problems.join('\n  ')}`);
   }
   return result.data;
+}
+
+function describeIssue(issue: z.core.$ZodIssue, input: Record<string, unknown>, origin: (key: string) => string, source: string): string {
+  const key = issue.path.join('.');
+  if (issue.code === 'unrecognized_keys') {
+    const where = key === '' ? '' : `${key}.`;
+    const unknown = issue.keys.map((k) => `'${where}${k}'`).join(', ');
+    return `unknown key${issue.keys.length > 1 ? 's' : ''} ${unknown} in ${source}; allowed${key === '' ? '' : ` in '${key}'`}: ${allowedKeys(issue.path).join(', ')}`;
+  }
+  const value = valueAt(input, issue.path);
+  const shown = value === undefined ? '' : `; got ${show(key, value)}`;
+  return `invalid value for '${key}' ${origin(key)}: ${issue.message}${shown}`;
+}
+
+/** The keys a (nested) section of the configuration accepts. */
+function allowedKeys(path: PropertyKey[]): string[] {
+  if (path.length === 0) return Object.keys(configSchema.shape);
+  const defaults = configSchema.parse({}) as Record<string, unknown>;
+  const section = valueAt(defaults, path);
+  return typeof section === 'object' && section !== null ? Object.keys(section) : [];
+}
+
+function valueAt(root: Record<string, unknown>, path: PropertyKey[]): unknown {
+  let node: unknown = root;
+  for (const part of path) {
+    if (typeof node !== 'object' || node === null) return undefined;
+    node = (node as Record<PropertyKey, unknown>)[part];
+  }
+  return node;
+}
+
+/** The offending value for the message, with any password masked. */
+function show(key: string, value: unknown): string {
+  if (key === 'embedded.password') return '(hidden)';
+  if (typeof value !== 'string') return JSON.stringify(value) ?? String(value);
+  const masked = key === 'upstream' ? value.replace(/^([a-z]+:\/\/[^:@/]*):[^/]*@/i, '$1:***@') : value;
+  return `'${masked}'`;
+}
+
+function flagOf(key: string): string {
+  return Object.entries(FLAG_KEYS).find(([, k]) => k === key)?.[0] ?? key;
+}
+
+function envNameOf(key: string): string {
+  return Object.entries(ENV_KEYS).find(([, k]) => k === key)?.[0] ?? key;
 }
 
 function coerce(key: string, value: string): unknown {

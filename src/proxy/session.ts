@@ -25,7 +25,8 @@ import { DROP, FORWARD, MessageLengthError, MessageScanner, type Verdict } from 
 import { SessionTracker, type Entry } from '../tracker/session-tracker.js';
 import type { SessionInfo, TrackerListener } from '../tracker/types.js';
 import type { BackendKeyRegistry } from './backend-keys.js';
-import { ProxyErrors } from './errors.js';
+import { endClient } from './end-client.js';
+import { connectFailureReason, ProxyErrors } from './errors.js';
 import { describeTarget, sendCancel, startUpstream, UpstreamTlsError, type UpstreamTarget } from './upstream.js';
 
 export interface SessionOptions {
@@ -188,8 +189,15 @@ export class Session extends EventEmitter {
   /** Connects upstream, forwards the StartupMessage and starts relaying. */
   async start(): Promise<void> {
     const target = this.options.target;
+    const connectStarted = Date.now();
     this.client.on('error', (err) => this.log.debug({ err: err.message }, 'client socket error'));
     this.client.on('close', () => this.onClientGone());
+    // The client's FIN ends the session, as EOF ends a backend: what is
+    // still queued for it is dropped rather than waited for (a client that
+    // stopped reading would hold its socket, and the session, for good).
+    this.client.on('end', () => {
+      if (!this.closed) this.client.destroy();
+    });
     let connection;
     try {
       // Sends the StartupMessage; may retry with the other encryption choice (sslmode allow/prefer).
@@ -197,7 +205,7 @@ export class Session extends EventEmitter {
         this.log.info({ upstream: describeTarget(target), sslmode: target.sslmode, reason }, 'upstream rejected the first encryption choice: retrying'),
       );
     } catch (err) {
-      const reason = (err as Error).message;
+      const reason = connectFailureReason(err as Error);
       this.log.warn({ upstream: describeTarget(target), reason }, 'upstream unreachable');
       const report =
         err instanceof UpstreamTlsError
@@ -217,12 +225,35 @@ export class Session extends EventEmitter {
     upstream.on('data', (chunk: Buffer) => this.fromServer(chunk));
     upstream.on('error', (err) => this.log.debug({ err: err.message }, 'upstream socket error'));
     upstream.on('close', () => this.onUpstreamGone());
-    // What the server already answered (read while choosing the encryption) goes first.
+    // What the server already answered (read while choosing the encryption) goes first;
+    // otherwise its first answer must come within connect_timeout.
     if (connection.initial.length > 0) this.fromServer(connection.initial);
+    else this.awaitFirstAnswer(upstream, connectStarted + this.options.connectTimeoutMs - Date.now());
     upstream.resume();
     this.client.on('data', (chunk: Buffer) => this.fromClient(chunk));
     if (this.startup.rest.length > 0) this.fromClient(this.startup.rest);
     this.client.resume();
+  }
+
+  /**
+   * A server that accepts the connection but never answers the
+   * StartupMessage (hung, overloaded, or not PostgreSQL at all) must not hold
+   * the client forever: like libpq's connect_timeout, the wait for its first
+   * answer counts towards connect_timeout. Armed once per session, so the
+   * steady state pays nothing.
+   */
+  private awaitFirstAnswer(upstream: net.Socket, remainingMs: number): void {
+    const timeoutMs = this.options.connectTimeoutMs;
+    const timer = setTimeout(() => {
+      if (this.closed) return;
+      const upstreamName = describeTarget(this.options.target);
+      this.log.warn({ upstream: upstreamName, timeoutMs }, 'upstream did not answer the startup message');
+      upstream.destroy();
+      this.close(ProxyErrors.upstreamUnreachable(upstreamName, `the server accepted the connection but did not answer within ${timeoutMs} ms (connect_timeout)`));
+    }, Math.max(0, remainingMs));
+    const disarm = () => clearTimeout(timer);
+    upstream.once('data', disarm);
+    upstream.once('close', disarm);
   }
 
   // ------------------------------------------------------------ client → server
@@ -419,14 +450,16 @@ export class Session extends EventEmitter {
    */
   close(report: Report | null): void {
     if (this.closed) return;
-    if (report !== null && this.serverScanner.atBoundary && !this.client.destroyed) this.client.end(errorResponse(report));
+    // Mid-message, an ErrorResponse would be read as the rest of that
+    // message: the client gets a plain close instead of garbage.
+    if (report !== null && this.serverScanner.atBoundary) endClient(this.client, errorResponse(report));
     else this.client.destroy();
     this.closeUpstream(false);
     this.finish(false);
   }
 
   private failStartup(report: Report): void {
-    if (!this.client.destroyed) this.client.end(errorResponse(report));
+    endClient(this.client, errorResponse(report));
     this.finish(false);
   }
 
@@ -458,25 +491,35 @@ export class Session extends EventEmitter {
       this.close(ProxyErrors.upstreamLost(describeTarget(this.options.target)));
       return;
     }
-    this.client.end();
+    endClient(this.client);
     this.finish(this.terminated);
   }
 
   /**
-   * Closes the server connection. A statement still running is cancelled
-   * first, or the server would only notice the lost client when it next
-   * writes; then Terminate when the stream is at a message boundary.
+   * Closes the server connection.
+   *
+   * While the server side is paused for backpressure, the server is (or
+   * soon will be) blocked writing to us, and a blocked backend acts neither
+   * on a cancel nor on Terminate: the connection is dropped, so its write
+   * fails and it exits (rolling back) at once. Otherwise a clean end passes
+   * on the client's Terminate; an abrupt one cancels a statement still
+   * running (or the server would only notice the lost client when it next
+   * writes) and sends Terminate when the stream is at a message boundary.
    */
   private closeUpstream(clean: boolean): void {
     const upstream = this.upstream;
     if (upstream === null || upstream.destroyed) return;
-    if (clean) {
-      upstream.end();
+    if (this.paused.upstream) {
+      upstream.destroy();
       return;
     }
-    if (this.tracker.activeStatement !== null && this.backendKey !== null) this.cancelRunningStatement();
-    if (this.clientScanner.atBoundary && this.clientScanner.idle) upstream.end(TERMINATE);
-    else upstream.destroy();
+    if (clean) {
+      upstream.end();
+    } else {
+      if (this.tracker.activeStatement !== null && this.backendKey !== null) this.cancelRunningStatement();
+      if (this.clientScanner.atBoundary && this.clientScanner.idle) upstream.end(TERMINATE);
+      else upstream.destroy();
+    }
     // Do not wait for a stuck server: the socket goes after a grace period.
     setTimeout(() => upstream.destroy(), 5000).unref();
   }

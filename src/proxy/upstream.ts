@@ -34,14 +34,15 @@ export function parseUpstreamUrl(url: string): UpstreamTarget {
   try {
     parsed = new URL(url);
   } catch {
-    throw new UpstreamUrlError(`invalid upstream URL: ${url}`);
+    // Not echoed: the URL may hold a password.
+    throw new UpstreamUrlError('not a valid URL');
   }
   if (parsed.protocol !== 'postgres:' && parsed.protocol !== 'postgresql:') {
-    throw new UpstreamUrlError(`upstream URL must start with postgres:// (got ${parsed.protocol}//)`);
+    throw new UpstreamUrlError(`the scheme must be postgres:// or postgresql://, not ${parsed.protocol}//`);
   }
   const sslmode = (parsed.searchParams.get('sslmode') ?? 'prefer') as SslMode;
   if (!SSL_MODES.includes(sslmode)) {
-    throw new UpstreamUrlError(`invalid sslmode '${sslmode}' in upstream URL; expected one of ${SSL_MODES.join(', ')}`);
+    throw new UpstreamUrlError(`sslmode must be one of ${SSL_MODES.join(', ')}, not '${sslmode}'`);
   }
   // libpq's `?host=/var/run/postgresql` names a Unix socket directory.
   const host = parsed.searchParams.get('host') ?? decodeURIComponent(parsed.hostname.replace(/^\[|\]$/g, '')) ?? 'localhost';
