@@ -125,7 +125,7 @@ t.test('a broken policies section stops txproxy at start with exit code 2 and th
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
   t.equal(code, 2);
-  t.match(stderr, /invalid value for 'policies\.rules\.0\.match\.client_address': invalid address or CIDR '10\.0\.0\.0\/40'/);
+  t.match(stderr, /invalid value for 'policies\.rules\.0\.match\.client_address' in \S+txproxy\.yaml: invalid address or CIDR '10\.0\.0\.0\/40'/);
 });
 
 t.test('SIGHUP: a changed rule applies to new requests; a broken file keeps the old rules', async (t) => {

@@ -11,8 +11,8 @@ t.test('lock_monitor takes durations as text or milliseconds', async (t) => {
 });
 
 t.test('lock_monitor mistakes name the key', async (t) => {
-  t.throws(() => buildConfig({ lock_monitor: { interval: '5ms' } }, {}, {}), new ConfigError("configuration: invalid value for 'lock_monitor.interval': must be at least 10ms"));
-  t.throws(() => buildConfig({ lock_monitor: { threshold: 'soon' } }, {}, {}), { message: /'lock_monitor\.threshold': expected a duration/ });
-  t.throws(() => buildConfig({ lock_monitor: { treshold: 100 } }, {}, {}), { message: /'lock_monitor': unknown key\(s\) 'treshold'/ });
+  t.throws(() => buildConfig({ lock_monitor: { interval: '5ms' } }, {}, {}), new ConfigError("invalid value for 'lock_monitor.interval' in configuration: must be at least 10ms; got '5ms'"));
+  t.throws(() => buildConfig({ lock_monitor: { threshold: 'soon' } }, {}, {}), { message: /'lock_monitor\.threshold' in configuration: expected a duration/ });
+  t.throws(() => buildConfig({ lock_monitor: { treshold: 100 } }, {}, {}), { message: /unknown key 'lock_monitor\.treshold'/ });
   t.throws(() => buildConfig({ lock_monitor: { enabled: 'yes' } }, {}, {}), { message: /'lock_monitor\.enabled'/ });
 });

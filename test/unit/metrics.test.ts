@@ -140,6 +140,6 @@ t.test('the metrics config: routes and process, nothing else', async (t) => {
   t.same(buildConfig({ metrics: { routes: ['/a', '/b'], process: false } }, {}, {}).metrics, { routes: ['/a', '/b'], process: false });
   t.throws(() => buildConfig({ metrics: { routes: '/a' } }, {}, {}), ConfigError);
   t.throws(() => buildConfig({ metrics: { routes: '/a' } }, {}, {}), /'metrics\.routes'/);
-  t.throws(() => buildConfig({ metrics: { route: ['/a'] } }, {}, {}), /unknown key\(s\) 'route'/);
+  t.throws(() => buildConfig({ metrics: { route: ['/a'] } }, {}, {}), /unknown key 'metrics\.route'/);
   t.throws(() => buildConfig({ metrics: { routes: [''] } }, {}, {}), /'metrics\.routes\.0'/);
 });
