@@ -44,7 +44,7 @@ export class EventStream {
       // nginx would otherwise buffer the stream.
       'X-Accel-Buffering': 'no',
     });
-    const detach = this.bus.attach({ write: (record) => this.send(subscriber, record), flush: async () => undefined });
+    const detach = this.bus.attach({ writeLine: (line) => this.send(subscriber, line), flush: async () => undefined });
     this.subscribers.add(subscriber);
     const keepalive = setInterval(() => res.write(': keepalive\n\n'), this.keepaliveMs);
     keepalive.unref();
@@ -65,7 +65,7 @@ export class EventStream {
     for (const subscriber of this.subscribers) subscriber.res.end();
   }
 
-  private send(subscriber: Subscriber, record: object): void {
+  private send(subscriber: Subscriber, line: string): void {
     const res = subscriber.res;
     if (res.writableEnded || res.destroyed) return;
     if (res.writableLength > this.maxBufferedBytes) {
@@ -77,6 +77,6 @@ export class EventStream {
       res.write(`: dropped ${subscriber.dropped}\n\n`);
       subscriber.dropped = 0;
     }
-    res.write(`data: ${JSON.stringify(record)}\n\n`);
+    res.write(`data: ${line}\n\n`);
   }
 }

@@ -11,7 +11,7 @@ import type { PolicyAction } from '../policy/policy-config.js';
 import type { PolicySet } from '../policy/policy-set.js';
 import { redactSql } from '../sql/redact.js';
 import { addRequest, type SqlTraceMode } from '../trace/trace-writer.js';
-import type { TraceSink } from '../trace/trace-sink.js';
+import type { TraceBus } from '../trace/trace-sink.js';
 import type { SessionInfo, TrackerListener } from '../tracker/types.js';
 import { PolicyEnforcer, type DecisionEvent, type DryRunEvent, type EnforcedSession, type PolicyReporter } from './policy-enforcer.js';
 
@@ -27,7 +27,7 @@ export interface PolicyViolationCounter {
 export interface PolicyServiceOptions {
   policies: PolicySet;
   /** The App's trace bus; records are built only while something listens. */
-  trace: TraceSink & { readonly active: boolean };
+  trace: TraceBus;
   sqlMode: SqlTraceMode;
   violations?: PolicyViolationCounter;
   log: Logger;

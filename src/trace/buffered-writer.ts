@@ -55,10 +55,15 @@ export class BufferedWriter {
     return new BufferedWriter(fs.openSync(path, 'a'), options);
   }
 
-  write(line: string): void {
+  /** Appends `line` and a line break. */
+  writeLine(line: string): void {
+    this.write(line, true);
+  }
+
+  write(line: string, newline = false): void {
     if (this.closed) return;
     // A UTF-8 encoding takes at most 3 bytes per UTF-16 unit.
-    const worst = line.length * 3;
+    const worst = line.length * 3 + 1;
     if (this.used + worst > this.buffer.length) {
       this.rotate();
       if (worst > this.buffer.length) this.buffer = Buffer.allocUnsafe(worst);
@@ -68,6 +73,7 @@ export class BufferedWriter {
       return;
     }
     this.used += this.buffer.write(line, this.used, 'utf8');
+    if (newline) this.buffer[this.used++] = 0x0a;
     if (this.used >= this.chunkSize) this.rotate();
     else if (this.timer === null) this.timer = setTimeout(() => this.onTimer(), this.flushIntervalMs).unref();
   }

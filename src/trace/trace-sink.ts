@@ -6,7 +6,8 @@
 import { BufferedWriter } from './buffered-writer.js';
 
 export interface TraceSink {
-  write(record: object): void;
+  /** One record as JSON text, without a line break. */
+  writeLine(line: string): void;
   /** Resolves when what was written so far has reached the file. */
   flush(): Promise<void>;
 }
@@ -15,8 +16,8 @@ export interface TraceSink {
 export function createTraceSink(output: string, onProblem?: (problem: string) => void): TraceSink {
   const writer = output === '-' ? new BufferedWriter(1, { onProblem }) : BufferedWriter.open(output, { onProblem });
   return {
-    write(record) {
-      writer.write(JSON.stringify(record) + '\n');
+    writeLine(line) {
+      writer.writeLine(line);
     },
     flush() {
       return writer.flush();
@@ -27,8 +28,8 @@ export function createTraceSink(output: string, onProblem?: (problem: string) =>
 /** Collects records in memory (tests, the admin API's live stream). */
 export class MemoryTraceSink implements TraceSink {
   readonly records: Record<string, unknown>[] = [];
-  write(record: object): void {
-    this.records.push(record as Record<string, unknown>);
+  writeLine(line: string): void {
+    this.records.push(JSON.parse(line) as Record<string, unknown>);
   }
   async flush(): Promise<void> {}
 }
@@ -39,7 +40,7 @@ export class MemoryTraceSink implements TraceSink {
  * admin API's live stream, tests. With no sink attached, writers skip
  * building records at all (`active` is false).
  */
-export class TraceBus implements TraceSink {
+export class TraceBus {
   private sinks: TraceSink[] = [];
 
   get active(): boolean {
@@ -53,8 +54,14 @@ export class TraceBus implements TraceSink {
     };
   }
 
+  /** A record object: serialized once for all sinks, only when one is attached. */
   write(record: object): void {
-    for (const sink of this.sinks) sink.write(record);
+    if (this.sinks.length === 0) return;
+    this.writeLine(JSON.stringify(record));
+  }
+
+  writeLine(line: string): void {
+    for (const sink of this.sinks) sink.writeLine(line);
   }
 
   async flush(): Promise<void> {

