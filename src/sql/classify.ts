@@ -7,6 +7,7 @@
  * the server (ReadyForQuery and command tags); a statement this module
  * misjudges can mislabel a trace, never corrupt the state.
  */
+import { keywordAt } from './keywords.js';
 import { identifierValue, lex, TokenKind } from './lexer.js';
 
 export type TxControl =
@@ -37,6 +38,7 @@ export interface StatementInfo {
 }
 
 interface Word {
+  /** The keyword it is (upper case), or '' for any other word: see keywords.ts. */
   upper: string;
   kind: TokenKind;
   start: number;
@@ -107,7 +109,7 @@ export function splitStatements(sql: string): StatementInfo[] {
     if (kind === TokenKind.OpenParen) depth++;
     else if (kind === TokenKind.CloseParen) depth = Math.max(0, depth - 1);
     else if (kind === TokenKind.Word || kind === TokenKind.QuotedIdent) {
-      const upper = kind === TokenKind.Word ? sql.slice(start, end).toUpperCase() : '';
+      const upper = kind === TokenKind.Word ? keywordAt(sql, start, end) : '';
       words.push({ upper, kind, start, end, depth });
       if (depth === 0 && kind === TokenKind.Word && isRoutineDefinition(words)) blockDepth = routineBlockDepth(blockDepth, upper);
     }
@@ -170,7 +172,8 @@ function describe(sql: string, text: string, words: Word[], _offset: number): St
   }
   const w = (i: number): string => words[i]?.upper ?? '';
   const first = w(0);
-  info.operation = first;
+  // Not a keyword we look for (SET, SHOW, CALL, …): named by its own text.
+  info.operation = first !== '' ? first : sql.slice(words[0].start, words[0].end).toUpperCase();
   switch (first) {
     case 'BEGIN':
     case 'START':

@@ -13,19 +13,17 @@ export interface CommentedSql {
   tags: SqlCommenterTags | null;
 }
 
-const NO_TAGS: CommentedSql = { text: '', tags: null };
-
 /** Finds the tag comment (the last comment that parses as tags) and removes it from the text. */
 export function extractSqlCommenter(sql: string): CommentedSql {
   // Nearly every query has no block comment: leave at the cost of one scan.
-  if (!sql.includes('/*')) return { ...NO_TAGS, text: sql };
+  if (!sql.includes('/*')) return { text: sql, tags: null };
   let found: { start: number; end: number; tags: SqlCommenterTags } | null = null;
   lex(sql, (kind, start, end) => {
     if (kind !== TokenKind.Comment || sql.charCodeAt(start) !== 47 /* / */) return;
     const tags = parseTags(sql.slice(start + 2, end - 2));
     if (tags !== null) found = { start, end, tags };
   });
-  if (found === null) return { ...NO_TAGS, text: sql };
+  if (found === null) return { text: sql, tags: null };
   const { start, end, tags } = found as { start: number; end: number; tags: SqlCommenterTags };
   const text = (sql.slice(0, start).trimEnd() + ' ' + sql.slice(end).trimStart()).trim();
   return { text, tags };

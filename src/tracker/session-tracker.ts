@@ -668,13 +668,13 @@ export class SessionTracker {
   }
 
   private openTransaction(implicit: boolean, first: StatementRecord | null): void {
-    const now = this.clock.wall();
-    const mono = this.clock.mono();
+    // It starts with its first statement; without one (adopted from ReadyForQuery), now.
+    const started = first !== null && first.startMono > 0;
     this.tx = {
       id: `${this.session.id}.t${++this.txSeq}`,
       sessionId: this.session.id,
-      startedAt: first?.startedAt || now,
-      startMono: first?.startMono || mono,
+      startedAt: started ? first.startedAt : this.clock.wall(),
+      startMono: started ? first.startMono : this.clock.mono(),
       endedAt: 0,
       durationMs: 0,
       outcome: null,
