@@ -26,7 +26,6 @@ import { SessionTracker, type Entry } from '../tracker/session-tracker.js';
 import type { SessionInfo, TrackerListener } from '../tracker/types.js';
 import type { BackendKeyRegistry } from './backend-keys.js';
 import { endClient } from './end-client.js';
-import { DeferredMessages } from './deferred-messages.js';
 import { connectFailureReason, ProxyErrors } from './errors.js';
 import { describeTarget, sendCancel, startUpstream, UpstreamTlsError, type UpstreamTarget } from './upstream.js';
 
@@ -133,12 +132,6 @@ export class Session extends EventEmitter {
   private channelBindingWithheld = false;
   private readonly clientScanner: MessageScanner;
   private readonly serverScanner: MessageScanner;
-  /** Messages for the tracker once their chunk is forwarded (see deferred-messages.ts). */
-  private readonly clientDeferred = new DeferredMessages();
-  private readonly serverDeferred = new DeferredMessages();
-  private readonly trackClient = (type: number, buf: Buffer, start: number, end: number) => this.tracker.onClientMessage(type, buf, start, end);
-  private readonly trackServer = (type: number, buf: Buffer, start: number, end: number) => this.tracker.onServerMessage(type, buf, start, end);
-  private readonly trackDataRows = (count: number) => this.tracker.onDataRows(count);
   private readonly interceptor: SessionInterceptor | null;
   private readonly log: Logger;
   /** The client sent Terminate: its close is clean. */
@@ -176,9 +169,7 @@ export class Session extends EventEmitter {
       {
         onMessage: (t, b, s, e) => this.onServerMessage(t, b, s, e),
         onPassthrough: (t) => {
-          if (t !== Backend.DataRow || this.state !== 'ready') return;
-          if (this.serverDeferred.empty && (this.interceptor?.onServerMessage !== undefined || this.tracker.hiddenPending > 0)) this.tracker.onDataRow();
-          else this.serverDeferred.dataRow();
+          if (t === Backend.DataRow) this.tracker.onDataRow();
         },
       },
       options.maxMessageLength,
@@ -282,7 +273,6 @@ export class Session extends EventEmitter {
       return;
     }
     if (!write(this.upstream, out)) this.pauseUntilDrain(this.client, this.upstream, 'client');
-    if (!this.clientDeferred.empty) this.clientDeferred.drain(this.trackClient, this.trackDataRows);
   }
 
   private onClientMessage(type: number, buf: Buffer, start: number, end: number): Verdict {
@@ -295,15 +285,7 @@ export class Session extends EventEmitter {
     }
     if (type === Frontend.Password) return this.state === 'authenticating' ? this.onAuthenticationResponse(buf, start, end) : FORWARD;
     if (this.state !== 'ready' || this.info.replication) return FORWARD;
-    const hook = this.interceptor?.onClientMessage;
-    if (hook === undefined) {
-      // Nothing decides about it: track it once the chunk is forwarded.
-      this.clientDeferred.push(type, buf, start, end);
-      return FORWARD;
-    }
-    // A policy decides first; what was deferred before it is tracked first.
-    if (!this.clientDeferred.empty) this.clientDeferred.drain(this.trackClient, this.trackDataRows);
-    const verdict = hook.call(this.interceptor, type, buf, start, end) ?? DEFAULT;
+    const verdict = this.interceptor?.onClientMessage?.(type, buf, start, end) ?? DEFAULT;
     if (verdict !== DEFAULT) return verdict;
     this.tracker.onClientMessage(type, buf, start, end);
     return FORWARD;
@@ -327,8 +309,8 @@ export class Session extends EventEmitter {
       return;
     }
     // Settling after the client left: answers are still tracked, there is no one to send them to.
-    if (!this.client.destroyed && !write(this.client, out)) this.pauseUntilDrain(this.upstream!, this.client, 'upstream');
-    if (!this.serverDeferred.empty) this.serverDeferred.drain(this.trackServer, this.trackDataRows);
+    if (this.client.destroyed) return;
+    if (!write(this.client, out)) this.pauseUntilDrain(this.upstream!, this.client, 'upstream');
     if (this.draining) this.closeIfIdle();
   }
 
@@ -351,17 +333,8 @@ export class Session extends EventEmitter {
     }
     if (this.info.replication) return FORWARD;
     if (type === Backend.ErrorResponse) this.noteFatal(buf, start, end);
-    const hook = this.interceptor?.onServerMessage;
-    if (hook === undefined && this.tracker.hiddenPending === 0) {
-      // Every answer is the client's and nothing decides about it: track it
-      // once the chunk is forwarded.
-      this.serverDeferred.push(type, buf, start, end);
-      return FORWARD;
-    }
-    if (!this.serverDeferred.empty) this.serverDeferred.drain(this.trackServer, this.trackDataRows);
     const entry = this.tracker.onServerMessage(type, buf, start, end);
-    if (hook !== undefined) return hook.call(this.interceptor, type, buf, start, end, entry);
-    // Answers to what txproxy sent on its own are not for the client.
+    if (this.interceptor?.onServerMessage !== undefined) return this.interceptor.onServerMessage(type, buf, start, end, entry);
     return entry !== null && entry.hidden ? DROP : FORWARD;
   }
 

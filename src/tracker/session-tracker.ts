@@ -99,7 +99,6 @@ const UNKNOWN_STATEMENT: Prepared = {
 export class SessionTracker {
   private readonly queue: Entry[] = [];
   private head = 0;
-  private hiddenCount = 0;
   /** Set when an error made the server skip to Sync and the client has not sent it yet. */
   private skippingToSync = false;
   /**
@@ -172,11 +171,6 @@ export class SessionTracker {
 
   get request(): RequestInfo {
     return this.requests.request;
-  }
-
-  /** Messages txproxy sent on its own and not yet answered. */
-  get hiddenPending(): number {
-    return this.hiddenCount;
   }
 
   /** Messages sent and not yet answered. */
@@ -324,7 +318,6 @@ export class SessionTracker {
     }
     const entry: Entry = { kind, statements, index: 0, hidden, prepared, copyEndFollows: false };
     this.queue.push(entry);
-    if (hidden) this.hiddenCount++;
     if (this.active === null) this.activateNext();
     return entry;
   }
@@ -416,11 +409,6 @@ export class SessionTracker {
     if (this.active !== null) this.active.dataRows++;
   }
 
-  /** Counts several DataRows in a row. */
-  onDataRows(count: number): void {
-    if (this.active !== null) this.active.dataRows += count;
-  }
-
   private peek(): Entry | null {
     return this.head < this.queue.length ? this.queue[this.head] : null;
   }
@@ -430,7 +418,6 @@ export class SessionTracker {
     const entry = this.queue[this.head];
     this.queue[this.head] = undefined as unknown as Entry;
     this.head++;
-    if (entry.hidden) this.hiddenCount--;
     if (this.head > 64 && this.head * 2 > this.queue.length) {
       this.queue.splice(0, this.head);
       this.head = 0;
@@ -490,10 +477,8 @@ export class SessionTracker {
     let i = this.head;
     while (i < this.queue.length) {
       const entry = this.queue[i];
-      if (i > this.head && entry.kind === EntryKind.Sync) {
-        this.queue.splice(i, 1);
-        if (entry.hidden) this.hiddenCount--;
-      } else i++;
+      if (i > this.head && entry.kind === EntryKind.Sync) this.queue.splice(i, 1);
+      else i++;
       if (entry.copyEndFollows) return;
     }
     this.syncsIgnoredUntilCopyEnd = true;
@@ -758,7 +743,6 @@ export class SessionTracker {
       }
     }
     this.queue.length = 0;
-    this.hiddenCount = 0;
     this.head = 0;
     this.active = null;
     if (this.tx !== null) this.endTransaction('disconnect');
