@@ -7,10 +7,10 @@
  * the entry at the head. After an ErrorResponse in the extended protocol the
  * server skips to the next Sync, and so do we.
  *
- * Transaction state: the status byte of ReadyForQuery is the truth. Between
- * two ReadyForQuery messages (inside a multi-statement Query or a pipelined
- * batch), command tags move an inferred status: BEGIN → T, COMMIT/ROLLBACK →
- * I, an error inside a block → E. ReadyForQuery then settles any difference.
+ * Statements: each one starts when the server turns to it (at once, or when
+ * the answer ahead of it arrives) and finishes with its CommandComplete,
+ * EmptyQueryResponse, PortalSuspended or ErrorResponse. Transaction state
+ * (the server's status, savepoints, outcomes) is the TransactionLedger's.
  */
 import { Backend, Frontend, type TxStatus } from '../protocol/codes.js';
 import {
@@ -27,16 +27,16 @@ import {
 import { classifyStatement, type StatementInfo } from '../sql/classify.js';
 import { classifyStatementCached, splitStatementsCached } from '../sql/statement-cache.js';
 import { extractSqlCommenter, type SqlCommenterTags } from '../sql/sqlcommenter.js';
-import { isWriteTag, rowsOfTag } from './command-tag.js';
+import { systemClock, type Clock } from './clock.js';
+import { rowsOfTag } from './command-tag.js';
 import { RequestTracker } from './request-tracker.js';
-import { SavepointStack } from './savepoint-stack.js';
+import { TransactionLedger } from './transaction-ledger.js';
 import type {
   Protocol,
   RequestInfo,
   SessionInfo,
   StatementRecord,
   TrackerListener,
-  TransactionOutcome,
   TransactionRecord,
 } from './types.js';
 
@@ -74,20 +74,7 @@ export interface Prepared {
   tags: SqlCommenterTags | null;
 }
 
-export interface Clock {
-  /** Wall clock, epoch ms. */
-  wall(): number;
-  /** Monotonic ms. */
-  mono(): number;
-}
-
-export const systemClock: Clock = { wall: () => Date.now(), mono: () => performance.now() };
-
 const NO_STATEMENTS: StatementRecord[] = [];
-
-/** How many statements a transaction keeps for attribution. */
-const STATEMENT_LOG_LIMIT = 50;
-const SUMMARY_TEXT_LIMIT = 2048;
 
 const UNKNOWN_STATEMENT: Prepared = {
   name: '',
@@ -110,16 +97,7 @@ export class SessionTracker {
   private readonly prepared = new Map<string, Prepared>();
   private readonly portals = new Map<string, Prepared>();
 
-  /** Authoritative status of the last ReadyForQuery. */
-  private serverStatus: TxStatus = 'I';
-  /** Status as moved by command tags since then. */
-  private inferredStatus: TxStatus = 'I';
-
-  private tx: TransactionRecord | null = null;
-  private txSeq = 0;
-  private readonly savepoints = new SavepointStack();
-  /** When the session went idle inside a transaction (monotonic ms), or -1. */
-  private idleSince = -1;
+  private readonly ledger: TransactionLedger;
 
   private statementSeq = 0;
   /** The statement the server is working on now. */
@@ -136,21 +114,22 @@ export class SessionTracker {
     this.requests = new RequestTracker(session.id, (request, previous) =>
       this.listener.requestStarted?.(this.session, request, previous),
     );
+    this.ledger = new TransactionLedger(session, listener, clock, () => this.requests.request);
   }
 
   // ---------------------------------------------------------------- state
 
   get status(): TxStatus {
-    return this.serverStatus;
+    return this.ledger.status;
   }
 
   /** The status as far as the client's messages so far will leave it (inferred). */
   get currentStatus(): TxStatus {
-    return this.inferredStatus;
+    return this.ledger.inferred;
   }
 
   get transaction(): TransactionRecord | null {
-    return this.tx;
+    return this.ledger.transaction;
   }
 
   get activeStatement(): StatementRecord | null {
@@ -162,11 +141,11 @@ export class SessionTracker {
   }
 
   get savepointDepth(): number {
-    return this.savepoints.depth;
+    return this.ledger.savepointDepth;
   }
 
   get savepointNames(): readonly string[] {
-    return this.savepoints.list();
+    return this.ledger.savepointNames;
   }
 
   get request(): RequestInfo {
@@ -180,7 +159,7 @@ export class SessionTracker {
 
   /** Idle inside a transaction since (monotonic ms), or -1. */
   get idleInTransactionSince(): number {
-    return this.idleSince;
+    return this.ledger.idleInTransactionSince;
   }
 
   /** Emits the session's start and its first request. */
@@ -341,7 +320,7 @@ export class SessionTracker {
       startedAt: 0,
       startMono: 0,
       durationMs: 0,
-      txStatusBefore: this.inferredStatus,
+      txStatusBefore: this.ledger.inferred,
       txStatusAfter: null,
       commandTag: null,
       rows: null,
@@ -357,10 +336,7 @@ export class SessionTracker {
 
   /** The client spoke: an idle-in-transaction period, if any, ends. */
   private noteClientActivity(): void {
-    if (this.idleSince >= 0) {
-      if (this.tx !== null) this.tx.idleInTransactionMs += this.clock.mono() - this.idleSince;
-      this.idleSince = -1;
-    }
+    this.ledger.clientActive();
   }
 
   // ------------------------------------------------------ server messages
@@ -433,7 +409,7 @@ export class SessionTracker {
     if (entry === null || entry.kind === EntryKind.Sync) {
       // Not an answer to anything in flight: an error the server raised on its own (FATAL).
       if (error !== null) this.listener.sessionError?.(this.session, error);
-      if (error !== null && this.tx !== null) this.noteError(error);
+      if (error !== null) this.ledger.noteError(error);
       return entry;
     }
     let statement = entry.kind === EntryKind.Query ? entry.statements[entry.index] : entry.statements[0];
@@ -451,7 +427,7 @@ export class SessionTracker {
       if (statement !== this.active) this.activate(statement);
       this.finish(statement, tag, error, suspended);
     } else if (error !== null) {
-      this.noteError(error);
+      this.ledger.noteError(error);
     }
     if (entry.kind === EntryKind.Query) {
       // An error skips the rest of the Query; ReadyForQuery ends the entry.
@@ -503,10 +479,7 @@ export class SessionTracker {
       // The server ran fewer statements than the Query seemed to hold.
       this.finish(this.active, null, null, false);
     }
-    this.serverStatus = status;
-    this.inferredStatus = status;
-    this.settleTransaction(status);
-    this.idleSince = status === 'I' || this.pending > 0 ? -1 : this.clock.mono();
+    this.ledger.ready(status, this.pending === 0);
     this.listener.ready?.(this.session, status);
     this.activateNext();
     return entry;
@@ -537,12 +510,7 @@ export class SessionTracker {
     statement.seq = ++this.statementSeq;
     statement.startedAt = this.clock.wall();
     statement.startMono = this.clock.mono();
-    statement.txStatusBefore = this.inferredStatus;
-    const control = statement.info.txControl;
-    if (this.tx === null && (control === null || control === 'begin')) {
-      this.openTransaction(control !== 'begin', statement);
-    }
-    statement.transactionId = this.tx?.id ?? null;
+    this.ledger.statementStarting(statement);
     this.active = statement;
     this.listener.statementStarted?.(this.session, statement);
   }
@@ -556,159 +524,14 @@ export class SessionTracker {
     if (statement.rows === null && statement.dataRows > 0) statement.rows = statement.dataRows;
     if (this.active === statement) this.active = null;
     this.last = statement;
-    const tx = this.tx;
-    if (tx !== null) {
-      tx.statements++;
-      if (tx.statementLog.length < STATEMENT_LOG_LIMIT) {
-        tx.statementLog.push({
-          seq: statement.seq,
-          text: statement.text.length > SUMMARY_TEXT_LIMIT ? statement.text.slice(0, SUMMARY_TEXT_LIMIT) + '…' : statement.text,
-          operation: statement.info.operation,
-          commandTag: tag,
-          durationMs: statement.durationMs,
-          errorCode: error?.code ?? null,
-        });
-      }
-    }
-    let ending: TransactionOutcome | null = null;
-    if (error !== null) this.noteError(error);
-    else if (tag !== null) ending = this.applyTag(statement, tag);
-    statement.txStatusAfter = this.inferredStatus;
-    statement.savepointDepth = ending === null ? this.savepoints.depth : 0;
+    const ending = this.ledger.statementFinished(statement, tag, error);
+    // The statement's record comes before the record of the transaction it ends.
     this.listener.statementFinished?.(this.session, statement);
     if (ending !== null) {
-      this.endTransaction(ending);
+      this.ledger.end(ending);
       // COMMIT AND CHAIN / ROLLBACK AND CHAIN: the next one starts at once.
-      if (statement.info.chain) this.openTransaction(false, statement);
+      if (statement.info.chain) this.ledger.open(false, statement);
     }
-  }
-
-  private noteError(error: ErrorFields): void {
-    const tx = this.tx;
-    if (tx === null) return;
-    tx.firstError ??= { code: error.code, message: error.message };
-    tx.failed = true;
-    if (!tx.implicit) this.inferredStatus = 'E';
-  }
-
-  /**
-   * Moves the inferred state by a successful command's tag. Returns the
-   * outcome when the tag ends the transaction; the caller ends it after
-   * reporting the statement, so the statement's record comes first.
-   */
-  private applyTag(statement: StatementRecord, tag: string): TransactionOutcome | null {
-    const tx = this.tx;
-    const info = statement.info;
-    if (tx !== null && (info.write || isWriteTag(tag) || (tag.startsWith('COPY ') && statement.copy === 'in'))) tx.writes++;
-    switch (tag) {
-      case 'BEGIN':
-      case 'START TRANSACTION':
-        if (tx === null) this.openTransaction(false, statement);
-        else tx.implicit = false; // BEGIN inside a multi-statement Query or batch adopts what ran before
-        statement.transactionId = this.tx?.id ?? null;
-        this.inferredStatus = 'T';
-        return null;
-      case 'COMMIT':
-        this.inferredStatus = info.chain ? 'T' : 'I';
-        return tx === null ? null : tx.failed ? 'failed' : 'commit';
-      case 'ROLLBACK':
-        if (info.txControl === 'rollback_to') {
-          this.savepointOp('rollback_to', info.savepoint);
-          return null;
-        }
-        this.inferredStatus = info.chain ? 'T' : 'I';
-        // COMMIT of a failed transaction answers ROLLBACK: the error forced it.
-        return tx === null ? null : tx.failed || info.txControl === 'commit' ? 'failed' : 'rollback';
-      case 'PREPARE TRANSACTION':
-        this.inferredStatus = 'I';
-        return tx === null ? null : 'prepared';
-      case 'SAVEPOINT':
-        this.savepointOp('create', info.savepoint);
-        return null;
-      case 'RELEASE':
-        this.savepointOp('release', info.savepoint);
-        return null;
-    }
-    return null;
-  }
-
-  private savepointOp(op: 'create' | 'release' | 'rollback_to', name: string | null): void {
-    const tx = this.tx;
-    if (tx === null || name === null) return;
-    if (op === 'create') {
-      this.savepoints.push(name);
-      tx.savepointsCreated++;
-      tx.maxSavepointDepth = Math.max(tx.maxSavepointDepth, this.savepoints.depth);
-    } else if (op === 'release') {
-      tx.savepointsReleased += this.savepoints.release(name);
-    } else {
-      this.savepoints.rollbackTo(name);
-      tx.savepointsRolledBack++;
-      // The transaction is usable again: ROLLBACK TO recovers from an error.
-      tx.failed = false;
-      this.inferredStatus = 'T';
-    }
-    this.listener.savepoint?.(this.session, op, name, this.savepoints.depth, tx);
-  }
-
-  /** ReadyForQuery settles the transaction against the server's status. */
-  private settleTransaction(status: TxStatus): void {
-    const tx = this.tx;
-    if (status === 'I') {
-      if (tx !== null) this.endTransaction(tx.failed ? 'failed' : 'commit');
-      return;
-    }
-    if (tx === null) {
-      // In a block we did not see begin (e.g. BEGIN inside a function): adopt it.
-      this.openTransaction(false, null);
-    } else {
-      tx.implicit = false;
-    }
-    if (status === 'E' && this.tx !== null) this.tx.failed = true;
-  }
-
-  private openTransaction(implicit: boolean, first: StatementRecord | null): void {
-    // It starts with its first statement; without one (adopted from ReadyForQuery), now.
-    const started = first !== null && first.startMono > 0;
-    this.tx = {
-      id: `${this.session.id}.t${++this.txSeq}`,
-      sessionId: this.session.id,
-      startedAt: started ? first.startedAt : this.clock.wall(),
-      startMono: started ? first.startMono : this.clock.mono(),
-      endedAt: 0,
-      durationMs: 0,
-      outcome: null,
-      implicit,
-      statements: 0,
-      writes: 0,
-      savepointsCreated: 0,
-      savepointsReleased: 0,
-      savepointsRolledBack: 0,
-      maxSavepointDepth: 0,
-      idleInTransactionMs: 0,
-      lockWaitMs: 0,
-      firstError: null,
-      failed: false,
-      request: first?.request ?? this.requests.request,
-      statementLog: [],
-    };
-    this.savepoints.clear();
-    this.listener.transactionStarted?.(this.session, this.tx);
-  }
-
-  private endTransaction(outcome: TransactionOutcome): void {
-    const tx = this.tx;
-    if (tx === null) return;
-    if (this.idleSince >= 0) {
-      tx.idleInTransactionMs += this.clock.mono() - this.idleSince;
-      this.idleSince = -1;
-    }
-    tx.outcome = outcome;
-    tx.endedAt = this.clock.wall();
-    tx.durationMs = this.clock.mono() - tx.startMono;
-    this.tx = null;
-    this.savepoints.clear();
-    this.listener.transactionEnded?.(this.session, tx);
   }
 
   /**
@@ -719,7 +542,7 @@ export class SessionTracker {
    */
   addLockWait(ms: number, statement: StatementRecord | null = this.active): void {
     if (statement !== null) statement.lockWaitMs += ms;
-    if (this.tx !== null && (statement === null || statement.transactionId === this.tx.id)) this.tx.lockWaitMs += ms;
+    this.ledger.addLockWait(ms, statement);
   }
 
   /**
@@ -736,16 +559,14 @@ export class SessionTracker {
         if (statement !== this.active && statement.seq === 0) continue; // never started
         statement.interrupted = true;
         statement.durationMs = this.clock.mono() - statement.startMono;
-        statement.txStatusAfter = null;
-        statement.savepointDepth = this.savepoints.depth;
-        if (this.tx !== null) this.tx.statements++;
+        this.ledger.statementInterrupted(statement);
         this.listener.statementFinished?.(this.session, statement);
       }
     }
     this.queue.length = 0;
     this.head = 0;
     this.active = null;
-    if (this.tx !== null) this.endTransaction('disconnect');
+    this.ledger.end('disconnect');
     this.listener.sessionEnded?.(this.session, clean);
   }
 }
