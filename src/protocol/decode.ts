@@ -4,7 +4,7 @@
  * only the fields it needs. Formats:
  * https://www.postgresql.org/docs/current/protocol-message-formats.html
  */
-import type { TxStatus } from './codes.js';
+import { StartupCode, type TxStatus } from './codes.js';
 
 const BODY = 5;
 
@@ -150,9 +150,9 @@ export type StartupPacket =
 /** Decodes a whole startup packet (length prefix included). */
 export function decodeStartupPacket(buf: Buffer): StartupPacket {
   const code = buf.readInt32BE(4);
-  if (code === 80877103) return { kind: 'ssl' };
-  if (code === 80877104) return { kind: 'gssenc' };
-  if (code === 80877102) {
+  if (code === StartupCode.SSL) return { kind: 'ssl' };
+  if (code === StartupCode.GSSENC) return { kind: 'gssenc' };
+  if (code === StartupCode.Cancel) {
     if (buf.length < 12) throw new ProtocolDecodeError('CancelRequest is too short');
     return { kind: 'cancel', pid: buf.readInt32BE(8), key: Buffer.from(buf.subarray(12)) };
   }

@@ -3,7 +3,7 @@
  * notices, ReadyForQuery, CommandComplete and a rewritten AuthenticationSASL.
  * Frontend messages are built with pg-protocol's `serialize`.
  */
-import { Backend, type TxStatus } from './codes.js';
+import { Backend, StartupCode, type TxStatus } from './codes.js';
 
 function message(type: number, body: Buffer): Buffer {
   const out = Buffer.allocUnsafe(5 + body.length);
@@ -74,6 +74,16 @@ export function authenticationSasl(mechanisms: string[]): Buffer {
   const code = Buffer.alloc(4);
   code.writeInt32BE(10, 0);
   return message(Backend.Authentication, Buffer.concat([code, ...mechanisms.map(cstring), Buffer.from([0])]));
+}
+
+/** A CancelRequest with a key of any length (protocol 3.2 keys are up to 256 bytes). */
+export function cancelRequest(pid: number, key: Buffer): Buffer {
+  const packet = Buffer.alloc(12 + key.length);
+  packet.writeInt32BE(packet.length, 0);
+  packet.writeInt32BE(StartupCode.Cancel, 4);
+  packet.writeInt32BE(pid, 8);
+  key.copy(packet, 12);
+  return packet;
 }
 
 /** The one-byte answers to SSLRequest and GSSENCRequest. */

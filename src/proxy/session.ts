@@ -8,23 +8,21 @@
  */
 import { EventEmitter } from 'node:events';
 import type net from 'node:net';
-import tls from 'node:tls';
 import type { Logger } from 'pino';
 import { serialize } from '../protocol/frontend-messages.js';
-import { AuthCode, Backend, Frontend, type TxStatus } from '../protocol/codes.js';
+import { Backend, Frontend, type TxStatus } from '../protocol/codes.js';
 import {
-  decodeAuthCode,
   decodeBackendKeyData,
   decodeErrorFields,
   decodeParameterStatus,
   decodeReadyForQuery,
 } from '../protocol/decode.js';
-import { errorResponse, type Report } from '../protocol/encode.js';
-import { decodeSaslInitialResponse, withoutChannelBinding } from '../protocol/sasl.js';
+import { cancelRequest, errorResponse, type Report } from '../protocol/encode.js';
 import { DROP, FORWARD, MessageLengthError, MessageScanner, type Verdict } from '../protocol/message-scanner.js';
 import { SessionTracker, type Entry } from '../tracker/session-tracker.js';
 import type { SessionInfo, TrackerListener } from '../tracker/types.js';
 import type { BackendKeyRegistry } from './backend-keys.js';
+import { AuthenticationRelay, ClientRefused } from './authentication-relay.js';
 import { endClient } from './end-client.js';
 import { connectFailureReason, ProxyErrors } from './errors.js';
 import { describeTarget, sendCancel, startUpstream, UpstreamTlsError, type UpstreamTarget } from './upstream.js';
@@ -127,9 +125,8 @@ export class Session extends EventEmitter {
   readonly parameters = new Map<string, string>();
 
   private upstream: net.Socket | null = null;
-  private upstreamTls = false;
-  /** SCRAM-SHA-256-PLUS was taken out of the server's AuthenticationSASL. */
-  private channelBindingWithheld = false;
+  /** Authentication relayed untouched but for channel binding; null once authenticated. */
+  private authentication: AuthenticationRelay | null = null;
   private readonly clientScanner: MessageScanner;
   private readonly serverScanner: MessageScanner;
   private readonly interceptor: SessionInterceptor | null;
@@ -220,7 +217,7 @@ export class Session extends EventEmitter {
     }
     const upstream = connection.socket;
     this.upstream = upstream;
-    this.upstreamTls = connection.tls;
+    this.authentication = new AuthenticationRelay(this.client, upstream, connection.tls);
     this.state = 'authenticating';
     upstream.on('data', (chunk: Buffer) => this.fromServer(chunk));
     upstream.on('error', (err) => this.log.debug({ err: err.message }, 'upstream socket error'));
@@ -283,7 +280,7 @@ export class Session extends EventEmitter {
       this.settling = true;
       return Buffer.concat([before, buf.subarray(start, end)]);
     }
-    if (type === Frontend.Password) return this.state === 'authenticating' ? this.onAuthenticationResponse(buf, start, end) : FORWARD;
+    if (type === Frontend.Password) return this.state === 'authenticating' ? (this.authentication?.clientResponse(buf, start, end) ?? FORWARD) : FORWARD;
     if (this.state !== 'ready' || this.info.replication) return FORWARD;
     const verdict = this.interceptor?.onClientMessage?.(type, buf, start, end) ?? DEFAULT;
     if (verdict !== DEFAULT) return verdict;
@@ -342,16 +339,7 @@ export class Session extends EventEmitter {
   private onStartupServerMessage(type: number, buf: Buffer, start: number, end: number): Verdict {
     switch (type) {
       case Backend.Authentication:
-        if (this.upstreamTls && decodeAuthCode(buf, start) === AuthCode.SASL && !this.channelBindingPassesThrough()) {
-          // Our TLS session with the server is not the client's: channel
-          // binding (SCRAM-SHA-256-PLUS) would fail, so do not offer it.
-          const stripped = withoutChannelBinding(buf, start, end);
-          if (stripped !== null) {
-            this.channelBindingWithheld = true;
-            return stripped;
-          }
-        }
-        return FORWARD;
+        return this.authentication?.serverRequest(buf, start, end) ?? FORWARD;
       case Backend.BackendKeyData: {
         const { pid, key } = decodeBackendKeyData(buf, start, end);
         this.info.backendPid = pid;
@@ -367,38 +355,13 @@ export class Session extends EventEmitter {
         return FORWARD;
       case Backend.ReadyForQuery:
         this.state = 'ready';
+        this.authentication = null;
         this.log.debug({ pid: this.info.backendPid, user: this.info.user, database: this.info.database }, 'session ready');
         this.tracker.start();
         this.tracker.onServerMessage(type, buf, start, end);
         this.emit('ready');
         return FORWARD;
     }
-    return FORWARD;
-  }
-
-  /**
-   * SCRAM channel binding binds the TLS session the client sees (with
-   * txproxy) to the one the server sees; it holds only when txproxy shows
-   * the client the server's own certificate (tls-server-end-point hashes it).
-   */
-  private channelBindingPassesThrough(): boolean {
-    if (!(this.client instanceof tls.TLSSocket) || !(this.upstream instanceof tls.TLSSocket)) return false;
-    const ours = this.client.getCertificate();
-    const theirs = this.upstream.getPeerCertificate();
-    return ours !== null && 'raw' in ours && Buffer.isBuffer(ours.raw) && Buffer.isBuffer(theirs?.raw) && ours.raw.equals(theirs.raw);
-  }
-
-  /**
-   * A client's answer during authentication. After SCRAM-SHA-256-PLUS was
-   * withheld, a client that supports channel binding says so (gs2 flag
-   * `y`), and a TLS server rightly takes that for a downgrade attack and
-   * fails with a cryptic message; refuse it here with one that says what to do.
-   */
-  private onAuthenticationResponse(buf: Buffer, start: number, end: number): Verdict {
-    if (!this.channelBindingWithheld) return FORWARD;
-    this.channelBindingWithheld = false; // only the SASLInitialResponse carries the flag
-    const { mechanism, flag } = decodeSaslInitialResponse(buf, start, end);
-    if (mechanism === 'SCRAM-SHA-256' && flag === 'y') throw new ClientRefused(ProxyErrors.channelBindingUnavailable());
     return FORWARD;
   }
 
@@ -525,7 +488,7 @@ export class Session extends EventEmitter {
   }
 
   private cancelRunningStatement(): void {
-    const cancel = cancelPacket(this.info.backendPid, this.backendKey!);
+    const cancel = cancelRequest(this.info.backendPid, this.backendKey!);
     sendCancel(this.options.target, cancel, this.options.connectTimeoutMs).catch((err: Error) =>
       this.log.debug({ err: err.message }, 'cancel of running statement failed'),
     );
@@ -545,24 +508,6 @@ export class Session extends EventEmitter {
   get isClosed(): boolean {
     return this.closed;
   }
-}
-
-/** Thrown from a client message handler to end the session with `report`. */
-class ClientRefused extends Error {
-  constructor(readonly report: Report) {
-    super(report.message);
-    this.name = 'ClientRefused';
-  }
-}
-
-/** A CancelRequest with a key of any length (protocol 3.2 keys are up to 256 bytes). */
-function cancelPacket(pid: number, key: Buffer): Buffer {
-  const packet = Buffer.alloc(12 + key.length);
-  packet.writeInt32BE(packet.length, 0);
-  packet.writeInt32BE(80877102, 4);
-  packet.writeInt32BE(pid, 8);
-  key.copy(packet, 12);
-  return packet;
 }
 
 /** Writes one chunk or several (corked into one writev); returns false when the socket asks to wait. */
