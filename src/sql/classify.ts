@@ -87,8 +87,16 @@ const TWO_WORD_OBJECTS = new Set([
   'SERVER',
 ]);
 
+let hadLiterals = false;
+
+/** Whether the text last given to splitStatements held string or number literals. */
+export function lastSplitHadLiterals(): boolean {
+  return hadLiterals;
+}
+
 /** Splits a simple-protocol Query into statements, as the server will run them. */
 export function splitStatements(sql: string): StatementInfo[] {
+  hadLiterals = false;
   const statements: StatementInfo[] = [];
   let words: Word[] = [];
   let stmtStart = -1;
@@ -98,6 +106,7 @@ export function splitStatements(sql: string): StatementInfo[] {
   let blockDepth = 0;
   lex(sql, (kind, start, end) => {
     if (kind === TokenKind.Comment) return;
+    if (kind === TokenKind.String || kind === TokenKind.Number) hadLiterals = true;
     if (kind === TokenKind.Semicolon && depth === 0 && blockDepth === 0) {
       if (stmtStart >= 0) statements.push(describe(sql, sql.slice(stmtStart, stmtEnd), words, stmtStart));
       words = [];
@@ -323,6 +332,8 @@ function describeExplain(sql: string, info: StatementInfo, words: Word[]): State
   const inner = words.find((x) => x.depth === 0 && (x.upper === 'SELECT' || x.upper === 'WITH' || DML.has(x.upper)));
   if (inner === undefined) return info;
   const innerInfo = classifyStatement(sql.slice(inner.start));
+  // The inner split reset the literal flag: do not let this text be cached on its word.
+  hadLiterals = true;
   info.write = innerInfo.write;
   info.lockingRead = innerInfo.lockingRead;
   return info;

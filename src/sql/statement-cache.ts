@@ -4,7 +4,7 @@
  * extended-protocol query, health checks), and a lookup costs a fraction of
  * lexing the text again. The results are shared: treat them as read-only.
  */
-import { splitStatements, type StatementInfo } from './classify.js';
+import { lastSplitHadLiterals, splitStatements, type StatementInfo } from './classify.js';
 
 const LIMIT = 1024;
 /** Texts longer than this are rarely repeated verbatim; not worth the memory. */
@@ -16,9 +16,11 @@ export function splitStatementsCached(sql: string): readonly StatementInfo[] {
   const hit = cache.get(sql);
   if (hit !== undefined) return hit;
   const statements = splitStatements(sql);
-  if (sql.length <= MAX_TEXT) {
-    // Map keeps insertion order: the first key is the oldest.
-    if (cache.size >= LIMIT) cache.delete(cache.keys().next().value as string);
+  // A text with literals in it (`WHERE id = 42`) is rarely sent twice:
+  // remembering it would only churn the cache.
+  if (sql.length <= MAX_TEXT && !lastSplitHadLiterals()) {
+    // Starting over when full costs less per query than evicting one by one.
+    if (cache.size >= LIMIT) cache.clear();
     cache.set(sql, statements);
   }
   return statements;
