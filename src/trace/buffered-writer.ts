@@ -22,12 +22,19 @@ export interface BufferedWriterOptions {
   onProblem?: (problem: string) => void;
 }
 
+const SPARE_LIMIT = 4;
+
 export class BufferedWriter {
   private buffer: Buffer;
   private used = 0;
   /** Buffers handed to fs.write and not yet written. */
   private queued: Buffer[] = [];
   private queuedBytes = 0;
+  /**
+   * Written buffers kept for reuse: a fresh 128 KiB buffer per rotation
+   * would be a fresh mmap and page faults each time.
+   */
+  private readonly spare: Buffer[] = [];
   private writing = false;
   private timer: NodeJS.Timeout | null = null;
   private closed = false;
@@ -107,9 +114,15 @@ export class BufferedWriter {
     const filled = this.buffer.subarray(0, this.used);
     this.queued.push(filled);
     this.queuedBytes += filled.length;
-    this.buffer = Buffer.allocUnsafe(this.chunkSize * 2);
+    this.buffer = this.spare.pop() ?? Buffer.allocUnsafe(this.chunkSize * 2);
     this.used = 0;
     this.pump();
+  }
+
+  /** A buffer whose bytes are written: keep it for reuse if it has the standard size. */
+  private recycle(chunk: Buffer): void {
+    const whole = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.buffer.byteLength - chunk.byteOffset);
+    if (chunk.byteOffset === 0 && whole.length === this.chunkSize * 2 && this.spare.length < SPARE_LIMIT) this.spare.push(whole);
   }
 
   private pump(): void {
@@ -118,7 +131,14 @@ export class BufferedWriter {
       for (const resolve of this.idle.splice(0)) resolve();
       return;
     }
-    const chunk = this.queued.length === 1 ? this.queued[0] : Buffer.concat(this.queued);
+    let chunk: Buffer;
+    if (this.queued.length === 1) {
+      chunk = this.queued[0];
+    } else {
+      // The disk fell behind: one write for all that piled up.
+      chunk = Buffer.concat(this.queued);
+      for (const buffer of this.queued) this.recycle(buffer);
+    }
     this.queued = [];
     this.writing = true;
     this.writeAll(chunk, 0);
@@ -134,6 +154,7 @@ export class BufferedWriter {
         }
         this.options.onProblem?.(`trace write failed: ${err.message}`);
         this.queuedBytes -= chunk.length;
+        this.recycle(chunk);
         this.writing = false;
         this.pump();
         return;
@@ -143,6 +164,7 @@ export class BufferedWriter {
         return;
       }
       this.queuedBytes -= chunk.length;
+      this.recycle(chunk);
       this.writing = false;
       this.pump();
     });
