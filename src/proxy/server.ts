@@ -62,8 +62,7 @@ export class ProxyServer extends EventEmitter {
   }
 
   private async accept(socket: net.Socket): Promise<void> {
-    this.sockets.add(socket);
-    socket.once('close', () => this.sockets.delete(socket));
+    this.track(socket);
     socket.on('error', () => undefined);
     const client = socket.remoteAddress ?? 'local';
     const result = await clientHandshake(socket, { tlsContext: this.options.tlsContext, timeoutMs: this.options.connectTimeoutMs });
@@ -95,6 +94,8 @@ export class ProxyServer extends EventEmitter {
       backendKeys: this.backendKeys,
       interceptor: this.options.interceptor,
     });
+    // The session may read the connection through a new socket object (see reused-read-buffer.ts).
+    if (session.clientSocket !== result.socket) this.track(session.clientSocket);
     this.sessions.add(session);
     session.once('close', () => {
       this.sessions.delete(session);
@@ -103,6 +104,11 @@ export class ProxyServer extends EventEmitter {
     });
     this.emit('session', session);
     await session.start();
+  }
+
+  private track(socket: net.Socket): void {
+    this.sockets.add(socket);
+    socket.once('close', () => this.sockets.delete(socket));
   }
 
   private forwardCancel(pid: number, key: Buffer, packet: Buffer): void {

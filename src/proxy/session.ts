@@ -23,6 +23,7 @@ import { SessionTracker, type Entry } from '../tracker/session-tracker.js';
 import type { SessionInfo, TrackerListener } from '../tracker/types.js';
 import type { BackendKeyRegistry } from './backend-keys.js';
 import { AuthenticationRelay, ClientRefused } from './authentication-relay.js';
+import { readIntoReusedBuffer } from './reused-read-buffer.js';
 import { endClient } from './end-client.js';
 import { connectFailureReason, ProxyErrors } from './errors.js';
 import { describeTarget, sendCancel, startUpstream, UpstreamTlsError, type UpstreamTarget } from './upstream.js';
@@ -124,7 +125,12 @@ export class Session extends EventEmitter {
   /** The server's ParameterStatus values (server_version, client_encoding, …). */
   readonly parameters = new Map<string, string>();
 
+  private readonly client: net.Socket;
+  /** What the client sent that was read before its socket moved to reused-buffer reads. */
+  private readonly clientPending: Buffer | null;
   private upstream: net.Socket | null = null;
+  /** Armed until the server's first answer (see awaitFirstAnswer). */
+  private firstAnswerTimer: NodeJS.Timeout | null = null;
   /** Authentication relayed untouched but for channel binding; null once authenticated. */
   private authentication: AuthenticationRelay | null = null;
   private readonly clientScanner: MessageScanner;
@@ -142,7 +148,7 @@ export class Session extends EventEmitter {
   private paused = { client: false, upstream: false };
 
   constructor(
-    private readonly client: net.Socket,
+    socket: net.Socket,
     private readonly startup: { packet: Buffer; params: Record<string, string>; rest: Buffer },
     private readonly options: SessionOptions,
   ) {
@@ -153,12 +159,15 @@ export class Session extends EventEmitter {
       user: params.user ?? '',
       database: params.database ?? params.user ?? '',
       applicationName: params.application_name ?? '',
-      clientAddress: client.remoteAddress ?? 'local',
+      clientAddress: socket.remoteAddress ?? 'local',
       startedAt: Date.now(),
       backendPid: 0,
       replication: params.replication !== undefined && params.replication !== 'false' && params.replication !== 'off' && params.replication !== '0',
     };
     this.log = options.log.child({ session: this.info.id });
+    const client = readIntoReusedBuffer(socket, (chunk) => this.fromClient(chunk));
+    this.client = client.socket;
+    this.clientPending = client.pending;
     this.tracker = new SessionTracker(this.info, options.listener);
     this.clientScanner = new MessageScanner(CLIENT_INSPECT, { onMessage: (t, b, s, e) => this.onClientMessage(t, b, s, e) }, options.maxMessageLength);
     this.serverScanner = new MessageScanner(
@@ -172,6 +181,11 @@ export class Session extends EventEmitter {
       options.maxMessageLength,
     );
     this.interceptor = options.interceptor?.(this) ?? null;
+  }
+
+  /** The client's socket as the session reads it: not always the one it was given. */
+  get clientSocket(): net.Socket {
+    return this.client;
   }
 
   get backendPid(): number {
@@ -215,20 +229,23 @@ export class Session extends EventEmitter {
       connection.socket.destroy();
       return;
     }
-    const upstream = connection.socket;
+    const adopted = readIntoReusedBuffer(connection.socket, (chunk) => this.fromServer(chunk));
+    const upstream = adopted.socket;
     this.upstream = upstream;
     this.authentication = new AuthenticationRelay(this.client, upstream, connection.tls);
     this.state = 'authenticating';
-    upstream.on('data', (chunk: Buffer) => this.fromServer(chunk));
     upstream.on('error', (err) => this.log.debug({ err: err.message }, 'upstream socket error'));
     upstream.on('close', () => this.onUpstreamGone());
     // What the server already answered (read while choosing the encryption) goes first;
     // otherwise its first answer must come within connect_timeout.
     if (connection.initial.length > 0) this.fromServer(connection.initial);
-    else this.awaitFirstAnswer(upstream, connectStarted + this.options.connectTimeoutMs - Date.now());
+    if (adopted.pending !== null) this.fromServer(adopted.pending);
+    if (connection.initial.length === 0 && adopted.pending === null) {
+      this.awaitFirstAnswer(upstream, connectStarted + this.options.connectTimeoutMs - Date.now());
+    }
     upstream.resume();
-    this.client.on('data', (chunk: Buffer) => this.fromClient(chunk));
     if (this.startup.rest.length > 0) this.fromClient(this.startup.rest);
+    if (this.clientPending !== null) this.fromClient(this.clientPending);
     this.client.resume();
   }
 
@@ -248,15 +265,15 @@ export class Session extends EventEmitter {
       upstream.destroy();
       this.close(ProxyErrors.upstreamUnreachable(upstreamName, `the server accepted the connection but did not answer within ${timeoutMs} ms (connect_timeout)`));
     }, Math.max(0, remainingMs));
-    const disarm = () => clearTimeout(timer);
-    upstream.once('data', disarm);
-    upstream.once('close', disarm);
+    this.firstAnswerTimer = timer;
+    upstream.once('close', () => clearTimeout(timer));
   }
 
   // ------------------------------------------------------------ client → server
 
-  private fromClient(chunk: Buffer): void {
-    if (this.closed || this.upstream === null) return;
+  /** Relays a chunk from the client; true when the chunk's memory is still referenced afterwards (see reused-read-buffer.ts). */
+  private fromClient(chunk: Buffer): boolean {
+    if (this.closed || this.upstream === null) return false;
     let out;
     try {
       out = this.clientScanner.push(chunk);
@@ -264,12 +281,13 @@ export class Session extends EventEmitter {
       if (err instanceof ClientRefused) {
         this.log.warn({ code: err.report.code, reason: err.report.message }, 'client refused during authentication');
         this.close(err.report);
-        return;
+        return false;
       }
       this.protocolViolation(err as Error);
-      return;
+      return false;
     }
     if (!write(this.upstream, out)) this.pauseUntilDrain(this.client, this.upstream, 'client');
+    return this.upstream.writableLength > 0 || this.state !== 'ready';
   }
 
   private onClientMessage(type: number, buf: Buffer, start: number, end: number): Verdict {
@@ -290,8 +308,13 @@ export class Session extends EventEmitter {
 
   // ------------------------------------------------------------ server → client
 
-  private fromServer(chunk: Buffer): void {
-    if (this.closed) return;
+  /** Relays a chunk from the server; true when the chunk's memory is still referenced afterwards (see reused-read-buffer.ts). */
+  private fromServer(chunk: Buffer): boolean {
+    if (this.closed) return false;
+    if (this.firstAnswerTimer !== null) {
+      clearTimeout(this.firstAnswerTimer);
+      this.firstAnswerTimer = null;
+    }
     let out;
     try {
       out = this.serverScanner.push(chunk);
@@ -303,12 +326,13 @@ export class Session extends EventEmitter {
           ? ProxyErrors.invalidServerMessage(describeTarget(this.options.target), err.message)
           : ProxyErrors.upstreamLost(describeTarget(this.options.target)),
       );
-      return;
+      return false;
     }
     // Settling after the client left: answers are still tracked, there is no one to send them to.
-    if (this.client.destroyed) return;
+    if (this.client.destroyed) return false;
     if (!write(this.client, out)) this.pauseUntilDrain(this.upstream!, this.client, 'upstream');
     if (this.draining) this.closeIfIdle();
+    return this.client.writableLength > 0 || this.state !== 'ready';
   }
 
   /**
