@@ -51,15 +51,15 @@ export class TraceWriter implements TrackerListener {
   statementFinished(session: SessionInfo, s: StatementRecord): void {
     if (!this.out.active) return;
     const text = this.sql(s.text);
+    const fields = sessionFields(session);
     let line =
       `{"kind":"statement","time":"${isoTime(s.startedAt)}","duration_ms":${jsonMs(s.durationMs)}` +
-      `,"session.id":${jsonString(s.sessionId)},"transaction.id":${jsonNullable(s.transactionId)},"statement.seq":${s.seq}` +
-      `,"db.system.name":"postgresql","db.namespace":${jsonString(session.database)}` +
-      `,"db.operation.name":${jsonString(s.info.operation)}` +
+      `${fields.id},"transaction.id":${idJson(s.transactionId)},"statement.seq":${s.seq}` +
+      `,"db.system.name":"postgresql"${fields.namespace},"db.operation.name":${jsonString(s.info.operation)}` +
       (text === undefined ? '' : `,"db.query.text":${jsonString(text)}`) +
       `,"pg.command_tag":${jsonNullable(s.commandTag)},"pg.tx_status_before":"${s.txStatusBefore}"` +
-      `,"pg.tx_status_after":${jsonNullable(s.txStatusAfter)},"pg.protocol":"${s.protocol}"` +
-      `,"pg.backend_pid":${session.backendPid},"pg.savepoint_depth":${s.savepointDepth}`;
+      `,"pg.tx_status_after":${s.txStatusAfter === null ? 'null' : `"${s.txStatusAfter}"`},"pg.protocol":"${s.protocol}"` +
+      `${fields.pid},"pg.savepoint_depth":${s.savepointDepth}`;
     // Absent means null or zero: records stay small on the hot path.
     if (s.rows !== null) line += `,"db.response.returned_rows":${s.rows}`;
     if (s.statementName !== null) line += `,"pg.statement_name":${jsonString(s.statementName)}`;
@@ -77,10 +77,11 @@ export class TraceWriter implements TrackerListener {
 
   transactionEnded(session: SessionInfo, t: TransactionRecord): void {
     if (!this.out.active) return;
+    const fields = sessionFields(session);
     let line =
       `{"kind":"transaction","time":"${isoTime(t.startedAt)}","end":"${isoTime(t.endedAt)}","duration_ms":${jsonMs(t.durationMs)}` +
-      `,"transaction.id":${jsonString(t.id)},"session.id":${jsonString(t.sessionId)},"db.namespace":${jsonString(session.database)}` +
-      `,"pg.backend_pid":${session.backendPid},"outcome":${jsonNullable(t.outcome)},"implicit":${t.implicit}` +
+      `,"transaction.id":${idJson(t.id)}${fields.id}${fields.namespace}${fields.pid}` +
+      `,"outcome":${t.outcome === null ? 'null' : `"${t.outcome}"`},"implicit":${t.implicit ? 'true' : 'false'}` +
       `,"statements":${t.statements},"writes":${t.writes}`;
     // Absent means zero or null, as in statement records.
     if (t.savepointsCreated > 0) {
@@ -104,6 +105,39 @@ export function traceSql(mode: SqlTraceMode, text: string): string | undefined {
   if (mode === 'full') return text;
   if (mode === 'redacted') return redactSql(text);
   return undefined;
+}
+
+/**
+ * A session's own fields as JSON text, each with a leading comma: made once
+ * per session (again if its backend pid changes, e.g. from 0 once known)
+ * instead of escaping the same strings for every record.
+ */
+interface SessionFields {
+  pidValue: number;
+  id: string;
+  namespace: string;
+  pid: string;
+}
+
+const sessionFragments = new WeakMap<SessionInfo, SessionFields>();
+
+function sessionFields(session: SessionInfo): SessionFields {
+  let fields = sessionFragments.get(session);
+  if (fields === undefined || fields.pidValue !== session.backendPid) {
+    fields = {
+      pidValue: session.backendPid,
+      id: `,"session.id":${jsonString(session.id)}`,
+      namespace: `,"db.namespace":${jsonString(session.database)}`,
+      pid: `,"pg.backend_pid":${session.backendPid}`,
+    };
+    sessionFragments.set(session, fields);
+  }
+  return fields;
+}
+
+/** Session, transaction and request ids are made by txproxy from digits, dots and letters: nothing to escape. */
+function idJson(id: string | null): string {
+  return id === null ? 'null' : `"${id}"`;
 }
 
 /** The request's attribution fields as JSON text (with a leading comma), made once per request. */

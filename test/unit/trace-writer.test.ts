@@ -19,6 +19,13 @@ t.test('jsonString gives exactly what JSON.stringify gives', async (t) => {
   t.pass(`${samples.length} strings`);
 });
 
+t.test('jsonMs prints what String(Math.round(ms * 1000) / 1000) prints', async (t) => {
+  const samples = [0, 0.0004, 0.0005, 0.001, 0.01, 0.1, 0.12, 0.102, 0.012, 1, 1.2, 1.02, 1.002, 1.0004, 999.9995, 1073741.823, 1073741.824, 5e9, -0, -1.5, NaN, Infinity];
+  for (let i = 0; i < 20000; i++) samples.push(i / 1000, Math.random() * 10 ** (Math.random() * 10));
+  const differing = samples.filter((ms) => jsonMs(ms) !== String(Math.round(ms * 1000) / 1000));
+  t.same(differing, [], `${samples.length} durations`);
+});
+
 const session: SessionInfo = {
   id: '7',
   user: 'app',
