@@ -139,8 +139,9 @@ export function fanOut(listeners: TrackerListener[]): TrackerListener {
     const fns = pick(key);
     if (fns.length === 0) return undefined;
     if (fns.length === 1) return fns[0];
-    return (...args: unknown[]) => {
-      for (const fn of fns) fn(...args);
+    // Fixed arity (the most any event has): no arguments array per event, and events come per statement.
+    return (a: unknown, b: unknown, c: unknown, d: unknown, e: unknown) => {
+      for (let i = 0; i < fns.length; i++) fns[i](a, b, c, d, e);
     };
   };
   return {
