@@ -1,0 +1,46 @@
+import t from 'tap';
+import { splitStatements } from '../../src/sql/classify.js';
+import { numberShape } from '../../src/sql/number-shape.js';
+import { classifyStatementCached, splitStatementsCached } from '../../src/sql/statement-cache.js';
+
+t.test('numberShape zeroes number literals and nothing that can name something', async (t) => {
+  t.equal(numberShape('SELECT abalance FROM pgbench_accounts WHERE aid = 48213;'), 'SELECT abalance FROM pgbench_accounts WHERE aid = 00000;');
+  t.equal(numberShape('SELECT 1.5e10, .25, 7::int, -3'), 'SELECT 0.0e10, .00, 0::int, -0');
+  t.equal(numberShape('SELECT t1.c2 FROM t1 LIMIT 10 OFFSET 20'), 'SELECT t1.c2 FROM t1 LIMIT 00 OFFSET 00');
+  t.equal(numberShape('SAVEPOINT "s1403_x1"; SELECT 5'), 'SAVEPOINT "s1403_x1"; SELECT 0', 'quoted identifiers keep their digits');
+  t.equal(numberShape(`SELECT 'it''s 2024', 3`), `SELECT 'it''s 2024', 0`, 'strings keep their digits');
+  t.equal(numberShape('UPDATE é1 SET x = 2'), 'UPDATE é1 SET x = 0', 'identifiers beyond ASCII keep their digits');
+  t.equal(numberShape('SELECT abalance FROM pgbench_accounts'), null, 'no number literal');
+  for (const unsafe of ['SELECT 1 -- note', 'SELECT /* 1 */ 2', 'SELECT $1, 2', 'SELECT $$ 1 $$', `SELECT E'\\'' , 1`]) t.equal(numberShape(unsafe), null, unsafe);
+});
+
+t.test('texts found through their shape split and classify as they do on their own', async (t) => {
+  const templates = [
+    'SELECT abalance FROM pgbench_accounts WHERE aid = #;',
+    'UPDATE pgbench_accounts SET abalance = abalance + # WHERE aid = #;',
+    'INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES (#, #, #, #, CURRENT_TIMESTAMP);',
+    'BEGIN; UPDATE t SET n = n + # WHERE id = #; COMMIT',
+    '  SELECT #  ;  ; DELETE FROM t WHERE id IN (#, #)  ',
+    'SAVEPOINT "s#_x1"; SELECT #; RELEASE SAVEPOINT "s#_x1"',
+    'SAVEPOINT s1; ROLLBACK TO SAVEPOINT s1; SELECT # FOR UPDATE',
+    `SELECT * FROM "t#" WHERE name = 'n#' AND id = #`,
+    'SELECT #.#e#, -#, (#)',
+    'CREATE TABLE t# (id int DEFAULT #)',
+    'VALUES (#), (#)',
+    '#',
+    '(#)',
+    'COMMIT AND CHAIN; SELECT #',
+  ];
+  let hits = 0;
+  for (const template of templates) {
+    for (let round = 0; round < 3; round++) {
+      let n = 0;
+      const sql = template.replace(/#/g, () => String((round * 7919 + n++ * 104729) % (10 ** (1 + ((round + n) % 6)))));
+      const expected = splitStatements(sql);
+      t.same(splitStatementsCached(sql), expected, sql);
+      t.same(classifyStatementCached(sql).text, expected.length === 1 ? expected[0].text : sql.trim(), `${sql} as one statement`);
+      if (numberShape(sql) !== null) hits++;
+    }
+  }
+  t.ok(hits >= 30, `${hits} texts went through the shape cache`);
+});
