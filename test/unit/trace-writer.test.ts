@@ -162,3 +162,125 @@ t.test('with trace.sql off the text is left out; with no sink nothing is built',
   writer.statementFinished(session, statement);
   t.equal(sink.records.length, 1);
 });
+
+/** What the records must read, field for field in the documented order: JSON.stringify of the same fields. */
+function expectedStatementLine(session: SessionInfo, s: StatementRecord): string {
+  const r: Record<string, unknown> = {
+    kind: 'statement',
+    time: new Date(s.startedAt).toISOString(),
+    duration_ms: Math.round(s.durationMs * 1000) / 1000,
+    'session.id': session.id,
+    'transaction.id': s.transactionId,
+    'statement.seq': s.seq,
+    'db.system.name': 'postgresql',
+    'db.namespace': session.database,
+    'db.operation.name': s.info.operation,
+    'db.query.text': s.text,
+    'pg.command_tag': s.commandTag,
+    'pg.tx_status_before': s.txStatusBefore,
+    'pg.tx_status_after': s.txStatusAfter,
+    'pg.protocol': s.protocol,
+    'pg.backend_pid': session.backendPid,
+    'pg.savepoint_depth': s.savepointDepth,
+  };
+  if (s.rows !== null) r['db.response.returned_rows'] = s.rows;
+  if (s.statementName !== null) r['pg.statement_name'] = s.statementName;
+  if (s.lockWaitMs > 0) r['pg.lock_wait_ms'] = Math.round(s.lockWaitMs * 1000) / 1000;
+  if (s.error !== null) Object.assign(r, { 'db.response.status_code': s.error.code, 'error.message': s.error.message, 'error.severity': s.error.severityV ?? s.error.severity });
+  if (s.interrupted) r['pg.interrupted'] = true;
+  if (s.suspended) r['pg.portal_suspended'] = true;
+  if (s.copy !== null) r['pg.copy'] = s.copy;
+  r['request.id'] = s.request.id;
+  return JSON.stringify(r);
+}
+
+function expectedTransactionLine(session: SessionInfo, x: TransactionRecord): string {
+  const r: Record<string, unknown> = {
+    kind: 'transaction',
+    time: new Date(x.startedAt).toISOString(),
+    end: new Date(x.endedAt).toISOString(),
+    duration_ms: Math.round(x.durationMs * 1000) / 1000,
+    'transaction.id': x.id,
+    'session.id': session.id,
+    'db.namespace': session.database,
+    'pg.backend_pid': session.backendPid,
+    outcome: x.outcome,
+    implicit: x.implicit,
+    statements: x.statements,
+    writes: x.writes,
+  };
+  if (x.savepointsCreated > 0) {
+    Object.assign(r, { 'savepoints.created': x.savepointsCreated, 'savepoints.released': x.savepointsReleased, 'savepoints.rolled_back': x.savepointsRolledBack, 'savepoints.max_depth': x.maxSavepointDepth });
+  }
+  if (x.idleInTransactionMs > 0) r.idle_in_transaction_ms = Math.round(x.idleInTransactionMs * 1000) / 1000;
+  if (x.lockWaitMs > 0) r.lock_wait_ms = Math.round(x.lockWaitMs * 1000) / 1000;
+  if (x.firstError !== null) r.first_error = { code: x.firstError.code, message: x.firstError.message };
+  r['request.id'] = x.request.id;
+  return JSON.stringify(r);
+}
+
+t.test('the hand-built records are, character for character, what JSON.stringify makes of their fields', async (t) => {
+  const bus = new TraceBus();
+  const lines: string[] = [];
+  bus.attach({ writeLine: (line) => lines.push(line), flush: async () => undefined });
+  const writer = new TraceWriter(bus, 'full');
+  const texts = ['SELECT 1', 'SELECT abalance FROM pgbench_accounts WHERE aid = 48213;', "INSERT INTO t VALUES ('it''s', E'\\n\t')", 'SELECT \'é€😀\'', 'SELECT "\u2028"', 'x'.repeat(70)];
+  const pick = <T>(values: T[]): T => values[Math.floor(Math.random() * values.length)];
+  const expected: string[] = [];
+  const plainRequest: RequestInfo = { ...request, id: '7.r9', tags: null, traceId: null, route: null, controller: null };
+  for (let i = 0; i < 400; i++) {
+    const text = pick(texts);
+    const s: StatementRecord = {
+      seq: i,
+      sessionId: session.id,
+      transactionId: pick([null, `7.t${i}`]),
+      protocol: pick(['simple', 'extended'] as const),
+      text,
+      info: classifyStatement(text),
+      statementName: pick([null, '', 'stmt_1', 'ins "1"']),
+      request: plainRequest,
+      startedAt: Date.UTC(2026, 10, 23, 12, 0, 0, i),
+      startMono: 0,
+      durationMs: pick([0, 0.001, 0.0425, 1.5, 12345.6789, Math.random() * 100]),
+      txStatusBefore: pick(['I', 'T', 'E'] as const),
+      txStatusAfter: pick([null, 'I', 'T', 'E'] as const),
+      commandTag: pick([null, 'SELECT 1', 'INSERT 0 1', 'UPDATE 10']),
+      rows: pick([null, 0, 1, 1000000]),
+      dataRows: 0,
+      error: pick([null, { severity: 'ERROR', severityV: 'ERROR', code: '40001', message: 'could not serialize access due to "concurrent" update\n' }]),
+      savepointDepth: pick([0, 1, 12]),
+      lockWaitMs: pick([0, 0, 250.125]),
+      suspended: pick([false, true]),
+      interrupted: pick([false, true]),
+      copy: pick([null, 'in', 'out']),
+    };
+    writer.statementFinished(session, s);
+    expected.push(expectedStatementLine(session, s));
+    const x: TransactionRecord = {
+      id: `7.t${i}`,
+      sessionId: session.id,
+      startedAt: Date.UTC(2026, 10, 23, 12, 0, 0, i),
+      startMono: 0,
+      endedAt: Date.UTC(2026, 10, 23, 12, 0, 1, i),
+      durationMs: pick([0.002, 1000, Math.random() * 10]),
+      outcome: pick([null, 'commit', 'rollback', 'failed', 'disconnect', 'prepared'] as const),
+      implicit: pick([true, false]),
+      statements: pick([0, 1, 77]),
+      writes: pick([0, 3]),
+      savepointsCreated: pick([0, 2]),
+      savepointsReleased: 1,
+      savepointsRolledBack: 1,
+      maxSavepointDepth: 2,
+      idleInTransactionMs: pick([0, 3.25]),
+      lockWaitMs: pick([0, 7]),
+      firstError: pick([null, { code: '23505', message: 'duplicate "key"' }]),
+      failed: false,
+      request: plainRequest,
+      statementLog: [],
+    };
+    writer.transactionEnded(session, x);
+    expected.push(expectedTransactionLine(session, x));
+  }
+  t.equal(lines.length, expected.length);
+  t.equal(lines.findIndex((line, i) => line !== expected[i]), -1, 'every line as JSON.stringify writes it');
+});
