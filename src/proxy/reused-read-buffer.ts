@@ -22,7 +22,7 @@
 import net from 'node:net';
 import tls from 'node:tls';
 
-/** What libuv suggests for a stream read; PostgreSQL sends at most 8 KiB at a time on its own. */
+/** The size libuv suggests for a stream read, as net's own reads use. */
 const READ_BUFFER_SIZE = 64 * 1024;
 
 export interface AdoptedSocket {

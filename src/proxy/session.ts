@@ -287,6 +287,7 @@ export class Session extends EventEmitter {
       return false;
     }
     if (!write(this.upstream, out)) this.pauseUntilDrain(this.client, this.upstream, 'client');
+    // Until the session is ready every read gets a fresh buffer: startup is rare, and its handlers may keep what they read.
     return this.upstream.writableLength > 0 || this.state !== 'ready';
   }
 
