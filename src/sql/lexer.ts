@@ -27,7 +27,8 @@ export interface Token {
   end: number;
 }
 
-const enum Ch {
+/** Character codes the scanners look for. */
+export const enum Ch {
   Tab = 9,
   Newline = 10,
   Return = 13,
@@ -52,7 +53,8 @@ function isIdentStart(c: number): boolean {
   return (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === Ch.Underscore || c >= 128;
 }
 
-function isIdentChar(c: number): boolean {
+/** Letters, digits, `_`, `$` and anything beyond ASCII: what may follow an identifier's first character. */
+export function isIdentChar(c: number): boolean {
   return isIdentStart(c) || (c >= Ch.Zero && c <= Ch.Nine) || c === Ch.Dollar;
 }
 
@@ -62,7 +64,7 @@ function isStringPrefix(c: number): boolean {
   return lower === 101 || lower === 98 || lower === 120 || lower === 110;
 }
 
-function isDigit(c: number): boolean {
+export function isDigit(c: number): boolean {
   return c >= Ch.Zero && c <= Ch.Nine;
 }
 

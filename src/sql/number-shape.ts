@@ -9,6 +9,7 @@
  * follow an identifier character (`t1`, `s2`), or stand inside quotes
  * (`"savepoint 1"`, `'2024'`), stay: they can name things.
  */
+import { Ch, isDigit, isIdentChar } from './lexer.js';
 
 /** The text's shape, or null when it has no number literal or cannot be read this simply. */
 export function numberShape(sql: string): string | null {
@@ -22,17 +23,17 @@ export function numberShape(sql: string): string | null {
     if (quote !== 0) {
       // A doubled quote closes and reopens: the same as staying inside.
       if (c === quote) quote = 0;
-      else if (c === BACKSLASH) return null;
+      else if (c === Ch.Backslash) return null;
       continue;
     }
-    if (c === SINGLE_QUOTE || c === DOUBLE_QUOTE) {
+    if (c === Ch.Quote || c === Ch.DoubleQuote) {
       quote = c;
       continue;
     }
     // Comments, dollar quotes, parameters and escapes could hide or fake a quote: leave those to the lexer.
-    if (c === DOLLAR || c === BACKSLASH) return null;
-    if ((c === DASH || c === SLASH) && sql.charCodeAt(i + 1) === (c === DASH ? DASH : STAR)) return null;
-    if (isDigit(c) && (i === 0 || !isIdentifierChar(sql.charCodeAt(i - 1)))) {
+    if (c === Ch.Dollar || c === Ch.Backslash) return null;
+    if ((c === Ch.Minus || c === Ch.Slash) && sql.charCodeAt(i + 1) === (c === Ch.Minus ? Ch.Minus : Ch.Star)) return null;
+    if (isDigit(c) && (i === 0 || !isIdentChar(sql.charCodeAt(i - 1)))) {
       let end = i + 1;
       while (end < length && isDigit(sql.charCodeAt(end))) end++;
       shape += sql.slice(copied, i) + zeros(end - i);
@@ -42,23 +43,6 @@ export function numberShape(sql: string): string | null {
   }
   if (copied === 0) return null;
   return shape + sql.slice(copied);
-}
-
-const SINGLE_QUOTE = 39;
-const DOUBLE_QUOTE = 34;
-const DOLLAR = 36;
-const BACKSLASH = 92;
-const DASH = 45;
-const SLASH = 47;
-const STAR = 42;
-
-function isDigit(c: number): boolean {
-  return c >= 48 && c <= 57;
-}
-
-/** Letters, digits, `_`, `$` and anything beyond ASCII, as PostgreSQL's identifiers allow. */
-function isIdentifierChar(c: number): boolean {
-  return (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || isDigit(c) || c === 95 || c === DOLLAR || c >= 128;
 }
 
 const ZEROS = '0'.repeat(32);
