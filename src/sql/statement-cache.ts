@@ -32,20 +32,21 @@ export function splitStatementsCached(sql: string): readonly StatementInfo[] {
     let entry = shapes.get(shape);
     if (entry === undefined) {
       entry = shapeEntry(shape);
-      // Starting over when full costs less per query than evicting one by one.
-      if (shapes.size >= LIMIT) shapes.clear();
-      shapes.set(shape, entry);
+      remember(shapes, shape, entry);
     }
     if (entry !== null) return withTexts(entry, sql);
   }
   const statements = splitStatements(sql);
   // A text with other literals in it (`WHERE name = 'x'`) is rarely sent twice:
   // remembering it would only churn the cache.
-  if (!lastSplitHadLiterals()) {
-    if (cache.size >= LIMIT) cache.clear();
-    cache.set(sql, statements);
-  }
+  if (!lastSplitHadLiterals()) remember(cache, sql, statements);
   return statements;
+}
+
+function remember<V>(map: Map<string, V>, key: string, value: V): void {
+  // Starting over when full costs less per query than evicting one by one.
+  if (map.size >= LIMIT) map.clear();
+  map.set(key, value);
 }
 
 /** One statement, e.g. an extended-protocol Parse (the server takes only one). */
