@@ -286,9 +286,7 @@ export class Session extends EventEmitter {
       this.protocolViolation(err as Error);
       return false;
     }
-    if (!write(this.upstream, out)) this.pauseUntilDrain(this.client, this.upstream, 'client');
-    // Until the session is ready every read gets a fresh buffer: startup is rare, and its handlers may keep what they read.
-    return this.upstream.writableLength > 0 || this.state !== 'ready';
+    return this.relay(out, this.client, this.upstream, 'client');
   }
 
   private onClientMessage(type: number, buf: Buffer, start: number, end: number): Verdict {
@@ -331,9 +329,20 @@ export class Session extends EventEmitter {
     }
     // Settling after the client left: answers are still tracked, there is no one to send them to.
     if (this.client.destroyed) return false;
-    if (!write(this.client, out)) this.pauseUntilDrain(this.upstream!, this.client, 'upstream');
+    const kept = this.relay(out, this.upstream!, this.client, 'upstream');
     if (this.draining) this.closeIfIdle();
-    return this.client.writableLength > 0 || this.state !== 'ready';
+    return kept;
+  }
+
+  /**
+   * Writes what a chunk became to `sink`, pausing `source` until the sink
+   * drains. True when the chunk's memory is still referenced afterwards (see
+   * reused-read-buffer.ts).
+   */
+  private relay(out: Buffer | Buffer[], source: net.Socket, sink: net.Socket, side: 'client' | 'upstream'): boolean {
+    if (!write(sink, out)) this.pauseUntilDrain(source, sink, side);
+    // Until the session is ready every read gets a fresh buffer: startup is rare, and its handlers may keep what they read.
+    return sink.writableLength > 0 || this.state !== 'ready';
   }
 
   /**
