@@ -129,6 +129,7 @@ export class App {
       target: options.target,
       maxClientConn: config.max_client_conn,
       maxMessageLength: config.max_message_length,
+      reuseReadBuffer: config.read_buffer === 'reused',
       connectTimeoutMs: config.connect_timeout,
       tlsContext: options.tlsContext,
       listener: fanOut(listeners),

@@ -23,6 +23,7 @@ export const ENV_KEYS: Record<string, string> = {
   TXPROXY_MAX_CLIENT_CONN: 'max_client_conn',
   TXPROXY_MAX_MESSAGE_LENGTH: 'max_message_length',
   TXPROXY_CONNECT_TIMEOUT: 'connect_timeout',
+  TXPROXY_READ_BUFFER: 'read_buffer',
   TXPROXY_DRAIN_TIMEOUT: 'drain_timeout',
   TXPROXY_TLS_CERT: 'tls.cert',
   TXPROXY_TLS_KEY: 'tls.key',

@@ -73,6 +73,12 @@ export const configSchema = z
     /** Largest message accepted from either side, in bytes (PostgreSQL's own limit by default). */
     max_message_length: wholeNumber(1024, 0x3ffffffe).default(0x3ffffffe),
     connect_timeout: duration.default(10_000),
+    /**
+     * How sockets are read: `reused` reads into one buffer per connection
+     * (fewer allocations; relies on undocumented Node.js socket internals),
+     * `per_read` a fresh Buffer per read through Node's public stream API.
+     */
+    read_buffer: oneOf(['reused', 'per_read']).default('reused'),
     /** On SIGTERM/SIGINT, how long open transactions may run on before their connections are closed. */
     drain_timeout: duration.default(30_000),
     tls: z

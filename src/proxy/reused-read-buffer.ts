@@ -12,7 +12,9 @@
  * net.Socket's `handle` option and `_handle` field, which Node.js does not
  * document (its own child_process handle passing relies on them); where
  * they are missing, or the socket is TLS, the socket stays as it is and is
- * read through 'data' events, with the same callback.
+ * read through 'data' events, with the same callback; `read_buffer:
+ * per_read` in the configuration asks for that everywhere, should a Node.js
+ * release change those internals in a way this check does not catch.
  *
  * The chunk given to `onChunk` is a view of the shared buffer and valid
  * during the call only. `onChunk` returns true when something still refers
@@ -44,10 +46,11 @@ interface StreamHandle {
  * reads delivered to `onChunk`. Reading starts at `resume()` on the
  * returned socket; the original socket must not be used again.
  */
-export function readIntoReusedBuffer(socket: net.Socket, onChunk: (chunk: Buffer) => boolean): AdoptedSocket {
+export function readIntoReusedBuffer(socket: net.Socket, onChunk: (chunk: Buffer) => boolean, reuse = true): AdoptedSocket {
   const internals = socket as unknown as { _handle: StreamHandle | null; _readableState?: { ended?: boolean } };
   const handle = internals._handle;
   const movable =
+    reuse &&
     !(socket instanceof tls.TLSSocket) &&
     handle !== null &&
     typeof handle.readStop === 'function' &&

@@ -22,6 +22,7 @@ export interface ProxyServerOptions {
   target: UpstreamTarget;
   maxClientConn: number;
   maxMessageLength: number;
+  reuseReadBuffer: boolean;
   connectTimeoutMs: number;
   tlsContext: tls.SecureContext | null;
   listener: TrackerListener;
@@ -88,6 +89,7 @@ export class ProxyServer extends EventEmitter {
     const session = new Session(result.socket, result, {
       target: this.options.target,
       maxMessageLength: this.options.maxMessageLength,
+      reuseReadBuffer: this.options.reuseReadBuffer,
       connectTimeoutMs: this.options.connectTimeoutMs,
       listener: this.options.listener,
       log: this.options.log,

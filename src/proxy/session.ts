@@ -31,6 +31,8 @@ import { describeTarget, sendCancel, startUpstream, UpstreamTlsError, type Upstr
 export interface SessionOptions {
   target: UpstreamTarget;
   maxMessageLength: number;
+  /** Read sockets into one reused buffer (reused-read-buffer.ts); false: a fresh Buffer per read. */
+  reuseReadBuffer: boolean;
   connectTimeoutMs: number;
   listener: TrackerListener;
   log: Logger;
@@ -165,7 +167,7 @@ export class Session extends EventEmitter {
       replication: params.replication !== undefined && params.replication !== 'false' && params.replication !== 'off' && params.replication !== '0',
     };
     this.log = options.log.child({ session: this.info.id });
-    const client = readIntoReusedBuffer(socket, (chunk) => this.fromClient(chunk));
+    const client = readIntoReusedBuffer(socket, (chunk) => this.fromClient(chunk), options.reuseReadBuffer);
     this.client = client.socket;
     this.clientPending = client.pending;
     this.tracker = new SessionTracker(this.info, options.listener);
@@ -229,7 +231,7 @@ export class Session extends EventEmitter {
       connection.socket.destroy();
       return;
     }
-    const adopted = readIntoReusedBuffer(connection.socket, (chunk) => this.fromServer(chunk));
+    const adopted = readIntoReusedBuffer(connection.socket, (chunk) => this.fromServer(chunk), this.options.reuseReadBuffer);
     const upstream = adopted.socket;
     this.upstream = upstream;
     this.authentication = new AuthenticationRelay(this.client, upstream, connection.tls);
