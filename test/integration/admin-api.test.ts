@@ -94,11 +94,17 @@ t.test('/sessions shows a session idle in transaction, its transaction age and l
   await client.query('BEGIN');
   await client.query('SAVEPOINT a');
   const pid = (await client.query('SELECT pg_backend_pid() AS pid')).rows[0].pid as number;
-  await new Promise((r) => setTimeout(r, 300));
 
-  const { status, json } = await getJson(adminPort, '/sessions');
+  let status = 0;
+  let session: any;
+  // The transaction's age grows with the clock: poll until it is old enough to tell from zero.
+  await eventually(async () => {
+    const answer = await getJson(adminPort, '/sessions');
+    status = answer.status;
+    session = answer.json.sessions.find((s: any) => s.application === 'sessions-test');
+    return status !== 200 || session === undefined || session.transaction.ageMs >= 250;
+  }, 5000, 'the transaction to be 250 ms old');
   t.equal(status, 200);
-  const session = json.sessions.find((s: any) => s.application === 'sessions-test');
   t.ok(session, 'the session is listed');
   t.match(session, {
     user: 'postgres',
@@ -120,9 +126,12 @@ t.test('/sessions shows what an active session runs and for how long', async (t)
   const client = await proxy.client({ application_name: 'busy-test' });
   t.teardown(() => client.end());
   const sleeping = client.query('SELECT pg_sleep(2)');
-  await new Promise((r) => setTimeout(r, 300));
-  const { json } = await getJson(adminPort, '/sessions');
-  const session = json.sessions.find((s: any) => s.application === 'busy-test');
+  let session: any;
+  await eventually(async () => {
+    const { json } = await getJson(adminPort, '/sessions');
+    session = json.sessions.find((s: any) => s.application === 'busy-test');
+    return session?.statement?.runningMs >= 200;
+  }, 1800, 'the statement to run for 200 ms');
   t.match(session, { state: 'active', statement: { text: 'SELECT pg_sleep(2)', operation: 'SELECT' }, transaction: { implicit: true } });
   t.ok(session.statement.runningMs >= 200 && session.statement.runningMs < 60_000, `running for ${session.statement.runningMs} ms`);
   await sleeping;

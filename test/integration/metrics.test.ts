@@ -7,7 +7,7 @@ import t from 'tap';
 import pg from 'pg';
 import { Scrape } from '../helpers/admin.js';
 import { startPostgres } from '../helpers/postgres.js';
-import { startProxy } from '../helpers/proxy.js';
+import { eventually, startProxy } from '../helpers/proxy.js';
 
 const postgres = await startPostgres();
 const proxy = await startProxy(postgres, { http: '127.0.0.1:0', metrics: { routes: ['/checkout'] } });
@@ -200,9 +200,13 @@ t.test('session gauges are computed at scrape time', async (t) => {
   await inTx.query('BEGIN');
   await inTx.query('SELECT 1');
   const sleeping = busy.query('SELECT pg_sleep(2.5)');
-  await new Promise((r) => setTimeout(r, 400));
-
-  const scrape = await Scrape.of(adminPort);
+  let scrape = await Scrape.of(adminPort);
+  // Until the sleep reaches the server and the transaction has aged, the gauges are still moving.
+  await eventually(async () => {
+    scrape = await Scrape.of(adminPort);
+    const active = scrape.series('txproxy_client_sessions', { database: 'gauges' }).find((s) => s.labels.state === 'active');
+    return active?.value === 1 && scrape.value('txproxy_oldest_transaction_age_seconds')! >= 0.35;
+  }, 2000, 'the sleep to run and the transaction to age');
   const states = Object.fromEntries(scrape.series('txproxy_client_sessions', { database: 'gauges' }).map((s) => [s.labels.state, s.value]));
   t.same(states, { startup: 0, active: 1, idle: 1, idle_in_transaction: 1, idle_in_transaction_aborted: 0 });
   const oldest = scrape.value('txproxy_oldest_transaction_age_seconds')!;
@@ -210,8 +214,11 @@ t.test('session gauges are computed at scrape time', async (t) => {
   await sleeping;
   await inTx.query('COMMIT');
   await Promise.all([idle.end(), inTx.end(), busy.end()]);
-  await new Promise((r) => setTimeout(r, 100));
-  const after = await Scrape.of(adminPort);
+  let after = await Scrape.of(adminPort);
+  await eventually(async () => {
+    after = await Scrape.of(adminPort);
+    return after.series('txproxy_client_sessions', { database: 'gauges' }).length === 0;
+  }, 5000, 'the closed sessions to leave the gauges');
   t.same(after.series('txproxy_client_sessions', { database: 'gauges' }), [], 'closed sessions leave no series');
   t.equal(after.value('txproxy_oldest_transaction_age_seconds'), 0);
 });

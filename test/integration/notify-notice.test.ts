@@ -60,13 +60,14 @@ t.test('a NOTIFY from another session reaches an idle listener through txproxy, 
 t.test('a notification delivered while the listener runs a query lands between its answer and ReadyForQuery', async (t) => {
   const listener = await proxy.client();
   t.teardown(() => listener.end());
-  const sessionId = sessionIdOf(proxy, await pidOf(listener));
+  const pid = await pidOf(listener);
+  const sessionId = sessionIdOf(proxy, pid);
   const received: string[] = [];
   listener.on('notification', (n) => received.push(n.payload ?? ''));
   await listener.query('LISTEN jobs');
   // The listener is busy when the notification is sent; the server delivers it when the query is done.
   const busy = listener.query('SELECT pg_sleep(0.3), 1 AS done');
-  await new Promise((r) => setTimeout(r, 50));
+  await eventually(async () => (await postgres.sql('SELECT state FROM pg_stat_activity WHERE pid = $1', [pid])).rows[0]?.state === 'active', 5000, 'the listener to be busy');
   await postgres.sql("NOTIFY jobs, 'while busy'");
   const result = await busy;
   t.same(result.rows[0].done, 1);

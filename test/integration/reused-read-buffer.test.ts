@@ -2,6 +2,7 @@ import net from 'node:net';
 import { once } from 'node:events';
 import t, { type Test } from 'tap';
 import { readIntoReusedBuffer } from '../../src/proxy/reused-read-buffer.js';
+import { eventually } from '../helpers/proxy.js';
 
 /** A connected pair of plain TCP sockets; the accepted side starts paused, as txproxy's server makes it. */
 async function socketPair(t: Test): Promise<{ accepted: net.Socket; peer: net.Socket }> {
@@ -73,18 +74,19 @@ t.test('the same memory is read into again unless the callback keeps the chunk',
     return keep;
   });
   adopted.socket.resume();
+  // One write at a time, each read before the next: one chunk per write.
   for (const text of ['one', 'two']) {
     peer.write(text);
-    await until(30);
+    await eventually(() => seen.at(-1)?.copy === text, 5000, `the chunk '${text}'`);
   }
   t.equal(seen.length, 2);
   t.equal(seen[0].chunk.buffer, seen[1].chunk.buffer, 'no fresh buffer per read');
   keep = true;
   peer.write('kept');
-  await until(30);
+  await eventually(() => seen.at(-1)?.copy === 'kept', 5000, 'the kept chunk');
   keep = false;
   peer.write('next!');
-  await until(30);
+  await eventually(() => seen.at(-1)?.copy === 'next!', 5000, 'the chunk after it');
   t.equal(seen.length, 4);
   t.equal(seen[2].chunk.toString(), 'kept', 'a kept chunk is not overwritten by the next read');
   t.not(seen[3].chunk.buffer, seen[2].chunk.buffer, 'the read after a kept chunk goes to a fresh buffer');
@@ -117,7 +119,7 @@ t.test('a pause in the same tick as the resume still stops the reads after at mo
   }
   t.ok(sink.copies.length <= 1, `delivered while paused: ${sink.copies.length} chunk(s)`);
   adopted.socket.resume();
-  await until(30);
+  await eventually(() => Buffer.concat(sink.copies).length >= 'firstsecondthird'.length, 5000, 'the rest after resume');
   t.equal(Buffer.concat(sink.copies).toString(), 'firstsecondthird', 'the rest comes after resume, in order');
 });
 
