@@ -1,0 +1,50 @@
+/**
+ * Whole backend messages out of a byte stream, for txproxy's own
+ * conversations with a server (login, control statements): small messages,
+ * read off the hot path. Chunks are kept as they come and joined once per
+ * message, so a message split into many chunks costs linear time.
+ */
+export interface WholeMessage {
+  type: string;
+  /** The body, after the type byte and the length. */
+  body: Buffer;
+}
+
+export class MessageReader {
+  private chunks: Buffer[] = [];
+  private buffered = 0;
+
+  /** The messages `chunk` completes, in order. */
+  push(chunk: Buffer): WholeMessage[] {
+    this.chunks.push(chunk);
+    this.buffered += chunk.length;
+    const messages: WholeMessage[] = [];
+    for (;;) {
+      if (this.buffered < 5) break;
+      const length = this.peekLength();
+      if (this.buffered < 1 + length) break;
+      const all = this.join();
+      messages.push({ type: String.fromCharCode(all[0]), body: Buffer.from(all.subarray(5, 1 + length)) });
+      const rest = all.subarray(1 + length);
+      this.chunks = rest.length > 0 ? [rest] : [];
+      this.buffered = rest.length;
+    }
+    return messages;
+  }
+
+  /** The length field of the message at the front, read across chunks without joining them. */
+  private peekLength(): number {
+    const header = Buffer.alloc(5);
+    let filled = 0;
+    for (const chunk of this.chunks) {
+      filled += chunk.copy(header, filled, 0, Math.min(chunk.length, 5 - filled));
+      if (filled === 5) break;
+    }
+    return header.readInt32BE(1);
+  }
+
+  private join(): Buffer {
+    if (this.chunks.length > 1) this.chunks = [Buffer.concat(this.chunks, this.buffered)];
+    return this.chunks[0];
+  }
+}

@@ -1,0 +1,180 @@
+/**
+ * A server connection txproxy opens and logs in to itself, for the pool:
+ * the socket, the backend's identity (pid and cancel key), the parameters
+ * it reported, and a way to run txproxy's own statements on it while no
+ * client holds it (the reset query, the check query, parameter changes).
+ *
+ * While a client holds the link, the client's session reads and writes the
+ * socket; `lend()` stops this module reading it and `reclaim()` starts
+ * again. Control statements are simple queries whose answers are read here
+ * and never reach a client.
+ */
+import type net from 'node:net';
+import type { ServerCredentials } from '../auth/client-authenticator.js';
+import { ServerLogin } from '../auth/server-login.js';
+import type { TxStatus } from '../protocol/codes.js';
+import { decodeErrorFields, type ErrorFields } from '../protocol/decode.js';
+import { serialize } from '../protocol/frontend-messages.js';
+import { describeTarget, startUpstream, type UpstreamTarget } from '../proxy/upstream.js';
+import { MessageReader } from './message-reader.js';
+
+export interface LinkIdentity {
+  user: string;
+  database: string;
+  /** Further startup parameters (application_name, options, …). */
+  parameters?: Record<string, string>;
+}
+
+export class LinkError extends Error {
+  constructor(
+    message: string,
+    readonly fields?: ErrorFields,
+  ) {
+    super(message);
+    this.name = 'LinkError';
+  }
+}
+
+export interface ControlResult {
+  /** CommandComplete tags, in order. */
+  tags: string[];
+  /** The first error the statements raised, if any. */
+  error: ErrorFields | null;
+  /** The transaction status of the ReadyForQuery that ended them. */
+  status: TxStatus;
+}
+
+function startupPacket(identity: LinkIdentity): Buffer {
+  const params: Record<string, string> = { user: identity.user, database: identity.database, ...identity.parameters };
+  const body = Buffer.concat([...Object.entries(params).map(([k, v]) => Buffer.from(`${k}\0${v}\0`)), Buffer.from([0])]);
+  const packet = Buffer.alloc(8 + body.length);
+  packet.writeInt32BE(packet.length, 0);
+  packet.writeInt32BE(196608, 4);
+  body.copy(packet, 8);
+  return packet;
+}
+
+export class ServerLink {
+  readonly createdAt = Date.now();
+  lastUsedAt = Date.now();
+  private readonly reader = new MessageReader();
+  private waiting: { resolve: (r: ControlResult) => void; reject: (e: Error) => void; result: ControlResult } | null = null;
+  private lent = false;
+  private closedReason: string | null = null;
+
+  private constructor(
+    readonly socket: net.Socket,
+    readonly tls: boolean,
+    readonly backendPid: number,
+    readonly backendKey: Buffer,
+    /** What the server reported at login and since, by name. */
+    readonly parameters: Map<string, string>,
+  ) {
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('close', () => this.onGone('the server closed the connection'));
+    socket.on('error', (err) => this.onGone(err.message));
+  }
+
+  /** Connects, logs in with `credentials` and waits for the first ReadyForQuery. */
+  static async open(target: UpstreamTarget, identity: LinkIdentity, credentials: ServerCredentials, timeoutMs: number): Promise<ServerLink> {
+    const deadline = Date.now() + timeoutMs;
+    const connection = await startUpstream(target, startupPacket(identity), timeoutMs);
+    const { socket } = connection;
+    const login = new ServerLogin(identity.user, credentials);
+    const reader = new MessageReader();
+    return new Promise<ServerLink>((resolve, reject) => {
+      const fail = (message: string, fields?: ErrorFields) => {
+        cleanup();
+        socket.destroy();
+        reject(new LinkError(message, fields));
+      };
+      const timer = setTimeout(() => fail(`timeout logging in to ${describeTarget(target)}`), Math.max(0, deadline - Date.now()));
+      const onData = (chunk: Buffer) => {
+        for (const message of reader.push(chunk)) {
+          const step = login.onMessage(message.type, message.body);
+          for (const out of step.send ?? []) socket.write(out);
+          if (step.failed !== undefined) return fail(step.failed.message, step.failed.fields);
+          if (step.done !== undefined) {
+            cleanup();
+            socket.pause();
+            const link = new ServerLink(socket, connection.tls, step.done.backendPid, step.done.backendKey, step.done.parameters);
+            socket.resume();
+            return resolve(link);
+          }
+        }
+      };
+      const onClose = () => fail(`${describeTarget(target)} closed the connection during login`);
+      const cleanup = () => {
+        clearTimeout(timer);
+        socket.off('data', onData);
+        socket.off('close', onClose);
+      };
+      socket.on('data', onData);
+      socket.on('close', onClose);
+      if (connection.initial.length > 0) onData(connection.initial);
+    });
+  }
+
+  get closed(): boolean {
+    return this.closedReason !== null;
+  }
+
+  /** Runs txproxy's own statements (one simple Query) and reads their answer. */
+  run(sql: string): Promise<ControlResult> {
+    if (this.closedReason !== null) return Promise.reject(new LinkError(this.closedReason));
+    if (this.lent || this.waiting !== null) return Promise.reject(new LinkError('the server connection is busy'));
+    return new Promise((resolve, reject) => {
+      this.waiting = { resolve, reject, result: { tags: [], error: null, status: 'I' } };
+      this.socket.write(serialize.query(sql));
+    });
+  }
+
+  /** A client's session reads the socket from now on. */
+  lend(): void {
+    this.lent = true;
+    this.socket.pause();
+    this.lastUsedAt = Date.now();
+  }
+
+  /** Back from a client, which has read every answer up to a ReadyForQuery. */
+  reclaim(): void {
+    this.lent = false;
+    this.lastUsedAt = Date.now();
+    this.socket.resume();
+  }
+
+  close(): void {
+    if (this.closedReason === null) this.closedReason = 'closed by txproxy';
+    // Terminate, as a client leaving politely would, so the server logs no "unexpected EOF".
+    if (!this.socket.destroyed) this.socket.end(serialize.end());
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.lent) return;
+    for (const message of this.reader.push(chunk)) {
+      const waiting = this.waiting;
+      if (message.type === 'S') {
+        const nul = message.body.indexOf(0);
+        this.parameters.set(message.body.toString('utf8', 0, nul), message.body.toString('utf8', nul + 1, message.body.length - 1));
+      }
+      if (waiting === null) continue; // a notice or a parameter change while idle
+      if (message.type === 'C') waiting.result.tags.push(message.body.toString('utf8', 0, message.body.length - 1));
+      if (message.type === 'E' && waiting.result.error === null) {
+        const whole = Buffer.concat([Buffer.from([0x45, 0, 0, 0, 0]), message.body]);
+        waiting.result.error = decodeErrorFields(whole, 0, whole.length);
+      }
+      if (message.type === 'Z') {
+        this.waiting = null;
+        waiting.result.status = String.fromCharCode(message.body[0]) as TxStatus;
+        waiting.resolve(waiting.result);
+      }
+    }
+  }
+
+  private onGone(reason: string): void {
+    if (this.closedReason === null) this.closedReason = reason;
+    const waiting = this.waiting;
+    this.waiting = null;
+    waiting?.reject(new LinkError(reason));
+  }
+}

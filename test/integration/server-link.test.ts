@@ -1,0 +1,53 @@
+/**
+ * ServerLink against a real server: txproxy's own login, control
+ * statements with their answers, the server going away, and a wrong
+ * password reported with the server's own error.
+ */
+import t from 'tap';
+import { ServerLink, LinkError } from '../../src/server-link/server-link.js';
+import { parseUpstreamUrl } from '../../src/proxy/upstream.js';
+import { startPostgres } from '../helpers/postgres.js';
+import { eventually } from '../helpers/proxy.js';
+
+const server = await startPostgres();
+t.teardown(() => server.stop());
+const target = parseUpstreamUrl(`${server.url}?sslmode=disable`);
+const credentials = { kind: 'password', password: 'postgres' } as const;
+
+t.test('logs in, reports the backend and parameters, runs control statements', async (t) => {
+  const link = await ServerLink.open(target, { user: 'postgres', database: 'postgres', parameters: { application_name: 'pool-link' } }, credentials, 3000);
+  t.teardown(() => link.close());
+  const seen = await server.sql('SELECT application_name, usename FROM pg_stat_activity WHERE pid = $1', [link.backendPid]);
+  t.same(seen.rows, [{ application_name: 'pool-link', usename: 'postgres' }], 'the backend txproxy logged in');
+  t.equal(link.parameters.get('application_name'), 'pool-link');
+
+  t.same(await link.run("BEGIN; SET LOCAL TimeZone = 'UTC'"), { tags: ['BEGIN', 'SET'], error: null, status: 'T' });
+  t.equal(link.parameters.get('TimeZone'), 'UTC', 'ParameterStatus read while txproxy runs its statements');
+  const failed = await link.run('SELECT 1/0');
+  t.match(failed, { tags: [], error: { code: '22012' }, status: 'E' });
+  t.same(await link.run('ROLLBACK'), { tags: ['ROLLBACK'], error: null, status: 'I' });
+  // Several statements in one Query form one transaction, where DISCARD ALL cannot run: the reset goes alone.
+  t.match(await link.run('SELECT 1; DISCARD ALL'), { error: { code: '25001' } });
+  t.same(await link.run('DISCARD ALL'), { tags: ['DISCARD ALL'], error: null, status: 'I' });
+});
+
+t.test('a backend terminated while idle: the link knows it is closed', async (t) => {
+  const link = await ServerLink.open(target, { user: 'postgres', database: 'postgres' }, credentials, 3000);
+  await server.sql('SELECT pg_terminate_backend($1)', [link.backendPid]);
+  await eventually(() => link.closed, 5000, 'the link to notice');
+  await t.rejects(link.run('SELECT 1'), LinkError);
+});
+
+t.test('a wrong password: the server error, and no socket left open', async (t) => {
+  const err = await ServerLink.open(target, { user: 'postgres', database: 'postgres' }, { kind: 'password', password: 'nope' }, 3000).catch((e) => e);
+  t.type(err, LinkError);
+  t.match(err, { message: 'password authentication failed for user "postgres"', fields: { code: '28P01' } });
+});
+
+t.test('close() says Terminate: the backend exits', async (t) => {
+  const link = await ServerLink.open(target, { user: 'postgres', database: 'postgres' }, credentials, 3000);
+  const pid = link.backendPid;
+  link.close();
+  await eventually(async () => (await server.sql('SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid = $1', [pid])).rows[0].n === 0, 5000, 'the backend to exit');
+  t.ok(link.closed);
+});
