@@ -10,8 +10,9 @@ import { EventEmitter } from 'node:events';
 import type net from 'node:net';
 import type { Logger } from 'pino';
 import { serialize } from '../protocol/frontend-messages.js';
-import { Backend, Frontend, type TxStatus } from '../protocol/codes.js';
+import { AuthCode, Backend, Frontend, type TxStatus } from '../protocol/codes.js';
 import {
+  decodeAuthCode,
   decodeBackendKeyData,
   decodeErrorFields,
   decodeParameterStatus,
@@ -23,6 +24,7 @@ import { SessionTracker, type Entry } from '../tracker/session-tracker.js';
 import type { SessionInfo, TrackerListener } from '../tracker/types.js';
 import type { BackendKeyRegistry } from './backend-keys.js';
 import { AuthenticationRelay, ClientRefused } from './authentication-relay.js';
+import { LoginGate } from './login-gate.js';
 import { readIntoReusedBuffer } from './reused-read-buffer.js';
 import { endClient } from './end-client.js';
 import { connectFailureReason, ProxyErrors } from './errors.js';
@@ -135,6 +137,8 @@ export class Session extends EventEmitter {
   private firstAnswerTimer: NodeJS.Timeout | null = null;
   /** Authentication relayed untouched but for channel binding; null once authenticated. */
   private authentication: AuthenticationRelay | null = null;
+  /** Holds client messages sent ahead of the first ReadyForQuery; null once they went their way. */
+  private loginGate: LoginGate | null = new LoginGate();
   private readonly clientScanner: MessageScanner;
   private readonly serverScanner: MessageScanner;
   private readonly interceptor: SessionInterceptor | null;
@@ -147,6 +151,8 @@ export class Session extends EventEmitter {
   private serverFatal = false;
   private draining = false;
   private closed = false;
+  /** Held client messages to forward once the server's chunk went to the client (see afterLoginChunk). */
+  private heldForServer: Buffer | null = null;
   private paused = { client: false, upstream: false };
 
   constructor(
@@ -248,7 +254,8 @@ export class Session extends EventEmitter {
     upstream.resume();
     if (this.startup.rest.length > 0) this.fromClient(this.startup.rest);
     if (this.clientPending !== null) this.fromClient(this.clientPending);
-    this.client.resume();
+    // Held messages keep the client paused until the session is ready (releaseHeldMessages).
+    if (!this.closed && this.loginGate?.holding !== true) this.client.resume();
   }
 
   /**
@@ -276,6 +283,12 @@ export class Session extends EventEmitter {
   /** Relays a chunk from the client; true when the chunk's memory is still referenced afterwards (see reused-read-buffer.ts). */
   private fromClient(chunk: Buffer): boolean {
     if (this.closed || this.upstream === null) return false;
+    if (this.loginGate !== null) {
+      chunk = this.loginGate.push(chunk);
+      // Nothing more is read until the held messages can go (TCP holds the rest, as for the server itself).
+      if (this.loginGate.holding) this.client.pause();
+      if (chunk.length === 0) return false;
+    }
     let out;
     try {
       out = this.clientScanner.push(chunk);
@@ -332,8 +345,37 @@ export class Session extends EventEmitter {
     // Settling after the client left: answers are still tracked, there is no one to send them to.
     if (this.client.destroyed) return false;
     const kept = this.relay(out, this.upstream!, this.client, 'upstream');
+    if (this.loginGate !== null) this.afterLoginChunk();
     if (this.draining) this.closeIfIdle();
     return kept;
+  }
+
+  /**
+   * After a server chunk of the login went to the client: messages the
+   * client sent ahead of time go on once the session is ready (after the
+   * client got its ReadyForQuery, so that the answers to them follow it),
+   * or at once when the server asks for another authentication answer.
+   */
+  private afterLoginChunk(): void {
+    const gate = this.loginGate!;
+    const held = this.heldForServer;
+    if (held !== null) {
+      // The server asked for an authentication answer while messages were held: it refuses them.
+      this.heldForServer = null;
+      this.loginGate = null;
+      this.fromClient(held);
+      this.resumeClient();
+      return;
+    }
+    if (this.state !== 'ready') return;
+    this.loginGate = null;
+    if (!gate.holding) return;
+    this.fromClient(gate.take());
+    this.resumeClient();
+  }
+
+  private resumeClient(): void {
+    if (!this.closed && !this.paused.client) this.client.resume();
   }
 
   /**
@@ -375,6 +417,10 @@ export class Session extends EventEmitter {
   private onStartupServerMessage(type: number, buf: Buffer, start: number, end: number): Verdict {
     switch (type) {
       case Backend.Authentication:
+        if (this.loginGate !== null && expectsAnswer(decodeAuthCode(buf, start))) {
+          const held = this.loginGate.serverAsked();
+          if (held.length > 0) this.heldForServer = held;
+        }
         return this.authentication?.serverRequest(buf, start, end) ?? FORWARD;
       case Backend.BackendKeyData: {
         const { pid, key } = decodeBackendKeyData(buf, start, end);
@@ -544,6 +590,11 @@ export class Session extends EventEmitter {
   get isClosed(): boolean {
     return this.closed;
   }
+}
+
+/** Authentication requests the client must answer with a 'p' message (GSSContinue may be the last word, so it is not one). */
+function expectsAnswer(code: number): boolean {
+  return code === AuthCode.CleartextPassword || code === AuthCode.MD5Password || code === AuthCode.SASL || code === AuthCode.SASLContinue || code === AuthCode.GSS || code === AuthCode.SSPI;
 }
 
 /** Writes one chunk or several (corked into one writev); returns false when the socket asks to wait. */

@@ -33,6 +33,14 @@ export interface RawConnectOptions {
   database?: string;
   /** More startup parameters, e.g. `{ replication: 'database' }`. */
   params?: Record<string, string>;
+  /**
+   * Messages sent in the same write as the client's last login message,
+   * before the server said ReadyForQuery: the StartupMessage when the server
+   * trusts the client, else the password or the SCRAM client-final message.
+   */
+  pipelined?: Buffer;
+  /** The server trusts the client: `pipelined` goes with the StartupMessage. */
+  trusted?: boolean;
 }
 
 export class RawClient {
@@ -58,12 +66,17 @@ export class RawClient {
       socket.once('error', reject);
     });
     const client = new RawClient(socket);
-    socket.write(serialize.startup({ user: options.user, database: options.database ?? 'postgres', ...options.params }));
-    await client.authenticate(options.user, options.password);
+    const startup = serialize.startup({ user: options.user, database: options.database ?? 'postgres', ...options.params });
+    const pipelined = options.pipelined ?? null;
+    const trusted = options.trusted === true;
+    socket.write(pipelined !== null && trusted ? Buffer.concat([startup, pipelined]) : startup);
+    await client.authenticate(options.user, options.password, trusted ? null : pipelined);
     return client;
   }
 
-  private async authenticate(user: string, password: string): Promise<void> {
+  private async authenticate(user: string, password: string, pipelined: Buffer | null = null): Promise<void> {
+    /** The last login message, with what the caller pipelines behind it. */
+    const last = (message: Buffer) => (pipelined === null ? message : Buffer.concat([message, pipelined]));
     let session: { mechanism: string; response: string; message: string } | null = null;
     for (;;) {
       const m = await this.next();
@@ -76,14 +89,14 @@ export class RawClient {
       if (m.type === 'Z') return;
       if (m.type !== 'R') continue;
       const code = m.body.readInt32BE(0);
-      if (code === 3) this.send(serialize.password(password));
-      else if (code === 5) this.send(serialize.password(md5Password(user, password, m.body.subarray(4, 8))));
+      if (code === 3) this.send(last(serialize.password(password)));
+      else if (code === 5) this.send(last(serialize.password(md5Password(user, password, m.body.subarray(4, 8)))));
       else if (code === 10) {
         session = sasl.startSession(cstrings(m.body.subarray(4)).filter((s) => s !== ''));
         this.send(serialize.sendSASLInitialResponseMessage(session.mechanism, session.response));
       } else if (code === 11) {
         await sasl.continueSession(session!, password, m.body.subarray(4).toString('utf8'));
-        this.send(serialize.sendSCRAMClientFinalMessage(session!.response));
+        this.send(last(serialize.sendSCRAMClientFinalMessage(session!.response)));
       } else if (code === 12) {
         sasl.finalizeSession(session!, m.body.subarray(4).toString('utf8'));
       } else if (code !== 0) {
