@@ -36,6 +36,12 @@ function passwordMessage(body: Buffer): Buffer {
   return out;
 }
 
+/** The fields of an ErrorResponse given by its body; decodeErrorFields reads a whole message, and errors are rare enough to rebuild one. */
+export function errorFieldsOfBody(body: Buffer): ErrorFields {
+  const whole = Buffer.concat([Buffer.from([0x45, 0, 0, 0, 0]), body]);
+  return decodeErrorFields(whole, 0, whole.length);
+}
+
 const cstring = (text: string) => Buffer.from(`${text}\0`, 'utf8');
 
 export class ServerLogin {
@@ -65,9 +71,7 @@ export class ServerLogin {
           this.backendKey = Buffer.from(body.subarray(4));
           return {};
         case 'E': {
-          // decodeErrorFields reads a whole message; an error is rare enough to rebuild one.
-          const whole = Buffer.concat([Buffer.from([0x45, 0, 0, 0, 0]), body]);
-          const fields = decodeErrorFields(whole, 0, whole.length);
+          const fields = errorFieldsOfBody(body);
           return { failed: { message: fields.message ?? 'the server refused the login', fields } };
         }
         case 'Z':

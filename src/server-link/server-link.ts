@@ -11,9 +11,9 @@
  */
 import type net from 'node:net';
 import type { ServerCredentials } from '../auth/client-authenticator.js';
-import { ServerLogin } from '../auth/server-login.js';
+import { errorFieldsOfBody, ServerLogin } from '../auth/server-login.js';
 import type { TxStatus } from '../protocol/codes.js';
-import { decodeErrorFields, type ErrorFields } from '../protocol/decode.js';
+import type { ErrorFields } from '../protocol/decode.js';
 import { serialize } from '../protocol/frontend-messages.js';
 import { describeTarget, startUpstream, type UpstreamTarget } from '../proxy/upstream.js';
 import { MessageReader } from './message-reader.js';
@@ -160,8 +160,7 @@ export class ServerLink {
       if (waiting === null) continue; // a notice or a parameter change while idle
       if (message.type === 'C') waiting.result.tags.push(message.body.toString('utf8', 0, message.body.length - 1));
       if (message.type === 'E' && waiting.result.error === null) {
-        const whole = Buffer.concat([Buffer.from([0x45, 0, 0, 0, 0]), message.body]);
-        waiting.result.error = decodeErrorFields(whole, 0, whole.length);
+        waiting.result.error = errorFieldsOfBody(message.body);
       }
       if (message.type === 'Z') {
         this.waiting = null;
