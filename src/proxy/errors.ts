@@ -4,6 +4,7 @@
  * spot: a severity, a standard SQLSTATE, and a message that says what to do.
  */
 import type { Report } from '../protocol/encode.js';
+import type { LimitSource } from '../protocol/message-limits.js';
 
 /** Plain words for why a connection to the upstream failed (Node's messages repeat the address and use errno names). */
 export function connectFailureReason(err: Error): string {
@@ -159,12 +160,16 @@ export const ProxyErrors = {
     };
   },
 
-  invalidMessageLength(reason: string): Report {
+  /** A client message over a length limit: max_message_length, or one PostgreSQL sets itself (then nothing can raise it). */
+  invalidMessageLength(reason: string, limit: LimitSource = 'max_message_length'): Report {
     return {
       severity: 'FATAL',
       code: '08P01',
       message: `invalid message: ${reason}`,
-      hint: 'The connection is closed; an open transaction was rolled back. Raise max_message_length if the message was legitimate.',
+      hint:
+        limit === 'max_message_length'
+          ? 'The connection is closed; an open transaction was rolled back. Raise max_message_length if the message was legitimate.'
+          : 'The connection is closed; an open transaction was rolled back. PostgreSQL refuses a message this long too (it closes the connection): the client sent a malformed message.',
     };
   },
 

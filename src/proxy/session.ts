@@ -19,7 +19,8 @@ import {
   decodeReadyForQuery,
 } from '../protocol/decode.js';
 import { cancelRequest, errorResponse, type Report } from '../protocol/encode.js';
-import { DROP, FORWARD, MessageLengthError, MessageScanner, type Verdict } from '../protocol/message-scanner.js';
+import { MessageLimits } from '../protocol/message-limits.js';
+import { DROP, FORWARD, Inspect, MessageLengthError, MessageScanner, type Verdict } from '../protocol/message-scanner.js';
 import { SessionTracker, type Entry } from '../tracker/session-tracker.js';
 import type { SessionInfo, TrackerListener } from '../tracker/types.js';
 import type { BackendKeyRegistry } from './backend-keys.js';
@@ -86,6 +87,9 @@ const CLIENT_INSPECT = flags([
   Frontend.CopyDone,
   Frontend.CopyFail,
 ]);
+// Of these only the names are read: parameter values and arguments stream through, however large.
+CLIENT_INSPECT[Frontend.Bind] = Inspect.head(2);
+CLIENT_INSPECT[Frontend.FunctionCall] = Inspect.head(0);
 
 /** Server message types the tracker reads; DataRow and CopyData only pass. */
 const SERVER_INSPECT = flags([
@@ -177,7 +181,12 @@ export class Session extends EventEmitter {
     this.client = client.socket;
     this.clientPending = client.pending;
     this.tracker = new SessionTracker(this.info, options.listener);
-    this.clientScanner = new MessageScanner(CLIENT_INSPECT, { onMessage: (t, b, s, e) => this.onClientMessage(t, b, s, e) }, options.maxMessageLength);
+    this.clientScanner = new MessageScanner(
+      CLIENT_INSPECT,
+      { onMessage: (t, b, s, e) => this.onClientMessage(t, b, s, e) },
+      // Until the server accepts the login, nothing longer than an authentication response.
+      MessageLimits.beforeAuthentication(options.maxMessageLength),
+    );
     this.serverScanner = new MessageScanner(
       SERVER_INSPECT,
       {
@@ -416,12 +425,15 @@ export class Session extends EventEmitter {
   /** Authentication and the messages before the first ReadyForQuery. */
   private onStartupServerMessage(type: number, buf: Buffer, start: number, end: number): Verdict {
     switch (type) {
-      case Backend.Authentication:
-        if (this.loginGate !== null && expectsAnswer(decodeAuthCode(buf, start))) {
+      case Backend.Authentication: {
+        const code = decodeAuthCode(buf, start);
+        if (code === AuthCode.Ok) this.clientScanner.setLimits(MessageLimits.uniform(this.options.maxMessageLength));
+        if (this.loginGate !== null && expectsAnswer(code)) {
           const held = this.loginGate.serverAsked();
           if (held.length > 0) this.heldForServer = held;
         }
         return this.authentication?.serverRequest(buf, start, end) ?? FORWARD;
+      }
       case Backend.BackendKeyData: {
         const { pid, key } = decodeBackendKeyData(buf, start, end);
         this.info.backendPid = pid;
@@ -510,7 +522,7 @@ export class Session extends EventEmitter {
 
   private protocolViolation(err: Error): void {
     const report =
-      err instanceof MessageLengthError ? ProxyErrors.invalidMessageLength(err.message) : ProxyErrors.invalidMessage(err.message);
+      err instanceof MessageLengthError ? ProxyErrors.invalidMessageLength(err.message, err.source) : ProxyErrors.invalidMessage(err.message);
     this.log.warn({ reason: err.message }, 'protocol violation by client');
     this.close(report);
   }

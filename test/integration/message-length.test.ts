@@ -146,3 +146,31 @@ t.test('the default limit is PostgreSQL\'s own: a 5 MB parameter passes', async 
   const big = 'b'.repeat(5 * 1024 * 1024);
   t.equal((await client.query('SELECT length($1::text) AS n', [big])).rows[0].n, big.length);
 });
+
+t.test("a 'p' declaring 1 GB before login is refused on its header at once, nothing of it held", async (t) => {
+  const conn = await RawConnection.connect(proxy.port);
+  t.teardown(() => conn.destroy());
+  conn.write(startupMessage({ user: 'postgres', database: 'postgres' }));
+  t.equal((await conn.readMessage()).type, 'R', 'the server asks for SCRAM');
+  // The header alone (1 GB is within max_message_length): a txproxy that waited for the body would never answer.
+  conn.write(messageWithLength('p', 1_000_000_000));
+  const refusal = await conn.readMessage(2000);
+  t.match(errorFieldsOf(refusal), {
+    severity: 'FATAL',
+    code: '08P01',
+    message: "invalid message: message type 'p' of 1000000000 bytes exceeds the limit of 65535 bytes that PostgreSQL sets before authentication",
+    hint: /PostgreSQL refuses a message this long too/,
+  });
+  await conn.closed;
+});
+
+t.test('an authentication response within PostgreSQL\'s limit reaches the server, which judges it', async (t) => {
+  const conn = await RawConnection.connect(proxy.port);
+  t.teardown(() => conn.destroy());
+  conn.write(startupMessage({ user: 'postgres', database: 'postgres' }));
+  await conn.readMessage();
+  conn.write(messageWithLength('p', 65535, Buffer.alloc(65531, 0x61)));
+  const answer = errorFieldsOf(await conn.readMessage());
+  t.equal(answer.severity, 'FATAL');
+  t.notMatch(answer.message, /^invalid message/, `the server's own answer: ${answer.message}`);
+});
