@@ -427,7 +427,7 @@ export class Session extends EventEmitter {
     switch (type) {
       case Backend.Authentication: {
         const code = decodeAuthCode(buf, start);
-        if (code === AuthCode.Ok) this.clientScanner.setLimits(MessageLimits.uniform(this.options.maxMessageLength));
+        if (code === AuthCode.Ok) this.clientScanner.setLimits(MessageLimits.frontend(this.options.maxMessageLength));
         if (this.loginGate !== null && expectsAnswer(code)) {
           const held = this.loginGate.serverAsked();
           if (held.length > 0) this.heldForServer = held;

@@ -174,3 +174,60 @@ t.test('an authentication response within PostgreSQL\'s limit reaches the server
   t.equal(answer.severity, 'FATAL');
   t.notMatch(answer.message, /^invalid message/, `the server's own answer: ${answer.message}`);
 });
+
+/** Types PostgreSQL reads with PQ_SMALL_MESSAGE_LIMIT (10000) once a client is logged in. */
+const SMALL: [string, string][] = [
+  ['S', 'Sync'],
+  ['H', 'Flush'],
+  ['C', 'Close'],
+  ['D', 'Describe'],
+  ['E', 'Execute'],
+  ['X', 'Terminate'],
+];
+
+for (const [type, name] of SMALL) {
+  t.test(`a ${name} over PostgreSQL's 10000-byte limit inside a transaction: FATAL 08P01 from txproxy, not a lost upstream`, async (t) => {
+    const note = `oversized ${name}`;
+    const { conn, pid } = await openTransaction(proxy.port, note);
+    conn.write(messageWithLength(type, 10001, Buffer.alloc(9997)));
+    t.match(errorFieldsOf(await conn.readMessage()), {
+      severity: 'FATAL',
+      code: '08P01',
+      message: `invalid message: message type '${type}' of 10001 bytes exceeds the limit of 10000 bytes that PostgreSQL sets for it`,
+      hint: /rolled back. PostgreSQL refuses a message this long too/,
+    });
+    await conn.closed;
+    await backendGone(pid);
+    t.equal(await noteCount(note), 0, 'the insert was rolled back');
+  });
+}
+
+t.test('a Sync of exactly 10000 bytes is PostgreSQL\'s to judge: txproxy forwards it', async (t) => {
+  const { conn } = await openTransaction(proxy.port, 'sync at the limit');
+  t.teardown(() => conn.destroy());
+  conn.write(messageWithLength('S', 10000, Buffer.alloc(9996)));
+  const answer = await conn.readUntil('Z');
+  t.match(errorFieldsOf(answer[0]), { severity: 'ERROR', code: '08P01', message: 'invalid message format' }, "the server's own complaint");
+});
+
+t.test('a CopyDone over the limit during COPY FROM STDIN: FATAL 08P01, nothing copied', async (t) => {
+  const conn = await RawConnection.connect(proxy.port);
+  t.teardown(() => conn.destroy());
+  conn.write(startupMessage({ user: 'trusted', database: 'postgres' }));
+  await conn.readUntil('Z');
+  conn.write(serialize.query('COPY guarded FROM STDIN'));
+  t.equal((await conn.readMessage()).type, 'G', 'CopyInResponse');
+  conn.write(serialize.copyData(Buffer.from('copied over the limit\n')), messageWithLength('c', 10001, Buffer.alloc(9997)));
+  t.match(errorFieldsOf(await conn.readMessage()), { severity: 'FATAL', code: '08P01', message: /'c' of 10001 bytes exceeds the limit of 10000 bytes that PostgreSQL sets for it/ });
+  await conn.closed;
+  await eventually(async () => (await noteCount('copied over the limit')) === 0);
+  t.equal(await noteCount('copied over the limit'), 0);
+});
+
+t.test('Query, Parse and Bind keep the large limit once logged in', async (t) => {
+  const client = await proxy.client({ user: 'trusted' });
+  t.teardown(() => client.end());
+  const long = 'q'.repeat(20000);
+  t.equal((await client.query(`SELECT length('${long}') AS n`)).rows[0].n, 20000, 'a 20 kB Query');
+  t.equal((await client.query(`SELECT length($1::text) AS n, '${long}' AS parsed`, [long])).rows[0].n, 20000, 'a 20 kB Parse and Bind');
+});

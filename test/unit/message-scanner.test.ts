@@ -2,7 +2,7 @@ import t from 'tap';
 import { serialize } from '../../src/protocol/frontend-messages.js';
 import { Backend, Frontend } from '../../src/protocol/codes.js';
 import { commandComplete, errorResponse, readyForQuery } from '../../src/protocol/encode.js';
-import { MessageLimits, PG_MAX_AUTH_TOKEN_LENGTH } from '../../src/protocol/message-limits.js';
+import { MessageLimits, PG_MAX_AUTH_TOKEN_LENGTH, PQ_SMALL_MESSAGE_LIMIT } from '../../src/protocol/message-limits.js';
 import { Inspect, MessageLengthError, MessageScanner, type Verdict } from '../../src/protocol/message-scanner.js';
 
 function message(type: number, body: Buffer): Buffer {
@@ -279,6 +279,26 @@ t.test('a long inspected message is reassembled in linear time', async (t) => {
   t.ok(elapsed < 1000, `16 MiB in 8 KiB chunks took ${elapsed.toFixed(1)} ms of CPU`);
 });
 
+t.test("PostgreSQL's per-type limits: small messages capped at PQ_SMALL_MESSAGE_LIMIT once logged in", async (t) => {
+  const limits = MessageLimits.frontend(0x3ffffffe);
+  const scanner = () => new MessageScanner(FRONTEND_INSPECT, { onMessage: () => undefined }, limits);
+  for (const type of [Frontend.Sync, Frontend.Flush, Frontend.Close, Frontend.Describe, Frontend.Execute, Frontend.Terminate, Frontend.CopyDone, Frontend.CopyFail]) {
+    const name = String.fromCharCode(type);
+    t.doesNotThrow(() => scanner().push(Buffer.from([type, 0, 0, 0x27, 0x10])), `'${name}' of ${PQ_SMALL_MESSAGE_LIMIT} bytes accepted`);
+    t.throws(
+      () => scanner().push(Buffer.from([type, 0, 0, 0x27, 0x11])),
+      { name: 'MessageLengthError', source: 'postgresql', limit: PQ_SMALL_MESSAGE_LIMIT, message: `message type '${name}' of 10001 bytes exceeds the limit of 10000 bytes that PostgreSQL sets for it` },
+      `'${name}' of ${PQ_SMALL_MESSAGE_LIMIT + 1} bytes refused on its header`,
+    );
+  }
+  for (const type of [Frontend.Query, Frontend.Parse, Frontend.Bind, Frontend.FunctionCall, Frontend.CopyData]) {
+    t.doesNotThrow(() => scanner().push(Buffer.from([type, 0x3f, 0xff, 0xff, 0xfe])), `'${String.fromCharCode(type)}' may be as long as max_message_length`);
+  }
+  t.throws(() => scanner().push(Buffer.from([Frontend.Query, 0x3f, 0xff, 0xff, 0xff])), { name: 'MessageLengthError', source: 'max_message_length' });
+  const lowered = new MessageScanner(FRONTEND_INSPECT, { onMessage: () => undefined }, MessageLimits.frontend(2048));
+  t.throws(() => lowered.push(Buffer.from([Frontend.Sync, 0, 0, 0x08, 0x01])), { name: 'MessageLengthError', source: 'max_message_length', limit: 2048 }, 'a lower max_message_length wins');
+});
+
 t.test('before authentication: nothing longer than an authentication response, refused on the header alone', async (t) => {
   const limits = MessageLimits.beforeAuthentication(0x3ffffffe);
   let handed = 0;
@@ -298,6 +318,6 @@ t.test('before authentication: nothing longer than an authentication response, r
   t.throws(() => split.push(gigabyte.subarray(3)), { name: 'MessageLengthError', source: 'authentication' }, 'and refused once complete');
   t.throws(() => scanner().push(Buffer.from([Frontend.Query, 0, 1, 0, 0])), { name: 'MessageLengthError', source: 'authentication' }, 'other types too: txproxy would have to hold them');
   const switched = scanner();
-  switched.setLimits(MessageLimits.uniform(0x3ffffffe));
+  switched.setLimits(MessageLimits.frontend(0x3ffffffe));
   t.doesNotThrow(() => switched.push(Buffer.from([Frontend.Query, 0, 1, 0, 0])), 'once logged in, the session limits apply');
 });
