@@ -30,7 +30,7 @@ import { extractSqlCommenter, type SqlCommenterTags } from '../sql/sqlcommenter.
 import { systemClock, type Clock } from './clock.js';
 import { rowsOfTag } from './command-tag.js';
 import { RequestTracker } from './request-tracker.js';
-import { TransactionLedger } from './transaction-ledger.js';
+import { TransactionLedger, type PortalRun } from './transaction-ledger.js';
 import type {
   Protocol,
   RequestInfo,
@@ -63,6 +63,8 @@ export interface Entry {
   prepared?: Prepared;
   /** The client's next message after this one was CopyDone or CopyFail. */
   copyEndFollows: boolean;
+  /** Execute: the run of the portal it executes. */
+  portal: PortalRun | null;
 }
 
 /** What the client prepared: statement name → SQL and its classification. */
@@ -96,6 +98,8 @@ export class SessionTracker {
 
   private readonly prepared = new Map<string, Prepared>();
   private readonly portals = new Map<string, Prepared>();
+  /** Portals executed since their Bind (see PortalRun). */
+  private readonly portalRuns = new Map<string, PortalRun>();
 
   private readonly ledger: TransactionLedger;
 
@@ -193,7 +197,10 @@ export class SessionTracker {
       case Frontend.Close: {
         const { target, name } = decodeTarget(buf, start, end);
         if (target === 'S') this.prepared.delete(name);
-        else this.portals.delete(name);
+        else {
+          this.portals.delete(name);
+          this.portalRuns.delete(name);
+        }
         return this.push(EntryKind.Close, [], false);
       }
       case Frontend.Sync:
@@ -232,6 +239,8 @@ export class SessionTracker {
   clientBind(portal: string, statementName: string): Entry | null {
     const prepared = this.prepared.get(statementName) ?? { ...UNKNOWN_STATEMENT, name: statementName };
     this.portals.set(portal, prepared);
+    // A new portal of that name: its first Execute runs it afresh.
+    this.portalRuns.delete(portal);
     return this.push(EntryKind.Bind, NO_STATEMENTS, false, prepared);
   }
 
@@ -241,7 +250,12 @@ export class SessionTracker {
     this.noteClientActivity();
     const request = this.requests.observe(prepared.tags);
     const statement = this.newStatement('extended', prepared.text, prepared.info, found?.name ?? null, request);
-    return this.push(EntryKind.Execute, [statement], false);
+    let run = this.portalRuns.get(portal);
+    if (run === undefined) {
+      run = { written: false };
+      this.portalRuns.set(portal, run);
+    }
+    return this.push(EntryKind.Execute, [statement], false, undefined, run);
   }
 
   /** What the named portal runs, for policy checks before an Execute is sent. */
@@ -287,7 +301,7 @@ export class SessionTracker {
     if (this.head < this.queue.length) this.queue[this.queue.length - 1].copyEndFollows = true;
   }
 
-  private push(kind: EntryKind, statements: StatementRecord[], hidden: boolean, prepared?: Prepared): Entry | null {
+  private push(kind: EntryKind, statements: StatementRecord[], hidden: boolean, prepared?: Prepared, portal: PortalRun | null = null): Entry | null {
     // In copy-in mode the server ignores Sync: it gets no ReadyForQuery.
     if (kind === EntryKind.Sync && this.syncsIgnoredUntilCopyEnd) return null;
     if (this.skippingToSync) {
@@ -295,7 +309,7 @@ export class SessionTracker {
       if (kind !== EntryKind.Sync) return null;
       this.skippingToSync = false;
     }
-    const entry: Entry = { kind, statements, index: 0, hidden, prepared, copyEndFollows: false };
+    const entry: Entry = { kind, statements, index: 0, hidden, prepared, copyEndFollows: false, portal };
     this.queue.push(entry);
     if (this.active === null) this.activateNext();
     return entry;
@@ -425,7 +439,7 @@ export class SessionTracker {
     }
     if (statement !== undefined) {
       if (statement !== this.active) this.activate(statement);
-      this.finish(statement, tag, error, suspended);
+      this.finish(statement, tag, error, suspended, entry.portal);
     } else if (error !== null) {
       this.ledger.noteError(error);
     }
@@ -515,7 +529,7 @@ export class SessionTracker {
     this.listener.statementStarted?.(this.session, statement);
   }
 
-  private finish(statement: StatementRecord, tag: string | null, error: ErrorFields | null, suspended: boolean): void {
+  private finish(statement: StatementRecord, tag: string | null, error: ErrorFields | null, suspended: boolean, portal: PortalRun | null = null): void {
     statement.durationMs = this.clock.mono() - statement.startMono;
     statement.commandTag = tag;
     statement.error = error;
@@ -524,7 +538,7 @@ export class SessionTracker {
     if (statement.rows === null && statement.dataRows > 0) statement.rows = statement.dataRows;
     if (this.active === statement) this.active = null;
     this.last = statement;
-    const ending = this.ledger.statementFinished(statement, tag, error);
+    const ending = this.ledger.statementFinished(statement, tag, error, portal);
     // The statement's record comes before the record of the transaction it ends.
     this.listener.statementFinished?.(this.session, statement);
     if (ending !== null) {

@@ -15,6 +15,16 @@ import { SavepointStack } from './savepoint-stack.js';
 import type { Clock } from './clock.js';
 import type { RequestInfo, SessionInfo, StatementRecord, TrackerListener, TransactionOutcome, TransactionRecord } from './types.js';
 
+/**
+ * One run of a protocol-level portal, from its Bind: PostgreSQL runs a
+ * write with RETURNING to completion on the portal's first Execute, even
+ * when a row limit then answers PortalSuspended, and later Executes only
+ * fetch the rows it returned. The write counts once per run.
+ */
+export interface PortalRun {
+  written: boolean;
+}
+
 /** How many statements a transaction keeps for attribution. */
 const STATEMENT_LOG_LIMIT = 50;
 const SUMMARY_TEXT_LIMIT = 2048;
@@ -79,8 +89,9 @@ export class TransactionLedger {
   /**
    * A statement finished. Returns the outcome when its tag ends the
    * transaction: the caller reports the statement first, then calls end().
+   * `portal`: the portal run an Execute belongs to, whose write counts once.
    */
-  statementFinished(statement: StatementRecord, tag: string | null, error: ErrorFields | null): TransactionOutcome | null {
+  statementFinished(statement: StatementRecord, tag: string | null, error: ErrorFields | null, portal: PortalRun | null = null): TransactionOutcome | null {
     const tx = this.tx;
     if (tx !== null) {
       tx.statements++;
@@ -94,6 +105,10 @@ export class TransactionLedger {
           errorCode: error?.code ?? null,
         });
       }
+    }
+    if (error === null && wrote(statement, tag)) {
+      if (tx !== null && !(portal?.written ?? false)) tx.writes++;
+      if (portal !== null) portal.written = true;
     }
     let ending: TransactionOutcome | null = null;
     if (error !== null) this.noteError(error);
@@ -143,7 +158,6 @@ export class TransactionLedger {
   private applyTag(statement: StatementRecord, tag: string): TransactionOutcome | null {
     const tx = this.tx;
     const info = statement.info;
-    if (tx !== null && (info.write || isWriteTag(tag) || (tag.startsWith('COPY ') && statement.copy === 'in'))) tx.writes++;
     switch (tag) {
       case 'BEGIN':
       case 'START TRANSACTION':
@@ -244,4 +258,13 @@ export class TransactionLedger {
   addLockWait(ms: number, statement: StatementRecord | null): void {
     if (this.tx !== null && (statement === null || statement.transactionId === this.tx.id)) this.tx.lockWaitMs += ms;
   }
+}
+
+/**
+ * Whether a statement that succeeded changed data: by what it is, or by its
+ * tag. One stopped at its row limit (PortalSuspended) has no tag, but has run.
+ */
+function wrote(statement: StatementRecord, tag: string | null): boolean {
+  if (tag === null) return statement.suspended && statement.info.write;
+  return statement.info.write || isWriteTag(tag) || (tag.startsWith('COPY ') && statement.copy === 'in');
 }

@@ -267,6 +267,63 @@ t.test('extended protocol: Describe, Close and PortalSuspended', async (t) => {
   t.equal(h.tracker.pending, 0);
 });
 
+t.test('INSERT … RETURNING stopped at its row limit (PortalSuspended) counts as a write', async (t) => {
+  const h = harness();
+  // asyncpg's fetchval: one row wanted, the portal suspended, Sync commits.
+  h.client(
+    serialize.parse({ text: 'INSERT INTO t (a) VALUES ($1) RETURNING id' }),
+    serialize.bind({ values: ['1'] }),
+    serialize.execute({ rows: 1 }),
+    serialize.sync(),
+  );
+  h.server(server.parseComplete(), server.bindComplete(), server.dataRow(), server.portalSuspended(), server.ready('I'));
+  t.same(h.transactions.map(summary), [{ outcome: 'commit', implicit: true, statements: 1, writes: 1 }]);
+});
+
+t.test('a write portal resumed several times counts once, whatever ends it', async (t) => {
+  const h = harness();
+  h.query('BEGIN', [server.complete('BEGIN')], 'T');
+  h.client(
+    serialize.parse({ name: 'ins', text: 'INSERT INTO t (a) SELECT generate_series(1, 3) RETURNING a' }),
+    serialize.bind({ statement: 'ins', portal: 'p' }),
+    serialize.execute({ portal: 'p', rows: 1 }),
+    serialize.execute({ portal: 'p', rows: 1 }),
+    serialize.execute({ portal: 'p', rows: 0 }),
+    serialize.sync(),
+  );
+  h.server(
+    server.parseComplete(),
+    server.bindComplete(),
+    server.dataRow(),
+    server.portalSuspended(),
+    server.dataRow(),
+    server.portalSuspended(),
+    server.dataRow(),
+    server.complete('INSERT 0 1'), // PostgreSQL's tag counts the rows this Execute fetched
+    server.ready('T'),
+  );
+  // The same statement bound again is a new run: it writes again.
+  h.client(serialize.bind({ statement: 'ins', portal: 'p' }), serialize.execute({ portal: 'p', rows: 1 }), serialize.sync());
+  h.server(server.bindComplete(), server.dataRow(), server.portalSuspended(), server.ready('T'));
+  // A reading portal suspended is no write.
+  h.client(serialize.parse({ text: 'SELECT 1' }), serialize.bind({}), serialize.execute({ rows: 1 }), serialize.sync());
+  h.server(server.parseComplete(), server.bindComplete(), server.dataRow(), server.portalSuspended(), server.ready('T'));
+  h.query('COMMIT', [server.complete('COMMIT')], 'I');
+  t.same(h.transactions.map(summary), [{ outcome: 'commit', implicit: false, statements: 7, writes: 2 }]);
+});
+
+t.test('an Execute that fails does not count, and its portal still can', async (t) => {
+  const h = harness();
+  h.client(
+    serialize.parse({ name: 'ins', text: 'INSERT INTO t (a) VALUES (1) RETURNING a' }),
+    serialize.bind({ statement: 'ins', portal: '' }),
+    serialize.execute({ rows: 1 }),
+    serialize.sync(),
+  );
+  h.server(server.parseComplete(), server.bindComplete(), server.error('23505'), server.ready('I'));
+  t.same(h.transactions.map(summary), [{ outcome: 'failed', implicit: true, statements: 1, writes: 0 }]);
+});
+
 t.test('a session that ends inside a transaction: outcome disconnect', async (t) => {
   const h = harness();
   h.query('BEGIN', [server.complete('BEGIN')], 'T');
