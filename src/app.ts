@@ -24,6 +24,7 @@ import { PolicySet } from './policy/policy-set.js';
 import { PolicyService, type PolicyViolationCounter } from './proxy/policy-service.js';
 import { ProxyServer } from './proxy/server.js';
 import type { UpstreamTarget } from './proxy/upstream.js';
+import { TraceText } from './trace/trace-text.js';
 import { TraceWriter } from './trace/trace-writer.js';
 import { fanOut, type TrackerListener } from './tracker/types.js';
 
@@ -66,6 +67,7 @@ export class App {
   private constructor(readonly options: AppOptions) {
     const { config } = options;
     const listeners: TrackerListener[] = [];
+    const traceText = new TraceText(config.trace.sql);
     if (options.trace !== null) this.traceBus.attach(options.trace);
     // Process metrics watch the event loop and GC all the time: only when someone can scrape them.
     this.registry = createRegistry({ processMetrics: config.http !== 'off' && config.metrics.process });
@@ -81,15 +83,15 @@ export class App {
           connectTimeoutMs: config.connect_timeout,
           sessions,
           trace: this.traceBus,
-          sqlMode: config.trace.sql,
+          traceText,
           registry: this.registry,
           log: options.log,
         })
       : null;
     // Before the trace writer and the metrics: a finished statement's lock wait is added to it first.
     if (this.lockMonitor !== null) listeners.push(this.lockMonitor);
-    listeners.push(new DeadlockRecorder({ sessions, trace: this.traceBus, sqlMode: config.trace.sql, deadlocks: deadlockCounter(this.registry) }));
-    listeners.push(new TraceWriter(this.traceBus, config.trace.sql));
+    listeners.push(new DeadlockRecorder({ sessions, trace: this.traceBus, traceText, deadlocks: deadlockCounter(this.registry) }));
+    listeners.push(new TraceWriter(this.traceBus, traceText));
     if (config.http !== 'off') {
       this.metrics = new ProxyMetrics(this.registry, { routes: config.metrics.routes });
       registerSessionGauges(this.registry, () => this.server.sessions);
@@ -103,7 +105,7 @@ export class App {
         sessions: () => this.server.sessions,
         recentTransactions,
         traceBus: this.traceBus,
-        sqlMode: config.trace.sql,
+        traceText,
         target: options.target,
         readyTimeoutMs: Math.min(READY_TIMEOUT_MS, config.connect_timeout),
         lockWaitOf: options.lockWaitOf ?? this.lockMonitor?.lockWaitOf,
@@ -116,7 +118,7 @@ export class App {
     this.policies = new PolicyService({
       policies: PolicySet.compile(config.policies),
       trace: this.traceBus,
-      sqlMode: config.trace.sql,
+      traceText,
       violations: options.policyViolations ?? this.violationCounter(),
       log: options.log,
     });

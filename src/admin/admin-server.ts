@@ -10,7 +10,7 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Session } from '../proxy/session.js';
 import { describeTarget, type UpstreamTarget } from '../proxy/upstream.js';
 import type { TraceBus } from '../trace/trace-sink.js';
-import type { SqlTraceMode } from '../trace/trace-writer.js';
+import type { TraceText } from '../trace/trace-text.js';
 import { EventStream } from './event-stream.js';
 import { probeUpstream } from './readiness.js';
 import type { RecentTransactions } from './recent-transactions.js';
@@ -25,7 +25,7 @@ export interface AdminServerOptions {
   sessions: () => Iterable<Session>;
   recentTransactions: RecentTransactions;
   traceBus: TraceBus;
-  sqlMode: SqlTraceMode;
+  traceText: TraceText;
   target: UpstreamTarget;
   /** How long `/readyz` waits for the upstream's answer. */
   readyTimeoutMs: number;
@@ -44,7 +44,7 @@ export class AdminServer {
   private readonly sql: ShowSql;
 
   constructor(private readonly options: AdminServerOptions) {
-    this.sql = showSql(options.sqlMode);
+    this.sql = showSql(options.traceText);
     const dropped = new Counter({
       name: 'txproxy_admin_events_dropped_total',
       help: 'Trace records not sent to a /events subscriber because it read too slowly.',
@@ -142,7 +142,7 @@ export class AdminServer {
       json(res, 400, { error: 'bad request', message: `limit must be an integer from 1 to ${recent.capacity}` });
       return;
     }
-    json(res, 200, { transactions: recent.list(limit, this.sql) });
+    json(res, 200, { transactions: recent.list(limit, this.sql, (message) => this.options.traceText.errorMessage(message)) });
   }
 }
 

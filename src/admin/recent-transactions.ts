@@ -42,19 +42,19 @@ export class RecentTransactions implements TrackerListener {
     this.next = (this.next + 1) % this.capacity;
   }
 
-  /** The newest first, at most `limit`. */
-  list(limit: number, sql: ShowSql): TransactionView[] {
+  /** The newest first, at most `limit`; SQL and error messages as the trace would hold them. */
+  list(limit: number, sql: ShowSql, errorMessage: (message: string) => string = (message) => message): TransactionView[] {
     const out: TransactionView[] = [];
     for (let i = 1; i <= Math.min(limit, this.capacity); i++) {
       const entry = this.ring[(this.next - i + this.capacity) % this.capacity];
       if (entry === undefined) break;
-      out.push(view(entry.session, entry.tx, sql));
+      out.push(view(entry.session, entry.tx, sql, errorMessage));
     }
     return out;
   }
 }
 
-function view(session: SessionInfo, tx: TransactionRecord, sql: ShowSql): TransactionView {
+function view(session: SessionInfo, tx: TransactionRecord, sql: ShowSql, errorMessage: (message: string) => string): TransactionView {
   return {
     id: tx.id,
     sessionId: tx.sessionId,
@@ -76,7 +76,7 @@ function view(session: SessionInfo, tx: TransactionRecord, sql: ShowSql): Transa
     },
     idleInTransactionMs: round(tx.idleInTransactionMs),
     lockWaitMs: round(tx.lockWaitMs),
-    firstError: tx.firstError,
+    firstError: tx.firstError && { code: tx.firstError.code, message: errorMessage(tx.firstError.message) },
     statementLog: tx.statementLog.map((s) => ({
       seq: s.seq,
       text: sql(s.text),

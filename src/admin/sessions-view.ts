@@ -75,7 +75,7 @@ export function viewSession(session: Session, sql: ShowSql, lockWaitOf: LockWait
         ? null
         : {
             seq: active.seq,
-            text: sql(active.text),
+            text: sql(active.text, active.info),
             operation: active.info.operation,
             startedAt: new Date(active.startedAt).toISOString(),
             runningMs: round(now - active.startMono),
@@ -85,7 +85,7 @@ export function viewSession(session: Session, sql: ShowSql, lockWaitOf: LockWait
         ? null
         : {
             seq: last.seq,
-            text: sql(last.text),
+            text: sql(last.text, last.info),
             operation: last.info.operation,
             commandTag: last.commandTag,
             durationMs: round(last.durationMs),

@@ -2,13 +2,11 @@
  * SQL text as the admin API shows it: the `trace.sql` setting applies here
  * as it does to traces, so the endpoint never reveals more than the trace.
  */
-import { redactSql } from '../sql/redact.js';
-import type { SqlTraceMode } from '../trace/trace-writer.js';
+import type { StatementInfo } from '../sql/classify.js';
+import type { TraceText } from '../trace/trace-text.js';
 
-export type ShowSql = (text: string) => string | null;
+export type ShowSql = (text: string, info?: StatementInfo) => string | null;
 
-export function showSql(mode: SqlTraceMode): ShowSql {
-  if (mode === 'full') return (text) => text;
-  if (mode === 'redacted') return redactSql;
-  return () => null;
+export function showSql(traceText: TraceText): ShowSql {
+  return (text, info) => traceText.sql(text, info) ?? null;
 }

@@ -10,7 +10,8 @@
  */
 import type { Counter } from 'prom-client';
 import type { TraceBus } from '../trace/trace-sink.js';
-import { addRequest, traceSql, type SqlTraceMode } from '../trace/trace-writer.js';
+import type { TraceText } from '../trace/trace-text.js';
+import { addRequest } from '../trace/trace-writer.js';
 import type { SessionInfo, StatementRecord, TrackerListener } from '../tracker/types.js';
 import { attribute, type SessionDirectory } from './attribution.js';
 import { describeWait, parseDeadlockDetail, type DeadlockProcess } from './deadlock-detail.js';
@@ -20,7 +21,7 @@ const DEADLOCK_DETECTED = '40P01';
 export interface DeadlockRecorderOptions {
   sessions: SessionDirectory;
   trace: TraceBus;
-  sqlMode: SqlTraceMode;
+  traceText: TraceText;
   /** txproxy_deadlocks_total{database,role}. */
   deadlocks: Counter<'database' | 'role'>;
 }
@@ -90,7 +91,7 @@ export class DeadlockRecorder implements TrackerListener {
   }
 
   private sql(text: string | null): string | null {
-    return text === null ? null : (traceSql(this.options.sqlMode, text) ?? null);
+    return text === null ? null : (this.options.traceText.sql(text) ?? null);
   }
 }
 

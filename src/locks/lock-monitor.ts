@@ -23,7 +23,7 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { UpstreamTarget } from '../proxy/upstream.js';
 import type { TraceBus } from '../trace/trace-sink.js';
-import type { SqlTraceMode } from '../trace/trace-writer.js';
+import type { TraceText } from '../trace/trace-text.js';
 import type { SessionInfo, StatementRecord, TrackerListener } from '../tracker/types.js';
 import { attribute, type SessionDirectory, type TrackedSession } from './attribution.js';
 import { ACTIVITY_SQL, VERSION_SQL, waitsSql, type ActivityRow, type WaitRow } from './lock-queries.js';
@@ -43,7 +43,7 @@ export interface LockMonitorOptions {
   connectTimeoutMs: number;
   sessions: SessionDirectory;
   trace: TraceBus;
-  sqlMode: SqlTraceMode;
+  traceText: TraceText;
   registry: Registry;
   log: Logger;
 }
@@ -243,7 +243,7 @@ export class LockMonitor implements TrackerListener {
     session.tracker.addLockWait(durationMs, statement);
     this.metrics.waits.inc({ database: session.info.database, lock_type: wait.lockType });
     this.metrics.waitSeconds.observe({ database: session.info.database }, durationMs / 1000);
-    if (this.options.trace.active) this.options.trace.write(lockWaitRecord(wait, end, durationMs, this.options.sqlMode));
+    if (this.options.trace.active) this.options.trace.write(lockWaitRecord(wait, end, durationMs, this.options.traceText));
   }
 }
 

@@ -3,8 +3,8 @@
  * `lock_wait` trace record written when it ends, and the live view the
  * admin API shows for a session that waits now.
  */
-import type { SqlTraceMode } from '../trace/trace-writer.js';
-import { addRequest, traceSql } from '../trace/trace-writer.js';
+import type { TraceText } from '../trace/trace-text.js';
+import { addRequest } from '../trace/trace-writer.js';
 import type { StatementRecord } from '../tracker/types.js';
 import type { LockWaitView } from '../admin/sessions-view.js';
 import type { SessionAttribution, TrackedSession } from './attribution.js';
@@ -53,7 +53,7 @@ export function lockWaitView(wait: LockWait, now: number): LockWaitView {
   };
 }
 
-export function lockWaitRecord(wait: LockWait, end: number, durationMs: number, sqlMode: SqlTraceMode): Record<string, unknown> {
+export function lockWaitRecord(wait: LockWait, end: number, durationMs: number, text: TraceText): Record<string, unknown> {
   const { session, statement } = wait;
   const record: Record<string, unknown> = {
     kind: 'lock_wait',
@@ -65,27 +65,27 @@ export function lockWaitRecord(wait: LockWait, end: number, durationMs: number, 
     'statement.seq': statement.seq,
     'db.namespace': session.info.database,
     'pg.backend_pid': session.info.backendPid,
-    'db.query.text': traceSql(sqlMode, statement.text),
+    'db.query.text': text.sql(statement.text, statement.info),
     'lock.type': wait.lockType,
     'lock.mode': wait.mode,
     'lock.relation': wait.relation,
-    blocked_by: [...wait.blockers.values()].map((b) => blockerRecord(b, sqlMode)),
+    blocked_by: [...wait.blockers.values()].map((b) => blockerRecord(b, text)),
   };
   addRequest(record, statement.request);
   return record;
 }
 
-function blockerRecord(b: Blocker, sqlMode: SqlTraceMode): Record<string, unknown> {
+function blockerRecord(b: Blocker, text: TraceText): Record<string, unknown> {
   return {
     'pg.backend_pid': b.pid,
     'session.id': b.session?.sessionId ?? null,
     'transaction.id': b.session?.transactionId ?? null,
     'http.route': b.session?.route ?? null,
-    statements: b.session?.statements.map((s) => ({ seq: s.seq, text: traceSql(sqlMode, s.text) })) ?? null,
+    statements: b.session?.statements.map((s) => ({ seq: s.seq, text: text.sql(s.text) })) ?? null,
     'application.name': b.applicationName,
     state: b.state,
     // A txproxy session's SQL is in `statements`; the server's copy would repeat it.
-    query: b.session === null && b.query !== null ? (traceSql(sqlMode, b.query) ?? null) : null,
+    query: b.session === null && b.query !== null ? (text.sql(b.query) ?? null) : null,
   };
 }
 

@@ -183,8 +183,9 @@ export class PolicyEnforcer implements SessionInterceptor {
   }
 
   private onQuery(buf: Buffer, start: number, end: number): Verdict | 'default' {
-    const { text, tags } = extractSqlCommenter(decodeQuery(buf, start, end));
-    const statements = splitStatements(text);
+    const scs = this.tracker.standardConformingStrings;
+    const { text, tags } = extractSqlCommenter(decodeQuery(buf, start, end), scs);
+    const statements = splitStatements(text, scs);
     const out: Outgoing[] = [];
     const rule = this.enterRequest(tags, out, 'simple', () => transactionModesOf(statements[0]));
     if (!rule.enforcing && this.transaction === null) {
@@ -251,8 +252,9 @@ export class PolicyEnforcer implements SessionInterceptor {
   /** The statement an extended message refers to, for its sqlcommenter tags. */
   private statementOpening(type: number, buf: Buffer, start: number, end: number): { tags: SqlCommenterTags | null; info: () => StatementInfo } | null {
     if (type === Frontend.Parse) {
-      const { text, tags } = extractSqlCommenter(decodeParse(buf, start, end).sql);
-      return { tags, info: () => classifyStatement(text) };
+      const scs = this.tracker.standardConformingStrings;
+      const { text, tags } = extractSqlCommenter(decodeParse(buf, start, end).sql, scs);
+      return { tags, info: () => classifyStatement(text, scs) };
     }
     const known =
       type === Frontend.Bind

@@ -9,8 +9,8 @@
 import type { Logger } from 'pino';
 import type { PolicyAction } from '../policy/policy-config.js';
 import type { PolicySet } from '../policy/policy-set.js';
-import { redactSql } from '../sql/redact.js';
-import { addRequest, type SqlTraceMode } from '../trace/trace-writer.js';
+import type { TraceText } from '../trace/trace-text.js';
+import { addRequest } from '../trace/trace-writer.js';
 import type { TraceBus } from '../trace/trace-sink.js';
 import type { SessionInfo, TrackerListener } from '../tracker/types.js';
 import { PolicyEnforcer, type DecisionEvent, type DryRunEvent, type EnforcedSession, type PolicyReporter } from './policy-enforcer.js';
@@ -28,7 +28,7 @@ export interface PolicyServiceOptions {
   policies: PolicySet;
   /** The App's trace bus; records are built only while something listens. */
   trace: TraceBus;
-  sqlMode: SqlTraceMode;
+  traceText: TraceText;
   violations?: PolicyViolationCounter;
   log: Logger;
 }
@@ -113,14 +113,12 @@ export class PolicyService implements PolicyReporter {
       rows_total: event.changes.rowsTotal,
       rolled_back: true,
     };
-    if (event.error !== null) record.error = event.error;
+    if (event.error !== null) record.error = { ...event.error, message: this.options.traceText.errorMessage(event.error.message) };
     addRequest(record, event.request);
     trace.write(record);
   }
 
   private sql(text: string): string | undefined {
-    if (this.options.sqlMode === 'full') return text;
-    if (this.options.sqlMode === 'redacted') return redactSql(text);
-    return undefined;
+    return this.options.traceText.sql(text);
   }
 }

@@ -462,6 +462,7 @@ export class Session extends EventEmitter {
   private noteParameter(buf: Buffer, start: number, end: number): void {
     const { name, value } = decodeParameterStatus(buf, start, end);
     this.parameters.set(name, value);
+    this.tracker.onParameterStatus(name, value);
     if (name === 'application_name') {
       this.info.applicationName = value;
       this.interceptor?.onApplicationName?.(value);

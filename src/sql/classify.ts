@@ -35,6 +35,12 @@ export interface StatementInfo {
   lockingRead: boolean;
   /** Cannot run inside a transaction block (VACUUM, CREATE DATABASE, … CONCURRENTLY). */
   nonTransactional: boolean;
+  /**
+   * How plain '…' strings were read: as standard SQL (the session's
+   * standard_conforming_strings on) or with backslash escapes (off). A text
+   * without a backslash reads the same either way and may say true.
+   */
+  standardConformingStrings: boolean;
 }
 
 interface Word {
@@ -94,8 +100,11 @@ export function lastSplitHadLiterals(): boolean {
   return hadLiterals;
 }
 
-/** Splits a simple-protocol Query into statements, as the server will run them. */
-export function splitStatements(sql: string): StatementInfo[] {
+/**
+ * Splits a simple-protocol Query into statements, as the server will run
+ * them; `standardConformingStrings` is the session's setting (lexer.ts).
+ */
+export function splitStatements(sql: string, standardConformingStrings = true): StatementInfo[] {
   hadLiterals = false;
   const statements: StatementInfo[] = [];
   let words: Word[] = [];
@@ -104,11 +113,12 @@ export function splitStatements(sql: string): StatementInfo[] {
   let depth = 0;
   /** Open BEGIN … END blocks of a routine body (BEGIN ATOMIC), whose semicolons do not end the statement. */
   let blockDepth = 0;
+  const describeHere = (text: string): StatementInfo => describe(sql, text, words, standardConformingStrings);
   lex(sql, (kind, start, end) => {
     if (kind === TokenKind.Comment) return;
     if (kind === TokenKind.String || kind === TokenKind.Number) hadLiterals = true;
     if (kind === TokenKind.Semicolon && depth === 0 && blockDepth === 0) {
-      if (stmtStart >= 0) statements.push(describe(sql, sql.slice(stmtStart, stmtEnd), words, stmtStart));
+      if (stmtStart >= 0) statements.push(describeHere(sql.slice(stmtStart, stmtEnd)));
       words = [];
       stmtStart = -1;
       return;
@@ -122,10 +132,10 @@ export function splitStatements(sql: string): StatementInfo[] {
       words.push({ upper, kind, start, end, depth });
       if (depth === 0 && kind === TokenKind.Word && isRoutineDefinition(words)) blockDepth = routineBlockDepth(blockDepth, upper);
     }
-  });
-  if (stmtStart >= 0) statements.push(describe(sql, sql.slice(stmtStart, stmtEnd), words, stmtStart));
+  }, standardConformingStrings);
+  if (stmtStart >= 0) statements.push(describeHere(sql.slice(stmtStart, stmtEnd)));
   // A Query with nothing but whitespace and comments gets one EmptyQueryResponse.
-  if (statements.length === 0) statements.push(emptyStatement(sql));
+  if (statements.length === 0) statements.push(emptyStatement(sql, standardConformingStrings));
   return statements;
 }
 
@@ -153,14 +163,14 @@ function routineBlockDepth(blockDepth: number, upper: string): number {
 }
 
 /** Classifies one statement, e.g. the text of an extended-protocol Parse. */
-export function classifyStatement(sql: string): StatementInfo {
-  const all = splitStatements(sql);
+export function classifyStatement(sql: string, standardConformingStrings = true): StatementInfo {
+  const all = splitStatements(sql, standardConformingStrings);
   if (all.length === 1) return all[0];
   // The server refuses several statements in one Parse; describe the first.
   return { ...all[0], text: sql.trim() };
 }
 
-function emptyStatement(text: string): StatementInfo {
+function emptyStatement(text: string, standardConformingStrings: boolean): StatementInfo {
   return {
     text,
     operation: '',
@@ -170,11 +180,12 @@ function emptyStatement(text: string): StatementInfo {
     write: false,
     lockingRead: false,
     nonTransactional: false,
+    standardConformingStrings,
   };
 }
 
-function describe(sql: string, text: string, words: Word[], _offset: number): StatementInfo {
-  const info = emptyStatement(text);
+function describe(sql: string, text: string, words: Word[], standardConformingStrings: boolean): StatementInfo {
+  const info = emptyStatement(text, standardConformingStrings);
   if (words.length === 0 || words[0].kind !== TokenKind.Word) {
     info.operation = words.length === 0 ? text.trim().split(/\s+/)[0]?.toUpperCase() ?? '' : '';
     return info;
@@ -331,7 +342,7 @@ function describeExplain(sql: string, info: StatementInfo, words: Word[]): State
   if (!analyze) return info;
   const inner = words.find((x) => x.depth === 0 && (x.upper === 'SELECT' || x.upper === 'WITH' || DML.has(x.upper)));
   if (inner === undefined) return info;
-  const innerInfo = classifyStatement(sql.slice(inner.start));
+  const innerInfo = classifyStatement(sql.slice(inner.start), info.standardConformingStrings);
   // The inner split reset the literal flag: do not let this text be cached on its word.
   hadLiterals = true;
   info.write = innerInfo.write;

@@ -5,6 +5,11 @@
  * /* *\/ comments, and $n parameters. It does not parse SQL; it lets callers
  * split a Query on top-level semicolons, read leading keywords and blank out
  * literals, without being fooled by a ';' or a keyword inside a string.
+ *
+ * Where a plain '…' string ends depends on the session: with
+ * `standard_conforming_strings = off` PostgreSQL reads backslash escapes in
+ * it (and in N'…') as in E'…', so `'a\'b'` is one string, not `'a\'` and
+ * the start of another. Callers pass the session's setting.
  */
 
 export const enum TokenKind {
@@ -75,9 +80,16 @@ function isSpace(c: number): boolean {
 /**
  * Calls `onToken` for every token of `sql`, whitespace skipped. An unterminated
  * string or comment runs to the end of the text, as the server would report.
+ * `standardConformingStrings` is the session's setting of that name (on by
+ * default since PostgreSQL 9.1): off, plain '…' strings take backslash escapes.
  */
-export function lex(sql: string, onToken: (kind: TokenKind, start: number, end: number) => void): void {
+export function lex(
+  sql: string,
+  onToken: (kind: TokenKind, start: number, end: number) => void,
+  standardConformingStrings = true,
+): void {
   const n = sql.length;
+  const plainEscapes = !standardConformingStrings;
   let i = 0;
   while (i < n) {
     const c = sql.charCodeAt(i);
@@ -98,7 +110,7 @@ export function lex(sql: string, onToken: (kind: TokenKind, start: number, end: 
       continue;
     }
     if (c === Ch.Quote) {
-      i = skipQuoted(sql, i + 1, Ch.Quote, false);
+      i = skipQuoted(sql, i + 1, Ch.Quote, plainEscapes);
       onToken(TokenKind.String, start, i);
       continue;
     }
@@ -110,8 +122,10 @@ export function lex(sql: string, onToken: (kind: TokenKind, start: number, end: 
     if (isIdentStart(c)) {
       const next = sql.charCodeAt(i + 1);
       // E'…' (escape string), B'…', X'…', N'…': a one-letter prefix glued to a quote.
+      // N'…' is a plain string to the server's scanner: it follows the setting.
       if (next === Ch.Quote && isStringPrefix(c)) {
-        i = skipQuoted(sql, i + 2, Ch.Quote, (c | 0x20) === 101);
+        const lower = c | 0x20;
+        i = skipQuoted(sql, i + 2, Ch.Quote, lower === 101 || (lower === 110 && plainEscapes));
         onToken(TokenKind.String, start, i);
         continue;
       }

@@ -13,8 +13,12 @@ export interface CommentedSql {
   tags: SqlCommenterTags | null;
 }
 
-/** Finds the tag comment (the last comment that parses as tags) and removes it from the text. */
-export function extractSqlCommenter(sql: string): CommentedSql {
+/**
+ * Finds the tag comment (the last comment that parses as tags) and removes
+ * it from the text; `standardConformingStrings` is the session's setting,
+ * which decides what is a string and so what is a comment (lexer.ts).
+ */
+export function extractSqlCommenter(sql: string, standardConformingStrings = true): CommentedSql {
   // Nearly every query has no block comment: leave at the cost of one scan.
   if (!sql.includes('/*')) return { text: sql, tags: null };
   let found: { start: number; end: number; tags: SqlCommenterTags } | null = null;
@@ -22,7 +26,7 @@ export function extractSqlCommenter(sql: string): CommentedSql {
     if (kind !== TokenKind.Comment || sql.charCodeAt(start) !== 47 /* / */) return;
     const tags = parseTags(sql.slice(start + 2, end - 2));
     if (tags !== null) found = { start, end, tags };
-  });
+  }, standardConformingStrings);
   if (found === null) return { text: sql, tags: null };
   const { start, end, tags } = found as { start: number; end: number; tags: SqlCommenterTags };
   const text = (sql.slice(0, start).trimEnd() + ' ' + sql.slice(end).trimStart()).trim();

@@ -5,6 +5,10 @@
  * lexing the text again. Texts that differ only in number literals share
  * one entry under their shape (see number-shape.ts). The results are
  * shared: treat them as read-only.
+ *
+ * Entries are read with standard_conforming_strings on. A text without a
+ * backslash reads the same with it off; one with a backslash, in a session
+ * that has it off, is split afresh (such sessions are rare).
  */
 import { lastSplitHadLiterals, splitStatements, type StatementInfo } from './classify.js';
 import { numberShape } from './number-shape.js';
@@ -23,7 +27,8 @@ interface ShapeEntry {
 
 const shapes = new Map<string, ShapeEntry | null>();
 
-export function splitStatementsCached(sql: string): readonly StatementInfo[] {
+export function splitStatementsCached(sql: string, standardConformingStrings = true): readonly StatementInfo[] {
+  if (!standardConformingStrings && sql.includes('\\')) return splitStatements(sql, false);
   const hit = cache.get(sql);
   if (hit !== undefined) return hit;
   if (sql.length > MAX_TEXT) return splitStatements(sql);
@@ -50,8 +55,8 @@ function remember<V>(map: Map<string, V>, key: string, value: V): void {
 }
 
 /** One statement, e.g. an extended-protocol Parse (the server takes only one). */
-export function classifyStatementCached(sql: string): StatementInfo {
-  const all = splitStatementsCached(sql);
+export function classifyStatementCached(sql: string, standardConformingStrings = true): StatementInfo {
+  const all = splitStatementsCached(sql, standardConformingStrings);
   return all.length === 1 ? all[0] : { ...all[0], text: sql.trim() };
 }
 

@@ -4,17 +4,22 @@
  * records at start and end. Field names follow OpenTelemetry's database
  * conventions where one exists (docs/traces.md lists them all).
  */
-import { redactSql } from '../sql/redact.js';
 import { jsonMs, jsonNullable, jsonString } from './json-text.js';
+import type { TraceText } from './trace-text.js';
 import type { TraceBus } from './trace-sink.js';
 import type { RequestInfo, SessionInfo, StatementRecord, TrackerListener, TransactionRecord } from '../tracker/types.js';
 
-export type SqlTraceMode = 'full' | 'redacted' | 'off';
-
 export class TraceWriter implements TrackerListener {
+  /**
+   * A session's last error message that the trace text redacted for its
+   * statement's sake (a password statement's, in full mode): its
+   * transaction's first_error, written next, is the same message.
+   */
+  private readonly redactedErrors = new WeakMap<SessionInfo, { message: string; shown: string }>();
+
   constructor(
     private readonly out: TraceBus,
-    private readonly sqlMode: SqlTraceMode,
+    private readonly text: TraceText,
   ) {}
 
   sessionStarted(session: SessionInfo): void {
@@ -50,7 +55,7 @@ export class TraceWriter implements TrackerListener {
 
   statementFinished(session: SessionInfo, s: StatementRecord): void {
     if (!this.out.active) return;
-    const text = this.sql(s.text);
+    const text = this.text.sql(s.text, s.info);
     const fields = sessionFields(session);
     let line =
       `{"kind":"statement","time":"${isoTime(s.startedAt)}","duration_ms":${jsonMs(s.durationMs)}` +
@@ -65,8 +70,10 @@ export class TraceWriter implements TrackerListener {
     if (s.statementName !== null) line += `,"pg.statement_name":${jsonString(s.statementName)}`;
     if (s.lockWaitMs > 0) line += `,"pg.lock_wait_ms":${jsonMs(s.lockWaitMs)}`;
     if (s.error !== null) {
+      const message = this.text.errorMessage(s.error.message, s.text);
+      if (message !== s.error.message) this.redactedErrors.set(session, { message: s.error.message, shown: message });
       line +=
-        `,"db.response.status_code":${jsonString(s.error.code)},"error.message":${jsonString(s.error.message)}` +
+        `,"db.response.status_code":${jsonString(s.error.code)},"error.message":${jsonString(message)}` +
         `,"error.severity":${jsonString(s.error.severityV ?? s.error.severity)}`;
     }
     if (s.interrupted) line += ',"pg.interrupted":true';
@@ -91,20 +98,14 @@ export class TraceWriter implements TrackerListener {
     }
     if (t.idleInTransactionMs > 0) line += `,"idle_in_transaction_ms":${jsonMs(t.idleInTransactionMs)}`;
     if (t.lockWaitMs > 0) line += `,"lock_wait_ms":${jsonMs(t.lockWaitMs)}`;
-    if (t.firstError !== null) line += `,"first_error":{"code":${jsonString(t.firstError.code)},"message":${jsonString(t.firstError.message)}}`;
+    if (t.firstError !== null) line += `,"first_error":{"code":${jsonString(t.firstError.code)},"message":${jsonString(this.firstErrorMessage(session, t.firstError.message))}}`;
     this.out.writeLine(line + requestJson(t.request) + '}');
   }
 
-  private sql(text: string): string | undefined {
-    return traceSql(this.sqlMode, text);
+  private firstErrorMessage(session: SessionInfo, message: string): string {
+    const redacted = this.redactedErrors.get(session);
+    return redacted !== undefined && redacted.message === message ? redacted.shown : this.text.errorMessage(message);
   }
-}
-
-/** SQL text as the `trace.sql` setting allows it in a record: whole, redacted, or left out. */
-export function traceSql(mode: SqlTraceMode, text: string): string | undefined {
-  if (mode === 'full') return text;
-  if (mode === 'redacted') return redactSql(text);
-  return undefined;
 }
 
 /**

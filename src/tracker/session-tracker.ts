@@ -30,6 +30,7 @@ import { extractSqlCommenter, type SqlCommenterTags } from '../sql/sqlcommenter.
 import { systemClock, type Clock } from './clock.js';
 import { rowsOfTag } from './command-tag.js';
 import { RequestTracker } from './request-tracker.js';
+import { StringSyntax } from './string-syntax.js';
 import { TransactionLedger, type PortalRun } from './transaction-ledger.js';
 import type {
   Protocol,
@@ -109,6 +110,7 @@ export class SessionTracker {
   /** The statement finished last (the admin API shows it for idle sessions, as pg_stat_activity does). */
   private last: StatementRecord | null = null;
   private readonly requests: RequestTracker;
+  private readonly strings = new StringSyntax();
 
   constructor(
     readonly session: SessionInfo,
@@ -161,6 +163,19 @@ export class SessionTracker {
     return this.queue.length - this.head;
   }
 
+  /**
+   * The session's standard_conforming_strings as the server will read the
+   * client's next message: how its strings, and so its statements, split.
+   */
+  get standardConformingStrings(): boolean {
+    return this.strings.standardConformingStrings;
+  }
+
+  /** A ParameterStatus from the server (at the start, and after a change). */
+  onParameterStatus(name: string, value: string): void {
+    this.strings.parameterStatus(name, value);
+  }
+
   /** Idle inside a transaction since (monotonic ms), or -1. */
   get idleInTransactionSince(): number {
     return this.ledger.idleInTransactionSince;
@@ -168,6 +183,7 @@ export class SessionTracker {
 
   /** Emits the session's start and its first request. */
   start(): void {
+    this.strings.sessionReady();
     this.listener.sessionStarted?.(this.session);
     this.requests.start();
   }
@@ -218,9 +234,13 @@ export class SessionTracker {
 
   /** A simple-protocol Query. */
   clientQuery(sql: string): Entry | null {
-    const { text, tags } = extractSqlCommenter(sql);
+    const scs = this.strings.standardConformingStrings;
+    const { text, tags } = extractSqlCommenter(sql, scs);
     const request = this.requests.observe(tags);
-    const statements = splitStatementsCached(text).map((info) => this.newStatement('simple', info.text, info, null, request));
+    const infos = splitStatementsCached(text, scs);
+    const statements = infos.map((info) => this.newStatement('simple', info.text, info, null, request));
+    // The server reads the whole Query first: a SET in it changes how the next message reads.
+    for (const info of infos) this.noteSetting(info);
     return this.clientQueryStatements(statements);
   }
 
@@ -230,8 +250,9 @@ export class SessionTracker {
   }
 
   clientParse(name: string, sql: string): Entry | null {
-    const { text, tags } = extractSqlCommenter(sql);
-    const prepared: Prepared = { name, text, info: classifyStatementCached(text), tags };
+    const scs = this.strings.standardConformingStrings;
+    const { text, tags } = extractSqlCommenter(sql, scs);
+    const prepared: Prepared = { name, text, info: classifyStatementCached(text, scs), tags };
     this.prepared.set(name, prepared);
     return this.push(EntryKind.Parse, NO_STATEMENTS, false, prepared);
   }
@@ -250,12 +271,25 @@ export class SessionTracker {
     this.noteClientActivity();
     const request = this.requests.observe(prepared.tags);
     const statement = this.newStatement('extended', prepared.text, prepared.info, found?.name ?? null, request);
+    this.noteSetting(prepared.info);
     let run = this.portalRuns.get(portal);
     if (run === undefined) {
       run = { written: false };
       this.portalRuns.set(portal, run);
     }
     return this.push(EntryKind.Execute, [statement], false, undefined, run);
+  }
+
+  /** A statement that sets standard_conforming_strings changes how the client's next messages read. */
+  private noteSetting(info: StatementInfo): void {
+    if (info.operation !== 'SET' && info.operation !== 'RESET' && info.operation !== 'DISCARD') return;
+    // The ReadyForQuery that ends this statement's message comes after those of the messages in flight.
+    let readiesAhead = 1;
+    for (let i = this.head; i < this.queue.length; i++) {
+      const kind = this.queue[i].kind;
+      if (kind === EntryKind.Query || kind === EntryKind.Sync) readiesAhead++;
+    }
+    this.strings.statementSent(info, readiesAhead);
   }
 
   /** What the named portal runs, for policy checks before an Execute is sent. */
@@ -489,6 +523,7 @@ export class SessionTracker {
     }
     this.skippingToSync = false;
     this.syncsIgnoredUntilCopyEnd = false;
+    this.strings.ready(this.pending === 0);
     if (this.active !== null) {
       // The server ran fewer statements than the Query seemed to hold.
       this.finish(this.active, null, null, false);

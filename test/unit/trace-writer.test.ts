@@ -2,6 +2,7 @@ import t from 'tap';
 import { classifyStatement } from '../../src/sql/classify.js';
 import { jsonMs, jsonNullable, jsonString } from '../../src/trace/json-text.js';
 import { MemoryTraceSink, TraceBus } from '../../src/trace/trace-sink.js';
+import { TraceText } from '../../src/trace/trace-text.js';
 import { TraceWriter } from '../../src/trace/trace-writer.js';
 import type { RequestInfo, SessionInfo, StatementRecord, TransactionRecord } from '../../src/tracker/types.js';
 
@@ -51,7 +52,7 @@ t.test('statement and transaction records are valid JSON with every field', asyn
   const bus = new TraceBus();
   const sink = new MemoryTraceSink();
   bus.attach(sink);
-  const writer = new TraceWriter(bus, 'full');
+  const writer = new TraceWriter(bus, new TraceText('full'));
   const sql = "INSERT INTO t VALUES ('it''s', E'\\n')";
   const statement: StatementRecord = {
     seq: 3,
@@ -153,7 +154,7 @@ t.test('with trace.sql off the text is left out; with no sink nothing is built',
   const bus = new TraceBus();
   const sink = new MemoryTraceSink();
   const detach = bus.attach(sink);
-  const writer = new TraceWriter(bus, 'off');
+  const writer = new TraceWriter(bus, new TraceText('off'));
   const statement = { seq: 1, sessionId: '7', transactionId: null, protocol: 'simple', text: 'SELECT secret', info: classifyStatement('SELECT 1'), statementName: null, request: { ...request, tags: null }, startedAt: 0, startMono: 0, durationMs: 0, txStatusBefore: 'I', txStatusAfter: 'I', commandTag: 'SELECT 1', rows: 1, dataRows: 1, error: null, savepointDepth: 0, lockWaitMs: 0, suspended: false, interrupted: false, copy: null } as StatementRecord;
   writer.statementFinished(session, statement);
   t.notOk('db.query.text' in sink.records[0]);
@@ -223,7 +224,7 @@ t.test('the hand-built records are, character for character, what JSON.stringify
   const bus = new TraceBus();
   const lines: string[] = [];
   bus.attach({ writeLine: (line) => lines.push(line), flush: async () => undefined });
-  const writer = new TraceWriter(bus, 'full');
+  const writer = new TraceWriter(bus, new TraceText('full'));
   const texts = ['SELECT 1', 'SELECT abalance FROM pgbench_accounts WHERE aid = 48213;', "INSERT INTO t VALUES ('it''s', E'\\n\t')", 'SELECT \'é€😀\'', 'SELECT "\u2028"', 'x'.repeat(70)];
   const pick = <T>(values: T[]): T => values[Math.floor(Math.random() * values.length)];
   const expected: string[] = [];
