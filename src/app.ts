@@ -67,7 +67,7 @@ export class App {
   private constructor(readonly options: AppOptions) {
     const { config } = options;
     const listeners: TrackerListener[] = [];
-    const traceText = new TraceText(config.trace.sql);
+    const traceText = new TraceText({ sql: config.trace.sql, maxSqlLength: config.trace.max_sql_length, maxTagLength: config.trace.max_tag_length });
     if (options.trace !== null) this.traceBus.attach(options.trace);
     // Process metrics watch the event loop and GC all the time: only when someone can scrape them.
     this.registry = createRegistry({ processMetrics: config.http !== 'off' && config.metrics.process });

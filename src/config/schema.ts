@@ -110,9 +110,13 @@ export const configSchema = z
           .default('-'),
         /** SQL text in traces: `full`, `redacted` (literals replaced by ?) or `off`. */
         sql: oneOf(['full', 'redacted', 'off']).default('full'),
+        /** Longest SQL text (and error message) a trace record keeps, in characters; the rest is cut with a marker. */
+        max_sql_length: wholeNumber(64).default(16384),
+        /** Longest sqlcommenter tag key or value a trace record keeps, in characters. */
+        max_tag_length: wholeNumber(64).default(512),
       })
       .strict()
-      .default({ output: '-', sql: 'full' }),
+      .default({ output: '-', sql: 'full', max_sql_length: 16384, max_tag_length: 512 }),
     log: z
       .object({
         level: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

@@ -11,7 +11,6 @@
 import type { Counter } from 'prom-client';
 import type { TraceBus } from '../trace/trace-sink.js';
 import type { TraceText } from '../trace/trace-text.js';
-import { addRequest } from '../trace/trace-writer.js';
 import type { SessionInfo, StatementRecord, TrackerListener } from '../tracker/types.js';
 import { attribute, type SessionDirectory } from './attribution.js';
 import { describeWait, parseDeadlockDetail, type DeadlockProcess } from './deadlock-detail.js';
@@ -54,7 +53,7 @@ export class DeadlockRecorder implements TrackerListener {
       'pg.backend_pid': session.backendPid,
       processes,
     };
-    addRequest(record, statement.request);
+    this.options.traceText.addRequest(record, statement.request);
     trace.write(record);
   }
 

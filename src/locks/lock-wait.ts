@@ -4,7 +4,6 @@
  * admin API shows for a session that waits now.
  */
 import type { TraceText } from '../trace/trace-text.js';
-import { addRequest } from '../trace/trace-writer.js';
 import type { StatementRecord } from '../tracker/types.js';
 import type { LockWaitView } from '../admin/sessions-view.js';
 import type { SessionAttribution, TrackedSession } from './attribution.js';
@@ -71,7 +70,7 @@ export function lockWaitRecord(wait: LockWait, end: number, durationMs: number, 
     'lock.relation': wait.relation,
     blocked_by: [...wait.blockers.values()].map((b) => blockerRecord(b, text)),
   };
-  addRequest(record, statement.request);
+  text.addRequest(record, statement.request);
   return record;
 }
 

@@ -10,7 +10,6 @@ import type { Logger } from 'pino';
 import type { PolicyAction } from '../policy/policy-config.js';
 import type { PolicySet } from '../policy/policy-set.js';
 import type { TraceText } from '../trace/trace-text.js';
-import { addRequest } from '../trace/trace-writer.js';
 import type { TraceBus } from '../trace/trace-sink.js';
 import type { SessionInfo, TrackerListener } from '../tracker/types.js';
 import { PolicyEnforcer, type DecisionEvent, type DryRunEvent, type EnforcedSession, type PolicyReporter } from './policy-enforcer.js';
@@ -97,7 +96,7 @@ export class PolicyService implements PolicyReporter {
       const text = this.sql(event.statement);
       if (text !== undefined) record['db.query.text'] = text;
     }
-    addRequest(record, event.request);
+    this.options.traceText.addRequest(record, event.request);
     trace.write(record);
   }
 
@@ -114,7 +113,7 @@ export class PolicyService implements PolicyReporter {
       rolled_back: true,
     };
     if (event.error !== null) record.error = { ...event.error, message: this.options.traceText.errorMessage(event.error.message) };
-    addRequest(record, event.request);
+    this.options.traceText.addRequest(record, event.request);
     trace.write(record);
   }
 

@@ -93,6 +93,9 @@ const TWO_WORD_OBJECTS = new Set([
   'SERVER',
 ]);
 
+/** NAMEDATALEN - 1: no command word is longer, and the operation is in every record of the statement. */
+const MAX_OPERATION_WORD = 63;
+
 let hadLiterals = false;
 
 /** Whether the text last given to splitStatements held string or number literals. */
@@ -186,14 +189,14 @@ function emptyStatement(text: string, standardConformingStrings: boolean): State
 
 function describe(sql: string, text: string, words: Word[], standardConformingStrings: boolean): StatementInfo {
   const info = emptyStatement(text, standardConformingStrings);
-  if (words.length === 0 || words[0].kind !== TokenKind.Word) {
-    info.operation = words.length === 0 ? text.trim().split(/\s+/)[0]?.toUpperCase() ?? '' : '';
-    return info;
-  }
+  // No statement starts with anything but a word: a text that does is an
+  // error, and its first token may be a literal that no trace may show.
+  if (words.length === 0 || words[0].kind !== TokenKind.Word) return info;
   const w = (i: number): string => words[i]?.upper ?? '';
   const first = w(0);
-  // Not a keyword we look for (SET, SHOW, CALL, …): named by its own text.
-  info.operation = first !== '' ? first : sql.slice(words[0].start, words[0].end).toUpperCase();
+  // Not a keyword we look for (SET, SHOW, CALL, …): named by its own text,
+  // as long as a name can be (PostgreSQL truncates identifiers to 63 bytes).
+  info.operation = first !== '' ? first : sql.slice(words[0].start, Math.min(words[0].end, words[0].start + MAX_OPERATION_WORD)).toUpperCase();
   switch (first) {
     case 'BEGIN':
     case 'START':

@@ -7,7 +7,7 @@
 import { jsonMs, jsonNullable, jsonString } from './json-text.js';
 import type { TraceText } from './trace-text.js';
 import type { TraceBus } from './trace-sink.js';
-import type { RequestInfo, SessionInfo, StatementRecord, TrackerListener, TransactionRecord } from '../tracker/types.js';
+import type { SessionInfo, StatementRecord, TrackerListener, TransactionRecord } from '../tracker/types.js';
 
 export class TraceWriter implements TrackerListener {
   /**
@@ -79,7 +79,7 @@ export class TraceWriter implements TrackerListener {
     if (s.interrupted) line += ',"pg.interrupted":true';
     if (s.suspended) line += ',"pg.portal_suspended":true';
     if (s.copy !== null) line += `,"pg.copy":"${s.copy}"`;
-    this.out.writeLine(line + requestJson(s.request) + '}');
+    this.out.writeLine(line + this.text.requestJson(s.request) + '}');
   }
 
   transactionEnded(session: SessionInfo, t: TransactionRecord): void {
@@ -99,7 +99,7 @@ export class TraceWriter implements TrackerListener {
     if (t.idleInTransactionMs > 0) line += `,"idle_in_transaction_ms":${jsonMs(t.idleInTransactionMs)}`;
     if (t.lockWaitMs > 0) line += `,"lock_wait_ms":${jsonMs(t.lockWaitMs)}`;
     if (t.firstError !== null) line += `,"first_error":{"code":${jsonString(t.firstError.code)},"message":${jsonString(this.firstErrorMessage(session, t.firstError.message))}}`;
-    this.out.writeLine(line + requestJson(t.request) + '}');
+    this.out.writeLine(line + this.text.requestJson(t.request) + '}');
   }
 
   private firstErrorMessage(session: SessionInfo, message: string): string {
@@ -139,32 +139,6 @@ function sessionFields(session: SessionInfo): SessionFields {
 /** Session, transaction and request ids are made by txproxy from digits, dots and letters: nothing to escape. */
 function idJson(id: string | null): string {
   return id === null ? 'null' : `"${id}"`;
-}
-
-/** The request's attribution fields as JSON text (with a leading comma), made once per request. */
-const requestFragments = new WeakMap<RequestInfo, string>();
-
-function requestJson(request: RequestInfo): string {
-  let fragment = requestFragments.get(request);
-  if (fragment === undefined) {
-    const fields: Record<string, unknown> = {};
-    addRequest(fields, request);
-    fragment = ',' + JSON.stringify(fields).slice(1, -1);
-    requestFragments.set(request, fragment);
-  }
-  return fragment;
-}
-
-/** Request attribution: the request id always, sqlcommenter fields when tagged. */
-export function addRequest(record: Record<string, unknown>, request: RequestInfo): void {
-  record['request.id'] = request.id;
-  if (request.tags === null) return;
-  if (request.traceId !== null) record.trace_id = request.traceId;
-  if (request.route !== null) record['http.route'] = request.route;
-  if (request.controller !== null) record.controller = request.controller;
-  if (request.action !== null) record.action = request.action;
-  if (request.application !== null) record.application = request.application;
-  record.sqlcommenter = request.tags;
 }
 
 let lastMs = -1;

@@ -161,7 +161,7 @@ t.test('config file mistakes exit with code 2 and name the file and the key', as
   );
 
   const nestedUnknown = writeScratch('nested-unknown.yaml', 'trace:\n  format: json\n');
-  await expectUsageError(t, ['--config', nestedUnknown], {}, `txproxy: unknown key 'trace.format' in ${nestedUnknown}; allowed in 'trace': output, sql\n`);
+  await expectUsageError(t, ['--config', nestedUnknown], {}, `txproxy: unknown key 'trace.format' in ${nestedUnknown}; allowed in 'trace': output, sql, max_sql_length, max_tag_length\n`);
 
   const wrongValue = writeScratch('wrong-value.yaml', 'max_client_conn: many\n');
   await expectUsageError(

@@ -114,9 +114,10 @@ t.test('error messages: quoted values are blanked, quoted object names kept', as
 t.test('TraceText: what each trace.sql mode keeps', async (t) => {
   const password = "ALTER ROLE app PASSWORD 'hunter2'";
   const select = "SELECT * FROM t WHERE a = 'x'";
-  const full = new TraceText('full');
-  const redacted = new TraceText('redacted');
-  const off = new TraceText('off');
+  const limits = { maxSqlLength: 16384, maxTagLength: 512 };
+  const full = new TraceText({ sql: 'full', ...limits });
+  const redacted = new TraceText({ sql: 'redacted', ...limits });
+  const off = new TraceText({ sql: 'off', ...limits });
   t.equal(full.sql(select, classifyStatement(select)), select);
   t.equal(full.sql(password, classifyStatement(password)), 'ALTER ROLE app PASSWORD ?', 'full: passwords masked');
   t.equal(full.sql(password), 'ALTER ROLE app PASSWORD ?', 'full, text only: passwords masked');

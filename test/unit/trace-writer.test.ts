@@ -2,9 +2,11 @@ import t from 'tap';
 import { classifyStatement } from '../../src/sql/classify.js';
 import { jsonMs, jsonNullable, jsonString } from '../../src/trace/json-text.js';
 import { MemoryTraceSink, TraceBus } from '../../src/trace/trace-sink.js';
-import { TraceText } from '../../src/trace/trace-text.js';
+import { TraceText, type SqlTraceMode } from '../../src/trace/trace-text.js';
 import { TraceWriter } from '../../src/trace/trace-writer.js';
 import type { RequestInfo, SessionInfo, StatementRecord, TransactionRecord } from '../../src/tracker/types.js';
+
+const traceText = (sql: SqlTraceMode) => new TraceText({ sql, maxSqlLength: 16384, maxTagLength: 512 });
 
 t.test('jsonString gives exactly what JSON.stringify gives', async (t) => {
   const samples = ['', 'plain', 'quote " and \\ backslash', 'line\nbreak\ttab\r', '\u0000\u001f', 'é€😀', '\u2028\u2029', 'lone \ud800 surrogate', '\udfff'];
@@ -52,7 +54,7 @@ t.test('statement and transaction records are valid JSON with every field', asyn
   const bus = new TraceBus();
   const sink = new MemoryTraceSink();
   bus.attach(sink);
-  const writer = new TraceWriter(bus, new TraceText('full'));
+  const writer = new TraceWriter(bus, traceText('full'));
   const sql = "INSERT INTO t VALUES ('it''s', E'\\n')";
   const statement: StatementRecord = {
     seq: 3,
@@ -154,7 +156,7 @@ t.test('with trace.sql off the text is left out; with no sink nothing is built',
   const bus = new TraceBus();
   const sink = new MemoryTraceSink();
   const detach = bus.attach(sink);
-  const writer = new TraceWriter(bus, new TraceText('off'));
+  const writer = new TraceWriter(bus, traceText('off'));
   const statement = { seq: 1, sessionId: '7', transactionId: null, protocol: 'simple', text: 'SELECT secret', info: classifyStatement('SELECT 1'), statementName: null, request: { ...request, tags: null }, startedAt: 0, startMono: 0, durationMs: 0, txStatusBefore: 'I', txStatusAfter: 'I', commandTag: 'SELECT 1', rows: 1, dataRows: 1, error: null, savepointDepth: 0, lockWaitMs: 0, suspended: false, interrupted: false, copy: null } as StatementRecord;
   writer.statementFinished(session, statement);
   t.notOk('db.query.text' in sink.records[0]);
@@ -224,7 +226,7 @@ t.test('the hand-built records are, character for character, what JSON.stringify
   const bus = new TraceBus();
   const lines: string[] = [];
   bus.attach({ writeLine: (line) => lines.push(line), flush: async () => undefined });
-  const writer = new TraceWriter(bus, new TraceText('full'));
+  const writer = new TraceWriter(bus, traceText('full'));
   const texts = ['SELECT 1', 'SELECT abalance FROM pgbench_accounts WHERE aid = 48213;', "INSERT INTO t VALUES ('it''s', E'\\n\t')", 'SELECT \'é€😀\'', 'SELECT "\u2028"', 'x'.repeat(70)];
   const pick = <T>(values: T[]): T => values[Math.floor(Math.random() * values.length)];
   const expected: string[] = [];
