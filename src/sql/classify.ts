@@ -20,8 +20,20 @@ export type TxControl =
   | 'prepare_transaction';
 
 export interface StatementInfo {
-  /** The statement's own text, without the separating semicolon. */
+  /**
+   * The statement's own text, from its first token to its last (comments
+   * inside it included), without the separating semicolon: what txproxy
+   * sends on the client's behalf when it rewrites a Query.
+   */
   text: string;
+  /**
+   * The statement as the client sent it, for traces: its text with the
+   * comments before and after it, white space around trimmed. Comments
+   * after the last statement's semicolon are its own (the text then ends
+   * with `; -- …`), as are comments between two semicolons with no
+   * statement in between.
+   */
+  sentText: string;
   /** Upper-case operation, e.g. `SELECT`, `INSERT`, `CREATE TABLE`, `ROLLBACK TO SAVEPOINT`; `` for an empty query. */
   operation: string;
   txControl: TxControl | null;
@@ -113,21 +125,46 @@ export function splitStatements(sql: string, standardConformingStrings = true): 
   let words: Word[] = [];
   let stmtStart = -1;
   let stmtEnd = 0;
+  /** Where the statement's text as sent starts and ends: comments before and after it included. */
+  let sentStart = -1;
+  let sentEnd = 0;
+  let lastSentStart = -1;
   let depth = 0;
   /** Open BEGIN … END blocks of a routine body (BEGIN ATOMIC), whose semicolons do not end the statement. */
   let blockDepth = 0;
-  const describeHere = (text: string): StatementInfo => describe(sql, text, words, standardConformingStrings);
+  const finishStatement = (): void => {
+    const info = describe(sql, sql.slice(stmtStart, stmtEnd), words, standardConformingStrings);
+    info.sentText = sql.slice(sentStart, sentEnd);
+    statements.push(info);
+    lastSentStart = sentStart;
+  };
+  /** Comments with no statement after them (before the next semicolon or the end) go to the statement before. */
+  const commentsToLast = (): boolean => {
+    if (statements.length === 0) return false;
+    statements[statements.length - 1].sentText = sql.slice(lastSentStart, sentEnd);
+    return true;
+  };
   lex(sql, (kind, start, end) => {
-    if (kind === TokenKind.Comment) return;
+    if (kind === TokenKind.Comment) {
+      if (sentStart < 0) sentStart = start;
+      sentEnd = end;
+      return;
+    }
     if (kind === TokenKind.String || kind === TokenKind.Number) hadLiterals = true;
     if (kind === TokenKind.Semicolon && depth === 0 && blockDepth === 0) {
-      if (stmtStart >= 0) statements.push(describeHere(sql.slice(stmtStart, stmtEnd)));
+      if (stmtStart >= 0) {
+        finishStatement();
+        sentStart = -1;
+      } else if (sentStart >= 0 && commentsToLast()) sentStart = -1;
+      // (Comments before the first statement stay with it, semicolon and all.)
       words = [];
       stmtStart = -1;
       return;
     }
     if (stmtStart < 0) stmtStart = start;
+    if (sentStart < 0) sentStart = start;
     stmtEnd = end;
+    sentEnd = end;
     if (kind === TokenKind.OpenParen) depth++;
     else if (kind === TokenKind.CloseParen) depth = Math.max(0, depth - 1);
     else if (kind === TokenKind.Word || kind === TokenKind.QuotedIdent) {
@@ -136,7 +173,8 @@ export function splitStatements(sql: string, standardConformingStrings = true): 
       if (depth === 0 && kind === TokenKind.Word && isRoutineDefinition(words)) blockDepth = routineBlockDepth(blockDepth, upper);
     }
   }, standardConformingStrings);
-  if (stmtStart >= 0) statements.push(describeHere(sql.slice(stmtStart, stmtEnd)));
+  if (stmtStart >= 0) finishStatement();
+  else if (sentStart >= 0) commentsToLast();
   // A Query with nothing but whitespace and comments gets one EmptyQueryResponse.
   if (statements.length === 0) statements.push(emptyStatement(sql, standardConformingStrings));
   return statements;
@@ -170,12 +208,13 @@ export function classifyStatement(sql: string, standardConformingStrings = true)
   const all = splitStatements(sql, standardConformingStrings);
   if (all.length === 1) return all[0];
   // The server refuses several statements in one Parse; describe the first.
-  return { ...all[0], text: sql.trim() };
+  return { ...all[0], text: sql.trim(), sentText: sql.trim() };
 }
 
 function emptyStatement(text: string, standardConformingStrings: boolean): StatementInfo {
   return {
     text,
+    sentText: text,
     operation: '',
     txControl: null,
     savepoint: null,

@@ -57,7 +57,7 @@ function remember<V>(map: Map<string, V>, key: string, value: V): void {
 /** One statement, e.g. an extended-protocol Parse (the server takes only one). */
 export function classifyStatementCached(sql: string, standardConformingStrings = true): StatementInfo {
   const all = splitStatementsCached(sql, standardConformingStrings);
-  return all.length === 1 ? all[0] : { ...all[0], text: sql.trim() };
+  return all.length === 1 ? all[0] : { ...all[0], text: sql.trim(), sentText: sql.trim() };
 }
 
 function shapeEntry(shape: string): ShapeEntry | null {
@@ -67,6 +67,8 @@ function shapeEntry(shape: string): ShapeEntry | null {
   for (const info of statements) {
     // An operation named from the text itself (a statement not starting with a word) could hold a masked digit.
     if (/\d/.test(info.operation)) return null;
+    // A shape has no comments (number-shape.ts): the text as sent is the statement's text.
+    if (info.sentText !== info.text) return null;
     // Between statements there is only white space and semicolons: the first match from here is this statement.
     const start = shape.indexOf(info.text, from);
     if (start < 0) return null;
@@ -80,6 +82,9 @@ function shapeEntry(shape: string): ShapeEntry | null {
 function withTexts(entry: ShapeEntry, sql: string): StatementInfo[] {
   const { statements, spans } = entry;
   const out = new Array<StatementInfo>(statements.length);
-  for (let i = 0; i < statements.length; i++) out[i] = { ...statements[i], text: sql.slice(spans[2 * i], spans[2 * i + 1]) };
+  for (let i = 0; i < statements.length; i++) {
+    const text = sql.slice(spans[2 * i], spans[2 * i + 1]);
+    out[i] = { ...statements[i], text, sentText: text };
+  }
   return out;
 }

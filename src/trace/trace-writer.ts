@@ -37,7 +37,7 @@ export class TraceWriter implements TrackerListener {
     });
   }
 
-  sessionEnded(session: SessionInfo, clean: boolean): void {
+  sessionEnded(session: SessionInfo, clean: boolean, durationMs: number): void {
     if (!this.out.active) return;
     this.out.write({
       kind: 'session',
@@ -45,7 +45,7 @@ export class TraceWriter implements TrackerListener {
       time: isoTime(Date.now()),
       'session.id': session.id,
       'db.namespace': session.database,
-      duration_ms: round(Date.now() - session.startedAt),
+      duration_ms: round(durationMs),
       clean,
     });
   }

@@ -111,12 +111,15 @@ export class SessionTracker {
   private last: StatementRecord | null = null;
   private readonly requests: RequestTracker;
   private readonly strings = new StringSyntax();
+  /** Monotonic time the session began (the tracker is made with it), for its duration. */
+  private readonly startMono: number;
 
   constructor(
     readonly session: SessionInfo,
     private readonly listener: TrackerListener,
     private readonly clock: Clock = systemClock,
   ) {
+    this.startMono = clock.mono();
     this.requests = new RequestTracker(session.id, (request, previous) =>
       this.listener.requestStarted?.(this.session, request, previous),
     );
@@ -238,7 +241,7 @@ export class SessionTracker {
     const { text, tags } = extractSqlCommenter(sql, scs);
     const request = this.requests.observe(tags);
     const infos = splitStatementsCached(text, scs);
-    const statements = infos.map((info) => this.newStatement('simple', info.text, info, null, request));
+    const statements = infos.map((info) => this.newStatement('simple', info.sentText, info, null, request));
     // The server reads the whole Query first: a SET in it changes how the next message reads.
     for (const info of infos) this.noteSetting(info);
     return this.clientQueryStatements(statements);
@@ -616,6 +619,6 @@ export class SessionTracker {
     this.head = 0;
     this.active = null;
     this.ledger.end('disconnect');
-    this.listener.sessionEnded?.(this.session, clean);
+    this.listener.sessionEnded?.(this.session, clean, this.clock.mono() - this.startMono);
   }
 }

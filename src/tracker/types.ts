@@ -128,7 +128,8 @@ export interface TrackerListener {
   /** An ErrorResponse that belongs to no statement (e.g. FATAL at shutdown). */
   sessionError?(session: SessionInfo, error: ErrorFields): void;
   sessionStarted?(session: SessionInfo): void;
-  sessionEnded?(session: SessionInfo, clean: boolean): void;
+  /** `durationMs`: since the client connected, from the monotonic clock. */
+  sessionEnded?(session: SessionInfo, clean: boolean, durationMs: number): void;
 }
 
 /** Sends each event to every listener, in order. */

@@ -24,6 +24,28 @@ t.test('splitting a Query the way the server runs it', async (t) => {
   t.equal(empty[0].operation, '');
 });
 
+t.test('statements keep the comments sent with them; their text for rewriting does not', async (t) => {
+  const cases: [string, string[], string[]][] = [
+    // sql, sentText of each statement, text of each
+    ['/* leading */ SELECT 1 -- trailing', ['/* leading */ SELECT 1 -- trailing'], ['SELECT 1']],
+    ['-- why\nSELECT 1', ['-- why\nSELECT 1'], ['SELECT 1']],
+    ['SELECT 1 /* a */; /* b */ SELECT 2 -- c', ['SELECT 1 /* a */', '/* b */ SELECT 2 -- c'], ['SELECT 1', 'SELECT 2']],
+    ['SELECT 1; -- done', ['SELECT 1; -- done'], ['SELECT 1']],
+    ['SELECT 1; /* x */ ; SELECT 2', ['SELECT 1; /* x */', 'SELECT 2'], ['SELECT 1', 'SELECT 2']],
+    ['/* x */ ; SELECT 1', ['/* x */ ; SELECT 1'], ['SELECT 1']],
+    ['SELECT 1 -- ; not a split\n; SELECT 2', ['SELECT 1 -- ; not a split', 'SELECT 2'], ['SELECT 1', 'SELECT 2']],
+    ['  SELECT /* inside */ 1  ', ['SELECT /* inside */ 1'], ['SELECT /* inside */ 1']],
+    ["SELECT '/* not a comment */'", ["SELECT '/* not a comment */'"], ["SELECT '/* not a comment */'"]],
+  ];
+  for (const [sql, sent, text] of cases) {
+    const statements = splitStatements(sql);
+    t.same(statements.map((s) => s.sentText), sent, `sent: ${sql}`);
+    t.same(statements.map((s) => s.text), text, `text: ${sql}`);
+  }
+  t.equal(classifyStatement('/* Hibernate: load User */ select * from users').operation, 'SELECT', 'a leading comment does not name the operation');
+  t.equal(splitStatements('-- only a comment')[0].sentText, '-- only a comment');
+});
+
 t.test('transaction control and savepoint names', async (t) => {
   const cases: [string, string | null, string | null, string][] = [
     ['BEGIN', 'begin', null, 'BEGIN'],

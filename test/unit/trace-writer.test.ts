@@ -4,6 +4,7 @@ import { jsonMs, jsonNullable, jsonString } from '../../src/trace/json-text.js';
 import { MemoryTraceSink, TraceBus } from '../../src/trace/trace-sink.js';
 import { TraceText, type SqlTraceMode } from '../../src/trace/trace-text.js';
 import { TraceWriter } from '../../src/trace/trace-writer.js';
+import { SessionTracker } from '../../src/tracker/session-tracker.js';
 import type { RequestInfo, SessionInfo, StatementRecord, TransactionRecord } from '../../src/tracker/types.js';
 
 const traceText = (sql: SqlTraceMode) => new TraceText({ sql, maxSqlLength: 16384, maxTagLength: 512 });
@@ -286,4 +287,17 @@ t.test('the hand-built records are, character for character, what JSON.stringify
   }
   t.equal(lines.length, expected.length);
   t.equal(lines.findIndex((line, i) => line !== expected[i]), -1, 'every line as JSON.stringify writes it');
+});
+
+t.test('session end: duration_ms from the monotonic clock, with microseconds like every other duration', async (t) => {
+  const bus = new TraceBus();
+  const sink = new MemoryTraceSink();
+  bus.attach(sink);
+  const listener = new TraceWriter(bus, traceText('full'));
+  let now = 1000;
+  const tracker = new SessionTracker(session, listener, { wall: () => Date.UTC(2026, 10, 23), mono: () => now });
+  tracker.start();
+  now += 2.3456;
+  tracker.end(true);
+  t.match(sink.records.at(-1), { kind: 'session', event: 'end', duration_ms: 2.346, clean: true });
 });
