@@ -22,7 +22,7 @@ import type { Config } from './config/schema.js';
 import type { PoliciesConfig } from './policy/policy-config.js';
 import { PolicySet } from './policy/policy-set.js';
 import { PolicyService, type PolicyViolationCounter } from './proxy/policy-service.js';
-import { ProxyServer } from './proxy/server.js';
+import { ProxyServer, type PooledServers } from './proxy/server.js';
 import type { UpstreamTarget } from './proxy/upstream.js';
 import { TraceText } from './trace/trace-text.js';
 import { TraceWriter } from './trace/trace-writer.js';
@@ -41,6 +41,8 @@ export interface AppOptions {
   lockWaitOf?: LockWaitOf;
   /** Counts policy violations (txproxy_policy_violations_total). */
   policyViolations?: PolicyViolationCounter;
+  /** Pooling: how clients log in to txproxy and the pools they borrow server connections from. */
+  pooled?: PooledServers;
 }
 
 /** How long the admin endpoint's `/readyz` waits for the upstream to answer. */
@@ -137,6 +139,7 @@ export class App {
       listener: fanOut(listeners),
       log: options.log,
       interceptor: (session) => this.policies.attach(session),
+      pooled: options.pooled,
     });
   }
 

@@ -89,3 +89,24 @@ export function cancelRequest(pid: number, key: Buffer): Buffer {
 /** The one-byte answers to SSLRequest and GSSENCRequest. */
 export const SSL_ACCEPT = Buffer.from('S');
 export const SSL_REFUSE = Buffer.from('N');
+
+/** ParameterStatus: a run-time parameter's current value. */
+export function parameterStatus(name: string, value: string): Buffer {
+  return message(Backend.ParameterStatus, Buffer.concat([cstring(name), cstring(value)]));
+}
+
+/** BackendKeyData: the pid and secret key a client cancels with. */
+export function backendKeyData(pid: number, key: Buffer): Buffer {
+  const body = Buffer.alloc(4 + key.length);
+  body.writeInt32BE(pid, 0);
+  key.copy(body, 4);
+  return message(Backend.BackendKeyData, body);
+}
+
+/** NegotiateProtocolVersion: the newest minor version supported and the protocol options not recognized. */
+export function negotiateProtocolVersion(newestMinor: number, unsupported: string[]): Buffer {
+  const head = Buffer.alloc(8);
+  head.writeInt32BE(newestMinor, 0);
+  head.writeInt32BE(unsupported.length, 4);
+  return message(Backend.NegotiateProtocolVersion, Buffer.concat([head, ...unsupported.map(cstring)]));
+}

@@ -13,8 +13,12 @@ import { BackendKeyRegistry } from './backend-keys.js';
 import { clientHandshake } from './client-handshake.js';
 import { endClient } from './end-client.js';
 import { ProxyErrors } from './errors.js';
-import { Session, type SessionInterceptor } from './session.js';
+import { isReplication, Session, type SessionInterceptor, type SessionOptions } from './session.js';
 import { sendCancel, type UpstreamTarget } from './upstream.js';
+import { connectPooled, type PooledConnectOptions } from '../pool/pooled-connect.js';
+
+/** What the listener needs to pool: how clients log in, and the pools. */
+export type PooledServers = PooledConnectOptions;
 
 export interface ProxyServerOptions {
   host: string;
@@ -28,6 +32,8 @@ export interface ProxyServerOptions {
   listener: TrackerListener;
   log: Logger;
   interceptor?: (session: Session) => SessionInterceptor;
+  /** Pooling (src/pool): clients log in to txproxy and borrow server connections. Replication connections never do. */
+  pooled?: PooledServers;
 }
 
 export class ProxyServer extends EventEmitter {
@@ -86,7 +92,21 @@ export class ProxyServer extends EventEmitter {
       endClient(result.socket, errorResponse(ProxyErrors.tooManyClients(this.options.maxClientConn)));
       return;
     }
-    const session = new Session(result.socket, result, {
+    const pooled = this.options.pooled;
+    let borrowed: SessionOptions['borrowed'];
+    let startup: { packet: Buffer; params: Record<string, string>; rest: Buffer } = result;
+    if (pooled !== undefined && !isReplication(result.params)) {
+      const connected = await connectPooled(result.socket, result, pooled);
+      if (connected.kind === 'ended') {
+        if (connected.report !== null) this.options.log.warn({ client, code: connected.report.code, reason: connected.reason }, 'client refused at login');
+        else this.options.log.debug({ client, reason: connected.reason }, 'client left during login');
+        return;
+      }
+      borrowed = { server: connected.server, release: (link, reusable) => pooled.lender.release(link, reusable) };
+      startup = { ...result, rest: connected.server.rest };
+    }
+    const session = new Session(result.socket, startup, {
+      borrowed,
       target: this.options.target,
       maxMessageLength: this.options.maxMessageLength,
       reuseReadBuffer: this.options.reuseReadBuffer,
@@ -120,7 +140,7 @@ export class ProxyServer extends EventEmitter {
       this.options.log.debug({ pid }, 'cancel request for unknown backend ignored');
       return;
     }
-    sendCancel(this.options.target, packet, this.options.connectTimeoutMs).catch((err: Error) =>
+    sendCancel(this.options.target, owner.cancelPacketFor(packet), this.options.connectTimeoutMs).catch((err: Error) =>
       this.options.log.warn({ pid, err: err.message }, 'could not forward cancel request'),
     );
   }

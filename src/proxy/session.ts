@@ -30,6 +30,8 @@ import { readIntoReusedBuffer } from './reused-read-buffer.js';
 import { endClient } from './end-client.js';
 import { connectFailureReason, ProxyErrors } from './errors.js';
 import { describeTarget, sendCancel, startUpstream, UpstreamTlsError, type UpstreamTarget } from './upstream.js';
+import type { BorrowedServer } from '../pool/pooled-connect.js';
+import type { ServerLink } from '../server-link/server-link.js';
 
 export interface SessionOptions {
   target: UpstreamTarget;
@@ -42,6 +44,13 @@ export interface SessionOptions {
   backendKeys: BackendKeyRegistry<Session>;
   /** Optional policy hook (src/policy) consulted for every client message. */
   interceptor?: (session: Session) => SessionInterceptor;
+  /**
+   * Pooling: the server connection txproxy borrowed for this client after
+   * logging it in itself (src/pool), and where it goes back when the
+   * session ends. Without it the session connects upstream and relays the
+   * login.
+   */
+  borrowed?: { server: BorrowedServer; release(link: ServerLink, reusable: boolean): void };
 }
 
 /**
@@ -137,6 +146,10 @@ export class Session extends EventEmitter {
   /** What the client sent that was read before its socket moved to reused-buffer reads. */
   private readonly clientPending: Buffer | null;
   private upstream: net.Socket | null = null;
+  /** A pooled server connection on loan to this session; null once it went back. */
+  private link: ServerLink | null = null;
+  /** The server's own cancel key when the client got one txproxy minted (pooling). */
+  private serverKey: Buffer | null = null;
   /** Armed until the server's first answer (see awaitFirstAnswer). */
   private firstAnswerTimer: NodeJS.Timeout | null = null;
   /** Authentication relayed untouched but for channel binding; null once authenticated. */
@@ -174,7 +187,7 @@ export class Session extends EventEmitter {
       clientAddress: socket.remoteAddress ?? 'local',
       startedAt: Date.now(),
       backendPid: 0,
-      replication: params.replication !== undefined && params.replication !== 'false' && params.replication !== 'off' && params.replication !== '0',
+      replication: isReplication(params),
     };
     this.log = options.log.child({ session: this.info.id });
     const client = readIntoReusedBuffer(socket, (chunk) => this.fromClient(chunk), options.reuseReadBuffer);
@@ -226,6 +239,10 @@ export class Session extends EventEmitter {
     this.client.on('end', () => {
       if (!this.closed) this.client.destroy();
     });
+    if (this.options.borrowed !== undefined) {
+      this.startBorrowed(this.options.borrowed.server);
+      return;
+    }
     let connection;
     try {
       // Sends the StartupMessage; may retry with the other encryption choice (sslmode allow/prefer).
@@ -265,6 +282,40 @@ export class Session extends EventEmitter {
     if (this.clientPending !== null) this.fromClient(this.clientPending);
     // Held messages keep the client paused until the session is ready (releaseHeldMessages).
     if (!this.closed && this.loginGate?.holding !== true) this.client.resume();
+  }
+
+  /**
+   * Starts on a pooled server connection: the client is logged in already,
+   * and the welcome a fresh backend would send goes to it through the
+   * server side as if the server had sent it, so the tracker, the backend
+   * key registry and the login gate see what they see in any session.
+   */
+  private startBorrowed(server: BorrowedServer): void {
+    const link = server.link;
+    this.link = link;
+    this.upstream = link.socket;
+    this.serverKey = link.backendKey;
+    this.state = 'authenticating';
+    this.clientScanner.setLimits(MessageLimits.frontend(this.options.maxMessageLength));
+    link.socket.on('close', this.onLinkClosed);
+    link.lend((chunk) => this.fromServer(chunk));
+    this.fromServer(server.welcome);
+    if (this.startup.rest.length > 0) this.fromClient(this.startup.rest);
+    if (this.clientPending !== null) this.fromClient(this.clientPending);
+    if (this.closed) return;
+    if (this.loginGate?.holding !== true) this.client.resume();
+    link.socket.resume();
+  }
+
+  private readonly onLinkClosed = (): void => this.onUpstreamGone();
+
+  /**
+   * The CancelRequest to send the server for a client's cancel: the
+   * client's own packet, or with a pooled connection one with the server's
+   * key (the client only ever saw the key txproxy minted).
+   */
+  cancelPacketFor(clientPacket: Buffer): Buffer {
+    return this.serverKey === null ? clientPacket : cancelRequest(this.info.backendPid, this.serverKey);
   }
 
   /**
@@ -317,7 +368,8 @@ export class Session extends EventEmitter {
     if (type === Frontend.Terminate) {
       this.terminated = true;
       const before = this.state === 'ready' ? this.interceptor?.onTerminate?.() : undefined;
-      if (before === undefined) return FORWARD;
+      // A pooled server connection outlives its client: Terminate ends only the client's side.
+      if (before === undefined) return this.link !== null ? DROP : FORWARD;
       this.settling = true;
       return Buffer.concat([before, buf.subarray(start, end)]);
     }
@@ -565,6 +617,11 @@ export class Session extends EventEmitter {
    * writes) and sends Terminate when the stream is at a message boundary.
    */
   private closeUpstream(clean: boolean): void {
+    // After a Terminate that had to go to the server (a policy's COMMIT ahead of it), the server closes the link itself.
+    if (this.link !== null && !(clean && this.settling)) {
+      this.returnLink(clean);
+      return;
+    }
     const upstream = this.upstream;
     if (upstream === null || upstream.destroyed) return;
     if (this.paused.upstream) {
@@ -582,8 +639,32 @@ export class Session extends EventEmitter {
     setTimeout(() => upstream.destroy(), 5000).unref();
   }
 
+  /**
+   * Gives a pooled server connection back. Only a clean end with nothing in
+   * flight leaves it reusable (the pool then resets it); anything else (an
+   * open transaction, unread results, a COPY, a client gone mid-message)
+   * and the pool closes it, so the server rolls back and nobody inherits it.
+   */
+  private returnLink(clean: boolean): void {
+    const link = this.link!;
+    this.link = null;
+    link.socket.off('close', this.onLinkClosed);
+    const reusable =
+      clean &&
+      !this.settling &&
+      !this.paused.upstream &&
+      this.state === 'ready' &&
+      this.tracker.status === 'I' &&
+      this.tracker.pending === 0 &&
+      this.serverScanner.idle &&
+      this.clientScanner.idle;
+    // Blocked writing to us, the server would act on nothing else: drop the connection.
+    if (this.paused.upstream) link.socket.destroy();
+    this.options.borrowed!.release(link, reusable);
+  }
+
   private cancelRunningStatement(): void {
-    const cancel = cancelRequest(this.info.backendPid, this.backendKey!);
+    const cancel = cancelRequest(this.info.backendPid, this.serverKey ?? this.backendKey!);
     sendCancel(this.options.target, cancel, this.options.connectTimeoutMs).catch((err: Error) =>
       this.log.debug({ err: err.message }, 'cancel of running statement failed'),
     );
@@ -595,6 +676,7 @@ export class Session extends EventEmitter {
     const wasReady = this.state === 'ready';
     this.state = 'closed';
     this.options.backendKeys.unregister(this);
+    if (this.link !== null) this.returnLink(false);
     if (wasReady) this.tracker.end(clean);
     this.interceptor?.onEnd?.(clean);
     this.emit('close', clean);
@@ -603,6 +685,12 @@ export class Session extends EventEmitter {
   get isClosed(): boolean {
     return this.closed;
   }
+}
+
+/** A walsender connection (`replication=true|database`): a CopyBoth stream, never pooled or tracked. */
+export function isReplication(params: Record<string, string>): boolean {
+  const value = params.replication;
+  return value !== undefined && value !== 'false' && value !== 'off' && value !== 'no' && value !== '0';
 }
 
 /** Authentication requests the client must answer with a 'p' message (GSSContinue may be the last word, so it is not one). */

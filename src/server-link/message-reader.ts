@@ -10,11 +10,26 @@ export interface WholeMessage {
   body: Buffer;
 }
 
+/** A length field outside [4, the reader's limit]. */
+export class MessageTooLongError extends Error {
+  constructor(
+    readonly messageType: string,
+    readonly length: number,
+    readonly limit: number,
+  ) {
+    super(length < 4 ? `invalid message length ${length}` : `message of ${length} bytes exceeds the limit of ${limit} bytes`);
+    this.name = 'MessageTooLongError';
+  }
+}
+
 export class MessageReader {
   private chunks: Buffer[] = [];
   private buffered = 0;
 
-  /** The messages `chunk` completes, in order. */
+  /** @param maxLength the largest length field accepted (a peer that declares more is refused on the header alone). */
+  constructor(private readonly maxLength = 0x3ffffffe) {}
+
+  /** The messages `chunk` completes, in order. Throws MessageTooLongError on a nonsense length. */
   push(chunk: Buffer): WholeMessage[] {
     this.chunks.push(chunk);
     this.buffered += chunk.length;
@@ -22,6 +37,7 @@ export class MessageReader {
     for (;;) {
       if (this.buffered < 5) break;
       const length = this.peekLength();
+      if (length < 4 || length > this.maxLength) throw new MessageTooLongError(String.fromCharCode(this.chunks[0][0]), length, this.maxLength);
       if (this.buffered < 1 + length) break;
       const all = this.join();
       messages.push({ type: String.fromCharCode(all[0]), body: Buffer.from(all.subarray(5, 1 + length)) });
@@ -41,6 +57,14 @@ export class MessageReader {
       if (filled === 5) break;
     }
     return header.readInt32BE(1);
+  }
+
+  /** Bytes received after the last whole message. */
+  takeRest(): Buffer {
+    const rest = this.chunks.length === 0 ? Buffer.alloc(0) : this.join();
+    this.chunks = [];
+    this.buffered = 0;
+    return rest;
   }
 
   private join(): Buffer {

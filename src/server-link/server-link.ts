@@ -60,6 +60,7 @@ export class ServerLink {
   private readonly reader = new MessageReader();
   private waiting: { resolve: (r: ControlResult) => void; reject: (e: Error) => void; result: ControlResult } | null = null;
   private lent = false;
+  private borrower: ((chunk: Buffer) => void) | null = null;
   private closedReason: string | null = null;
 
   private constructor(
@@ -129,16 +130,21 @@ export class ServerLink {
     });
   }
 
-  /** A client's session reads the socket from now on. */
-  lend(): void {
+  /**
+   * A client's session reads the socket from now on: every chunk goes to
+   * `onData` as it arrives. The session may pause and resume the socket
+   * (backpressure); `reclaim()` resumes it.
+   */
+  lend(onData: (chunk: Buffer) => void): void {
     this.lent = true;
-    this.socket.pause();
+    this.borrower = onData;
     this.lastUsedAt = Date.now();
   }
 
   /** Back from a client, which has read every answer up to a ReadyForQuery. */
   reclaim(): void {
     this.lent = false;
+    this.borrower = null;
     this.lastUsedAt = Date.now();
     this.socket.resume();
   }
@@ -150,7 +156,10 @@ export class ServerLink {
   }
 
   private onData(chunk: Buffer): void {
-    if (this.lent) return;
+    if (this.lent) {
+      this.borrower?.(chunk);
+      return;
+    }
     for (const message of this.reader.push(chunk)) {
       const waiting = this.waiting;
       if (message.type === 'S') {

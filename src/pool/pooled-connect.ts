@@ -1,0 +1,149 @@
+/**
+ * How a pooled client session gets its server: txproxy logs the client in
+ * itself, borrows a logged-in server connection of the client's (database,
+ * user) pool, gives it the client's startup parameters, and then answers the
+ * client exactly as a fresh backend would after AuthenticationOk: a
+ * ParameterStatus for each reported parameter, BackendKeyData, and
+ * ReadyForQuery.
+ *
+ * BackendKeyData carries the real backend pid (so `pg_terminate_backend(pid)`
+ * and pg_stat_activity mean what the client thinks) with a secret txproxy
+ * mints, so a client can only ever cancel through txproxy, which sends the
+ * server its own key for the connection the client holds at that moment.
+ */
+import { randomBytes } from 'node:crypto';
+import type net from 'node:net';
+import type { AuthMethod, ServerCredentials } from '../auth/client-authenticator.js';
+import type { Secret } from '../auth/userlist.js';
+import { backendKeyData, errorResponse, negotiateProtocolVersion, parameterStatus, readyForQuery, type Report } from '../protocol/encode.js';
+import { endClient } from '../proxy/end-client.js';
+import { LinkError, type LinkIdentity, type ServerLink } from '../server-link/server-link.js';
+import { loginClient } from './client-login.js';
+import { settingsSql, startupSettings } from './startup-settings.js';
+
+/** What a pool offers a client session. */
+export interface LinkLender {
+  /** Waits for a logged-in server connection of the identity's pool; rejects with a PoolWaitError or LinkError. */
+  acquire(identity: LinkIdentity, credentials: ServerCredentials, signal: AbortSignal): Promise<ServerLink>;
+  /** Back from a client: a reusable link is reset and kept, any other is closed. */
+  release(link: ServerLink, reusable: boolean): void;
+}
+
+/** A wait that ended without a server (query_wait_timeout, shutdown): `report` says why, for the client. */
+export class PoolWaitError extends Error {
+  constructor(readonly report: Report) {
+    super(report.message);
+    this.name = 'PoolWaitError';
+  }
+}
+
+export interface PooledConnectOptions {
+  method: AuthMethod;
+  lookupSecret(user: string): Promise<Secret | null>;
+  lender: LinkLender;
+  /** How long the client has to log in (PostgreSQL's authentication_timeout). */
+  loginTimeoutMs: number;
+}
+
+export interface StartupRequest {
+  params: Record<string, string>;
+  minor: number;
+  /** Bytes the client sent behind its StartupMessage. */
+  rest: Buffer;
+}
+
+export interface BorrowedServer {
+  link: ServerLink;
+  /** ParameterStatus…, BackendKeyData, ReadyForQuery: for the client, as from a fresh backend. */
+  welcome: Buffer;
+  /** The secret in the client's BackendKeyData. */
+  clientKey: Buffer;
+  /** What the client sent after its login, for the session. */
+  rest: Buffer;
+}
+
+export type PooledConnectResult = { kind: 'ready'; server: BorrowedServer } | { kind: 'ended'; reason: string; report: Report | null };
+
+export async function connectPooled(client: net.Socket, startup: StartupRequest, options: PooledConnectOptions): Promise<PooledConnectResult> {
+  const user = startup.params.user;
+  const database = startup.params.database ?? user;
+  const login = await loginClient(client, user, startup.rest, {
+    method: options.method,
+    lookupSecret: options.lookupSecret,
+    timeoutMs: options.loginTimeoutMs,
+    preamble: protocolPreamble(startup),
+  });
+  if (login.kind === 'ended') return login;
+
+  // A client that leaves while it waits for a server gives up its place in the queue.
+  const abandoned = new AbortController();
+  const onClose = () => abandoned.abort();
+  client.once('close', onClose);
+  let link: ServerLink;
+  try {
+    link = await options.lender.acquire({ user, database }, login.credentials, abandoned.signal);
+  } catch (err) {
+    const report = failureReport(err as Error, user, database);
+    if (!client.destroyed) endClient(client, errorResponse(report));
+    return { kind: 'ended', reason: report.message, report };
+  } finally {
+    client.off('close', onClose);
+  }
+  if (client.destroyed) {
+    options.lender.release(link, true);
+    return { kind: 'ended', reason: 'client closed the connection while waiting for a server', report: null };
+  }
+
+  const sql = settingsSql(startupSettings(startup.params));
+  if (sql !== '') {
+    let refusal: Report | null = null;
+    try {
+      const result = await link.run(sql);
+      if (result.error !== null) {
+        // The error the server would have given at startup, and as fatal; the connection itself is fine.
+        refusal = { severity: 'FATAL', code: result.error.code, message: result.error.message, detail: result.error.detail, hint: result.error.hint };
+        options.lender.release(link, result.status === 'I');
+      }
+    } catch (err) {
+      options.lender.release(link, false);
+      refusal = failureReport(err as Error, user, database);
+    }
+    if (refusal !== null) {
+      endClient(client, errorResponse(refusal));
+      return { kind: 'ended', reason: refusal.message, report: refusal };
+    }
+  }
+
+  const clientKey = randomBytes(4);
+  const welcome = Buffer.concat([
+    ...[...link.parameters].map(([name, value]) => parameterStatus(name, value)),
+    backendKeyData(link.backendPid, clientKey),
+    readyForQuery('I'),
+  ]);
+  return { kind: 'ready', server: { link, welcome, clientKey, rest: login.rest } };
+}
+
+/**
+ * The server speaks protocol 3.0 to txproxy; a client asking for a newer
+ * minor version or for protocol options (`_pq_.…`) is told so, as a server
+ * that supports neither tells it, before the authentication request.
+ */
+function protocolPreamble(startup: StartupRequest): Buffer | undefined {
+  const options = Object.keys(startup.params).filter((name) => name.startsWith('_pq_.'));
+  if (startup.minor === 0 && options.length === 0) return undefined;
+  return negotiateProtocolVersion(0, options);
+}
+
+function failureReport(err: Error, user: string, database: string): Report {
+  if (err instanceof PoolWaitError) return err.report;
+  if (err instanceof LinkError && err.fields !== undefined) {
+    // The server's own refusal (no such database, a role that cannot log in…), as the client would have had it.
+    return { severity: 'FATAL', code: err.fields.code, message: err.fields.message, detail: err.fields.detail, hint: err.fields.hint };
+  }
+  return {
+    severity: 'FATAL',
+    code: '08001',
+    message: `txproxy could not get a server connection for database "${database}", user "${user}": ${err.message}`,
+    hint: 'Check that PostgreSQL is running and that the credentials txproxy holds for this user are valid.',
+  };
+}
