@@ -14,6 +14,9 @@ import { cancelRequest } from '../../src/protocol/encode.js';
 import { parseUpstreamUrl } from '../../src/proxy/upstream.js';
 import { ServerLink, type LinkIdentity } from '../../src/server-link/server-link.js';
 import { startPostgres } from '../helpers/postgres.js';
+import { RawClient } from '../helpers/raw-client.js';
+import { errorFieldsOf, messageWithLength, RawConnection, startupMessage } from '../helpers/raw-connection.js';
+import { serialize } from '../helpers/messages.js';
 import { eventually, startProxy } from '../helpers/proxy.js';
 
 const postgres = await startPostgres();
@@ -169,4 +172,43 @@ t.test('a pooled session is traced like any other', async (t) => {
   await client.end();
   await eventually(() => proxy.transactions.length > before);
   t.equal(proxy.transactions.at(-1)?.outcome, 'commit');
+});
+
+t.test('a query pipelined behind the SCRAM client-final message runs once the session is ready, traced', async (t) => {
+  await postgres.sql('CREATE TABLE IF NOT EXISTS pooled_pipelined (id int)');
+  const before = proxy.transactions.length;
+  const client = await RawClient.connect({
+    port: proxy.port,
+    user: postgres.user,
+    password: postgres.password,
+    pipelined: serialize.query('INSERT INTO pooled_pipelined VALUES (42)'),
+  });
+  t.teardown(() => client.close());
+  const answers = await client.readyForQuery();
+  t.same(
+    answers.map((m) => m.type),
+    ['C', 'Z'],
+  );
+  await eventually(() => proxy.transactions.length > before);
+  t.match(proxy.transactions.at(-1), { outcome: 'commit', writes: 1 });
+  t.equal((await postgres.sql('SELECT count(*)::int AS n FROM pooled_pipelined WHERE id = 42')).rows[0].n, 1);
+});
+
+t.test('during the login only password messages, and none over 65535 bytes, as PostgreSQL', async (t) => {
+  const query = await RawConnection.connect(proxy.port);
+  query.write(startupMessage({ user: postgres.user, database: 'postgres' }));
+  t.equal((await query.readMessage()).type, 'R');
+  query.write(serialize.query('SELECT 1'));
+  const refused = await query.readMessage();
+  t.equal(refused.type, 'E');
+  t.match(errorFieldsOf(refused), { severity: 'FATAL', code: '08P01', message: 'expected password response, got message type 81' });
+  await query.closed;
+
+  const huge = await RawConnection.connect(proxy.port);
+  huge.write(startupMessage({ user: postgres.user, database: 'postgres' }));
+  t.equal((await huge.readMessage()).type, 'R');
+  huge.write(messageWithLength('p', 1 << 30));
+  const tooLong = await huge.readMessage();
+  t.match(errorFieldsOf(tooLong), { severity: 'FATAL', code: '08P01' });
+  await huge.closed;
 });
