@@ -146,16 +146,19 @@ export function buildConfig(
   for (const [key, value] of [...Object.entries(env), ...Object.entries(flags)]) setPath(merged, key, coerce(key, value));
   const result = configSchema.safeParse(merged);
   if (!result.success) {
-    const origin = (key: string) => {
-      if (key in flags) return `from --${flagOf(key)}`;
-      if (key in env) return `from ${envNameOf(key)}`;
-      return `in ${source}`;
-    };
+    const origin = (key: string) => settingOrigin(key, env, flags, source);
     const lines = result.error.issues.map((issue) => describeIssue(issue, merged, origin, source));
     const problems = [...new Set(lines)];
     throw new ConfigError(problems.length === 1 ? problems[0] : `${problems.length} configuration errors:\n  ${problems.join('\n  ')}`);
   }
   return result.data;
+}
+
+/** Where a setting's value came from, for messages: `from --trace`, `from TXPROXY_TRACE`, `in FILE`. */
+export function settingOrigin(key: string, env: Record<string, string>, flags: Record<string, string>, source = 'configuration'): string {
+  if (key in flags) return `from --${flagOf(key)}`;
+  if (key in env) return `from ${envNameOf(key)}`;
+  return `in ${source}`;
 }
 
 function describeIssue(issue: z.core.$ZodIssue, input: Record<string, unknown>, origin: (key: string) => string, source: string): string {
