@@ -82,6 +82,8 @@ export class BufferedWriter {
   private torn = false;
   /** The file at `path` is to be opened again once no write is in flight. */
   private reopenWanted = false;
+  /** Queued buffers that are still to go to the file open before the reopen. */
+  private beforeReopen = 0;
   /** The file this writer appends to; null for stdout. */
   private path: string | null = null;
   private lastReport = -Infinity;
@@ -129,9 +131,11 @@ export class BufferedWriter {
    */
   reopen(): void {
     if (this.path === null || this.closed) return;
-    this.reopenWanted = true;
     this.rotate();
-    // Done at once when no write is in flight, else when it completes.
+    // What was written before the signal goes to the old file first; the
+    // file is swapped once that is written (at once when nothing is).
+    this.beforeReopen = this.queued.length;
+    this.reopenWanted = true;
     this.pump();
   }
 
@@ -201,25 +205,28 @@ export class BufferedWriter {
 
   private pump(): void {
     if (this.writing) return;
-    if (this.reopenWanted) this.swapFile();
+    if (this.reopenWanted && this.beforeReopen === 0) this.swapFile();
     if (this.queued.length === 0) {
       for (const resolve of this.idle.splice(0)) resolve();
       return;
     }
-    const bytes = this.queuedBytes;
+    // Lines queued before a reopen was asked for still go to the old file.
+    const batch = this.reopenWanted ? this.queued.splice(0, this.beforeReopen) : this.queued.splice(0);
+    if (this.reopenWanted) this.beforeReopen = 0;
+    let bytes = 0;
+    for (const buffer of batch) bytes += buffer.length;
     let chunk: Buffer;
     /** The buffer to keep for reuse once written; null for a copy. */
     let reusable: Buffer | null = null;
     const prefix = this.torn ? 1 : 0;
-    if (this.queued.length === 1 && prefix === 0) {
-      chunk = reusable = this.queued[0];
+    if (batch.length === 1 && prefix === 0) {
+      chunk = reusable = batch[0];
     } else {
       // The disk fell behind: one write for all that piled up (after the
       // line break that closes a torn line, if one was left).
-      chunk = Buffer.concat(prefix === 1 ? [NEWLINE, ...this.queued] : this.queued);
-      for (const buffer of this.queued) this.recycle(buffer);
+      chunk = Buffer.concat(prefix === 1 ? [NEWLINE, ...batch] : batch);
+      for (const buffer of batch) this.recycle(buffer);
     }
-    this.queued = [];
     this.writing = true;
     this.writeAll(chunk, 0, { bytes, prefix, reusable });
   }
