@@ -30,6 +30,7 @@ import { readIntoReusedBuffer } from './reused-read-buffer.js';
 import { endClient } from './end-client.js';
 import { connectFailureReason, ProxyErrors } from './errors.js';
 import { describeTarget, sendCancel, startUpstream, UpstreamTlsError, type UpstreamTarget } from './upstream.js';
+import { newSessionId } from '../tracker/session-ids.js';
 
 export interface SessionOptions {
   target: UpstreamTarget;
@@ -123,8 +124,6 @@ const TERMINATE = serialize.end();
 
 export type SessionState = 'connecting' | 'authenticating' | 'ready' | 'closed';
 
-let nextSessionId = 1;
-
 export class Session extends EventEmitter {
   readonly info: SessionInfo;
   readonly tracker: SessionTracker;
@@ -167,7 +166,7 @@ export class Session extends EventEmitter {
     super();
     const params = startup.params;
     this.info = {
-      id: String(nextSessionId++),
+      id: newSessionId(),
       user: params.user ?? '',
       database: params.database ?? params.user ?? '',
       applicationName: params.application_name ?? '',
