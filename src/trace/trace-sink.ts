@@ -3,6 +3,7 @@
  * line, appended through a BufferedWriter (see there for why not a pino
  * logger: the trace is on every statement's path).
  */
+import { terminalSafeJson } from './json-text.js';
 import { BufferedWriter, type TraceDropReason, type WriterProblem } from './buffered-writer.js';
 
 export interface TraceSink {
@@ -70,7 +71,7 @@ export class TraceBus {
   /** A record object: serialized once for all sinks, only when one is attached. */
   write(record: object): void {
     if (this.sinks.length === 0) return;
-    this.writeLine(JSON.stringify(record));
+    this.writeLine(terminalSafeJson(JSON.stringify(record)));
   }
 
   writeLine(line: string): void {
