@@ -126,6 +126,7 @@ export class PoolManager {
         bump(this.perUser, pool.key.user, -1);
         this.wakeSharing(pool);
       },
+      linkIdle: (pool) => this.wakeSharing(pool),
       observer: {
         waited: (ms) => observer.waited(ms),
         waitTimedOut: () => observer.waitTimedOut(),
@@ -169,9 +170,11 @@ export class PoolManager {
   }
 
   /**
-   * A slot under a shared limit came free: the pools under the same limits
-   * look again, the one whose client has waited longest first. Deferred to
-   * a microtask so no pool is re-entered in the middle of its own work.
+   * A slot under a shared limit came free, or a link that could be closed
+   * for room went idle: the pools under the same limits that have clients
+   * waiting look again, the one whose client has waited longest first.
+   * Deferred to a microtask so no pool is re-entered in the middle of its
+   * own work.
    */
   private wakeSharing(from: Pool): void {
     const config = this.options.config;

@@ -29,6 +29,8 @@ export interface PoolContext {
   linkOpening(pool: Pool): void;
   /** A link (or an attempt) is gone; its slot is free. */
   linkGone(pool: Pool): void;
+  /** A link went idle with nobody waiting here: a pool held back by a shared limit may have it closed for room. */
+  linkIdle(pool: Pool): void;
   observer: PoolObserver;
 }
 

@@ -253,6 +253,7 @@ export class Pool {
     else {
       entry.state = 'idle';
       this.idle.push(entry);
+      this.ctx.linkIdle(this);
     }
     this.dispatch();
   }

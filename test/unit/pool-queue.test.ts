@@ -45,13 +45,13 @@ t.test('waiters are served first come first served', async (t) => {
 t.test('query_wait_timeout: the waiter gets FATAL 08P01 query_wait_timeout, the others keep their place', async (t) => {
   const { manager, clock } = fakePool({ default_pool_size: 1, query_wait_timeout: 1000 });
   const held = await manager.acquire('app', 'alice');
-  const early = manager.acquire('app', 'alice').catch((e: unknown) => e);
+  const early = manager.acquire('app', 'alice').catch((e: PoolError) => e);
   await clock.advance(600);
   const late = manager.acquire('app', 'alice');
   await clock.advance(400);
   const err = await early;
   t.type(err, PoolError);
-  t.match(err.report, { severity: 'FATAL', code: '08P01', message: 'query_wait_timeout', detail: /user "alice" on database "app".*1s/ });
+  t.match(err, { report: { severity: 'FATAL', code: '08P01', message: 'query_wait_timeout', detail: /user "alice" on database "app".*1s/ } });
   t.equal(await state(late), 'pending', 'the later waiter still waits');
   await manager.release(held);
   t.ok(await late, 'and gets the link');
