@@ -101,3 +101,12 @@ for (const [what, file, env, message] of BAD) {
 t.test('ConfigError is what main turns into exit code 2', async (t) => {
   t.throws(() => buildConfig({ pool: { min_pool_size: 1.5 } }, {}, {}), ConfigError);
 });
+
+t.test('config/pooling.example.yaml is a valid configuration', async (t) => {
+  const { readFileSync } = await import('node:fs');
+  const { parseConfigFile } = await import('../../src/config/load.js');
+  const file = parseConfigFile(readFileSync(new URL('../../config/pooling.example.yaml', import.meta.url), 'utf8'), 'pooling.example.yaml');
+  const pool = buildConfig(file, {}, {}, 'pooling.example.yaml').pool;
+  t.equal(pool.server_lifetime, 3_600_000);
+  t.match(poolSettingsFor(pool, 'reports', 'etl'), { pool_size: 2, query_wait_timeout: 600_000 });
+});
