@@ -16,7 +16,7 @@ export interface ServerLinkConnectorOptions {
   parameters?(key: PoolKey): Record<string, string>;
 }
 
-export function serverLinkConnector(options: ServerLinkConnectorOptions): LinkConnector {
+export function serverLinkConnector(options: ServerLinkConnectorOptions): LinkConnector<ServerLink> {
   return async (key, timeoutMs) => {
     const credentials = options.credentials(key);
     if (credentials === null) throw new LinkError(`txproxy holds no credentials to log in as user "${key.user}"`);

@@ -19,7 +19,7 @@ export interface PoolLink {
 }
 
 /** Opens and logs in a new link for one pool, within `timeoutMs`. */
-export type LinkConnector = (key: PoolKey, timeoutMs: number) => Promise<PoolLink>;
+export type LinkConnector<L extends PoolLink = PoolLink> = (key: PoolKey, timeoutMs: number) => Promise<L>;
 
 export interface PoolKey {
   database: string;

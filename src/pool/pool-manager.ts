@@ -16,9 +16,9 @@ import type { PoolSnapshot } from './pool-snapshot.js';
 import type { AcquireOptions, PoolContext, PoolObserver, ReleaseOptions } from './pool-types.js';
 import { Pool } from './pool.js';
 
-export interface PoolManagerOptions {
+export interface PoolManagerOptions<L extends PoolLink = PoolLink> {
   config: PoolConfig;
-  connect: LinkConnector;
+  connect: LinkConnector<L>;
   /** How links come back: `session` (reset, the default) or `transaction`. */
   mode?: PoolMode;
   /** Where the pool metrics are registered; none: no metrics. */
@@ -31,19 +31,19 @@ export interface PoolManagerOptions {
 
 const NO_METRICS: PoolObserver = { waited() {}, connected() {}, waitTimedOut() {}, linkClosed() {} };
 
-export class PoolManager {
-  private readonly pools = new Map<string, Pool>();
+export class PoolManager<L extends PoolLink = PoolLink> {
+  private readonly pools = new Map<string, Pool<L>>();
   /** Open links and links being opened, by database and by user. */
   private readonly perDatabase = new Map<string, number>();
   private readonly perUser = new Map<string, number>();
   /** Which pool lent each link out. */
-  private readonly lenders = new WeakMap<PoolLink, Pool>();
+  private readonly lenders = new WeakMap<L, Pool<L>>();
   private readonly clock: Clock;
   private readonly metrics: PoolMetrics | null;
   private readonly stopTimer: () => void;
   private closing = false;
 
-  constructor(private readonly options: PoolManagerOptions) {
+  constructor(private readonly options: PoolManagerOptions<L>) {
     this.clock = options.clock ?? systemClock;
     this.metrics = options.registry === undefined ? null : new PoolMetrics(options.registry, () => this.pools.values());
     const interval = options.maintenanceIntervalMs ?? 1000;
@@ -59,13 +59,13 @@ export class PoolManager {
   }
 
   /** The pool of (database, user), created (and warmed up to min_pool_size) on first use. */
-  pool(database: string, user: string): Pool {
+  pool(database: string, user: string): Pool<L> {
     const id = `${database}\u0000${user}`;
     let pool = this.pools.get(id);
     if (pool === undefined) {
       const key: PoolKey = { database, user };
       const settings = poolSettingsFor(this.options.config, database, user, this.options.mode ?? 'session');
-      pool = new Pool(key, settings, this.contextFor(key));
+      pool = new Pool<L>(key, settings, this.contextFor(key));
       this.pools.set(id, pool);
       pool.topUp();
     }
@@ -73,7 +73,7 @@ export class PoolManager {
   }
 
   /** A link of the pool of (database, user), when it is this client's turn. */
-  async acquire(database: string, user: string, options: AcquireOptions = {}): Promise<PoolLink> {
+  async acquire(database: string, user: string, options: AcquireOptions = {}): Promise<L> {
     if (this.closing) throw new PoolError(poolClosing());
     const pool = this.pool(database, user);
     const link = await pool.acquire(options);
@@ -82,7 +82,7 @@ export class PoolManager {
   }
 
   /** Gives a link back to the pool it came from (see Pool.release). */
-  release(link: PoolLink, options: ReleaseOptions = {}): Promise<void> {
+  release(link: L, options: ReleaseOptions = {}): Promise<void> {
     const pool = this.lenders.get(link);
     if (pool === undefined) throw new Error('release() of a link no pool has lent');
     this.lenders.delete(link);
@@ -109,7 +109,7 @@ export class PoolManager {
     await Promise.all([...this.pools.values()].map((pool) => pool.close(options)));
   }
 
-  private contextFor(key: PoolKey): PoolContext {
+  private contextFor(key: PoolKey): PoolContext<L> {
     const observer = this.metrics?.observer(key) ?? NO_METRICS;
     const log = this.options.log;
     return {
@@ -143,7 +143,7 @@ export class PoolManager {
   }
 
   /** The shared limit that keeps `pool` from opening a link, if one does. */
-  private blockedBy(pool: Pool): 'database' | 'user' | null {
+  private blockedBy(pool: Pool<L>): 'database' | 'user' | null {
     const config = this.options.config;
     const dbLimit = maxDbConnections(config, pool.key.database);
     if (dbLimit > 0 && (this.perDatabase.get(pool.key.database) ?? 0) >= dbLimit) return 'database';
@@ -153,10 +153,10 @@ export class PoolManager {
   }
 
   /** Closes the longest idle link among the other pools under the limit that holds `pool` back. */
-  private makeRoom(pool: Pool): void {
+  private makeRoom(pool: Pool<L>): void {
     const limit = this.blockedBy(pool);
     if (limit === null) return;
-    let victim: Pool | null = null;
+    let victim: Pool<L> | null = null;
     let oldest = Infinity;
     for (const other of this.pools.values()) {
       if (other === pool || other.key[limit] !== pool.key[limit]) continue;
@@ -176,7 +176,7 @@ export class PoolManager {
    * Deferred to a microtask so no pool is re-entered in the middle of its
    * own work.
    */
-  private wakeSharing(from: Pool): void {
+  private wakeSharing(from: Pool<L>): void {
     const config = this.options.config;
     const dbLimited = maxDbConnections(config, from.key.database) > 0;
     const userLimited = maxUserConnections(config, from.key.user) > 0;

@@ -21,7 +21,7 @@ export class PoolMetrics {
   private readonly timeouts: CounterFamily;
   private readonly closes: CounterFamily;
 
-  constructor(registry: Registry, pools: () => Iterable<Pool>) {
+  constructor(registry: Registry, pools: () => Iterable<Pick<Pool, 'key' | 'snapshot'>>) {
     new Gauge({
       name: 'txproxy_pool_clients',
       help: 'Clients of each pool: holding a server connection (active) or waiting for one (waiting).',

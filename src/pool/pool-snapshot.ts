@@ -28,5 +28,12 @@ export interface PoolSnapshot {
   max_wait_seconds: number;
   /** The last login failure, while server_login_retry holds off the next attempt. */
   login_error: { code: string; message: string; retry_in_seconds: number } | null;
-  links: { backend_pid: number; state: 'active' | 'idle' | 'used' | 'tested'; age_seconds: number; idle_seconds: number }[];
+  links: {
+    backend_pid: number;
+    state: 'active' | 'idle' | 'used' | 'tested';
+    /** The borrower holding it, as it named itself to acquire(); null unless active. */
+    client: string | null;
+    age_seconds: number;
+    idle_seconds: number;
+  }[];
 }

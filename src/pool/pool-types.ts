@@ -17,24 +17,26 @@ export interface PoolObserver {
 }
 
 /** What a pool shares with the other pools of its manager. */
-export interface PoolContext {
+export interface PoolContext<L extends PoolLink = PoolLink> {
   clock: Clock;
   /** Opens and logs in a new link for this pool. */
-  connect(timeoutMs: number): Promise<PoolLink>;
+  connect(timeoutMs: number): Promise<L>;
   /** Whether max_db_connections and max_user_connections allow one more link. */
-  mayOpen(pool: Pool): boolean;
+  mayOpen(pool: Pool<L>): boolean;
   /** Closes an idle link of another pool whose slot this one could use. */
-  makeRoom(pool: Pool): void;
+  makeRoom(pool: Pool<L>): void;
   /** A link is being opened (counts against the limits from now on). */
-  linkOpening(pool: Pool): void;
+  linkOpening(pool: Pool<L>): void;
   /** A link (or an attempt) is gone; its slot is free. */
-  linkGone(pool: Pool): void;
+  linkGone(pool: Pool<L>): void;
   /** A link went idle with nobody waiting here: a pool held back by a shared limit may have it closed for room. */
-  linkIdle(pool: Pool): void;
+  linkIdle(pool: Pool<L>): void;
   observer: PoolObserver;
 }
 
 export interface AcquireOptions {
+  /** Who borrows (a session id), shown in the snapshot while it holds the link. */
+  client?: string;
   /** Gives up waiting (the client went away); the promise rejects with the signal's reason. */
   signal?: AbortSignal;
 }

@@ -21,19 +21,21 @@ import { Waiter, WaitQueue } from './wait-queue.js';
 
 type EntryState = 'idle' | 'active' | 'tested' | 'closed';
 
-interface Entry {
-  readonly link: PoolLink;
+interface Entry<L extends PoolLink> {
+  readonly link: L;
   state: EntryState;
   readonly createdAt: number;
   /** Logged in, lent, given back or checked: the last time the link was known good. */
   lastUsedAt: number;
+  /** Who holds it, as the borrower named itself (a session id); null unless lent. */
+  client: string | null;
 }
 
-export class Pool {
-  private readonly entries = new Map<PoolLink, Entry>();
+export class Pool<L extends PoolLink = PoolLink> {
+  private readonly entries = new Map<L, Entry<L>>();
   /** Idle links by the time they came back, oldest first; lent from the end, so extra links age out. */
-  private idle: Entry[] = [];
-  private readonly queue = new WaitQueue<PoolLink>();
+  private idle: Entry<L>[] = [];
+  private readonly queue = new WaitQueue<Entry<L>>();
   private connecting = 0;
   /** Links running the reset or the check query: they come back soon, so a waiter does not need a new one. */
   private testing = 0;
@@ -48,19 +50,27 @@ export class Pool {
   constructor(
     readonly key: PoolKey,
     readonly settings: PoolSettings,
-    private readonly ctx: PoolContext,
+    private readonly ctx: PoolContext<L>,
   ) {}
 
   /** A link for a client: at once when one is idle, else in turn when one comes free or is opened. */
-  acquire(options: AcquireOptions = {}): Promise<PoolLink> {
+  acquire(options: AcquireOptions = {}): Promise<L> {
     if (this.closing) return Promise.reject(new PoolError(poolClosing()));
     const { signal } = options;
     if (signal?.aborted) return Promise.reject(signal.reason);
     const failing = this.failingLogin();
     if (failing !== null) return Promise.reject(new PoolError(failing));
-    return new Promise<PoolLink>((resolve, reject) => {
+    const client = options.client ?? null;
+    return new Promise<L>((resolve, reject) => {
       const { clock } = this.ctx;
-      const waiter = new Waiter<PoolLink>(clock.now(), resolve, reject);
+      const waiter = new Waiter<Entry<L>>(
+        clock.now(),
+        (entry) => {
+          entry.client = client;
+          resolve(entry.link);
+        },
+        reject,
+      );
       this.queue.push(waiter);
       const s = this.settings;
       if (s.query_wait_timeout > 0) waiter.onSettle(clock.setTimer(() => this.timeOut(waiter), s.query_wait_timeout));
@@ -82,12 +92,13 @@ export class Pool {
    * never handed on; in session mode a clean one runs server_reset_query
    * first. Resolves once the link is idle again or closed.
    */
-  async release(link: PoolLink, options: ReleaseOptions = {}): Promise<void> {
+  async release(link: L, options: ReleaseOptions = {}): Promise<void> {
     const entry = this.entries.get(link);
     if (entry === undefined || entry.state !== 'active') throw new Error('release() of a link this pool has not lent');
     const s = this.settings;
     const now = this.ctx.clock.now();
     entry.lastUsedAt = now;
+    entry.client = null;
     if (link.closed) return this.drop(entry, 'died');
     if (options.dirty === true || (options.status !== undefined && options.status !== 'I')) return this.drop(entry, 'dirty');
     link.reclaim();
@@ -198,7 +209,7 @@ export class Pool {
       const state = entry.state === 'idle' && this.needsCheck(entry, now) ? 'used' : entry.state;
       if (state === 'closed') continue;
       servers[state]++;
-      links.push({ backend_pid: entry.link.backendPid, state, age_seconds: (now - entry.createdAt) / 1000, idle_seconds: (now - entry.lastUsedAt) / 1000 });
+      links.push({ backend_pid: entry.link.backendPid, state, client: entry.client, age_seconds: (now - entry.createdAt) / 1000, idle_seconds: (now - entry.lastUsedAt) / 1000 });
     }
     const since = this.waitingSince();
     return {
@@ -232,21 +243,21 @@ export class Pool {
     }
   }
 
-  private needsCheck(entry: Entry, now: number): boolean {
+  private needsCheck(entry: Entry<L>, now: number): boolean {
     return this.settings.server_check_query.trim() !== '' && now - entry.lastUsedAt >= this.settings.server_check_delay;
   }
 
-  private lend(waiter: Waiter<PoolLink>, entry: Entry): void {
+  private lend(waiter: Waiter<Entry<L>>, entry: Entry<L>): void {
     const now = this.ctx.clock.now();
     entry.state = 'active';
     entry.lastUsedAt = now;
     entry.link.lend();
     this.ctx.observer.waited(now - waiter.since);
-    waiter.resolve(entry.link);
+    waiter.resolve(entry);
   }
 
   /** A link known good right now: straight to the client waiting longest, else idle. */
-  private handOn(entry: Entry): void {
+  private handOn(entry: Entry<L>): void {
     entry.lastUsedAt = this.ctx.clock.now();
     const waiter = this.queue.shift();
     if (waiter !== undefined) this.lend(waiter, entry);
@@ -259,7 +270,7 @@ export class Pool {
   }
 
   /** Runs server_check_query on a link idle longer than server_check_delay; a failed check closes it unseen. */
-  private check(entry: Entry): void {
+  private check(entry: Entry<L>): void {
     entry.state = 'tested';
     this.testing++;
     void runControl(entry.link, this.settings.server_check_query, this.ctx.clock, this.settings.server_connect_timeout).then((ok) => {
@@ -296,12 +307,12 @@ export class Pool {
     return true;
   }
 
-  private onConnected(link: PoolLink): void {
+  private onConnected(link: L): void {
     this.connecting--;
     this.loginError = null;
     this.ctx.observer.connected(true);
     const now = this.ctx.clock.now();
-    const entry: Entry = { link, state: 'active', createdAt: now, lastUsedAt: now };
+    const entry: Entry<L> = { link, state: 'active', createdAt: now, lastUsedAt: now, client: null };
     this.entries.set(link, entry);
     link.onClosed(() => this.onLinkClosed(entry));
     if (this.closing) return this.discard(entry, 'shutdown');
@@ -346,25 +357,25 @@ export class Pool {
     return this.serverCount() === 0 ? this.loginError : null;
   }
 
-  private timeOut(waiter: Waiter<PoolLink>): void {
+  private timeOut(waiter: Waiter<Entry<L>>): void {
     if (!this.queue.remove(waiter)) return;
     this.ctx.observer.waitTimedOut();
     waiter.reject(new PoolError(queryWaitTimeout(this.key, this.ctx.clock.now() - waiter.since)));
   }
 
   /** A link closed on its own: an idle one is dropped and replaced; the others are dealt with when they come back. */
-  private onLinkClosed(entry: Entry): void {
+  private onLinkClosed(entry: Entry<L>): void {
     if (entry.state === 'idle') this.drop(entry, 'died');
   }
 
   /** Closes a link, then lets waiters and the minimum use its slot. */
-  private drop(entry: Entry, reason: CloseReason): void {
+  private drop(entry: Entry<L>, reason: CloseReason): void {
     this.discard(entry, reason);
     this.dispatch();
     this.topUp();
   }
 
-  private discard(entry: Entry, reason: CloseReason): void {
+  private discard(entry: Entry<L>, reason: CloseReason): void {
     if (entry.state === 'closed') return;
     if (entry.state === 'idle') this.idle.splice(this.idle.indexOf(entry), 1);
     entry.state = 'closed';

@@ -104,7 +104,7 @@ export class FakeConnector {
   private held: (() => void)[] = [];
   private nextPid = 1000;
 
-  readonly connect = (key: PoolKey): Promise<PoolLink> => {
+  readonly connect = (key: PoolKey): Promise<FakeLink> => {
     this.attempts.push(key);
     const failure = this.failures.shift();
     if (failure !== undefined) return Promise.reject(failure);
@@ -125,16 +125,16 @@ export class FakeConnector {
 }
 
 export interface FakePool {
-  manager: PoolManager;
+  manager: PoolManager<FakeLink>;
   clock: FakeClock;
   connector: FakeConnector;
 }
 
 /** A manager over fakes, maintained only when a test calls maintain(). */
-export function fakePool(config: PoolConfigInput, options: Partial<PoolManagerOptions> = {}): FakePool {
+export function fakePool(config: PoolConfigInput, options: Partial<PoolManagerOptions<FakeLink>> = {}): FakePool {
   const clock = new FakeClock();
   const connector = new FakeConnector();
-  const manager = new PoolManager({ config: defaultPoolConfig(config), connect: connector.connect, clock, maintenanceIntervalMs: 0, ...options });
+  const manager = new PoolManager<FakeLink>({ config: defaultPoolConfig(config), connect: connector.connect, clock, maintenanceIntervalMs: 0, ...options });
   return { manager, clock, connector };
 }
 

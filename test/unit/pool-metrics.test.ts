@@ -42,8 +42,8 @@ t.test('gauges, counters and the wait histogram follow the pools', async (t) => 
 
 t.test('snapshot(): counts and links as plain data', async (t) => {
   const { manager, clock } = fakePool({ default_pool_size: 2, server_check_delay: 1000 });
-  const a = await manager.acquire('app', 'alice');
-  const b = await manager.acquire('app', 'alice');
+  const a = await manager.acquire('app', 'alice', { client: 'session-7' });
+  const b = await manager.acquire('app', 'alice', { client: 'session-8' });
   await manager.release(b);
   await clock.advance(2000);
   const [pool] = manager.snapshot();
@@ -57,10 +57,10 @@ t.test('snapshot(): counts and links as plain data', async (t) => {
     login_error: null,
   });
   t.same(
-    pool.links.map((l) => [l.backend_pid, l.state, l.idle_seconds]),
+    pool.links.map((l) => [l.backend_pid, l.state, l.client, l.idle_seconds]),
     [
-      [a.backendPid, 'active', 2],
-      [b.backendPid, 'used', 2],
+      [a.backendPid, 'active', 'session-7', 2],
+      [b.backendPid, 'used', null, 2],
     ],
   );
   t.same(JSON.parse(JSON.stringify(manager.snapshot())), manager.snapshot(), 'plain JSON');

@@ -5,7 +5,7 @@
  */
 import t from 'tap';
 import { PoolError } from '../../src/pool/pool-errors.js';
-import type { PoolLink } from '../../src/pool/pool-link.js';
+import type { FakeLink } from '../helpers/pool-fakes.js';
 import { fakePool, flush, state } from '../helpers/pool-fakes.js';
 
 t.test('links are reused: 200 borrowers one after another open only the pool size', async (t) => {
@@ -32,7 +32,7 @@ t.test('waiters are served first come first served', async (t) => {
   );
   await flush();
   t.same(manager.snapshot()[0].clients, { active: 1, waiting: 4 });
-  let link: PoolLink = first;
+  let link: FakeLink = first;
   for (let i = 0; i < waits.length; i++) {
     await manager.release(link);
     link = await waits[i];
