@@ -167,3 +167,17 @@ t.test('close({ force: true }) closes lent links under their borrowers', async (
   await manager.close({ force: true });
   t.same(connector.open(), []);
 });
+
+t.test('the manager maintains its pools on its own timer, and forgets pools with nothing left', async (t) => {
+  const { manager, clock, connector } = fakePool({ server_idle_timeout: 5000 }, { maintenanceIntervalMs: 1000 });
+  const link = await manager.acquire('app', 'alice');
+  await manager.release(link);
+  await clock.advance(4000);
+  t.notOk(link.closed, 'not yet idle long enough');
+  await clock.advance(2000);
+  t.ok(link.closed, 'closed by the timer-driven maintenance');
+  t.same(manager.snapshot(), [], 'the empty pool is forgotten');
+  t.equal(connector.attempts.length, 1);
+  await manager.close();
+  await clock.advance(10_000);
+});
