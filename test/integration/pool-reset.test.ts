@@ -9,6 +9,7 @@ import { serverLinkConnector } from '../../src/pool/link-connector.js';
 import { defaultPoolConfig, type PoolConfigInput } from '../../src/pool/pool-config.js';
 import { PoolManager } from '../../src/pool/pool-manager.js';
 import { parseUpstreamUrl } from '../../src/proxy/upstream.js';
+import type { ServerLink } from '../../src/server-link/server-link.js';
 import { startPostgres } from '../helpers/postgres.js';
 import { eventually } from '../helpers/proxy.js';
 import { query, value } from '../helpers/link-client.js';
@@ -71,6 +72,8 @@ t.test('a link given back inside a transaction is closed, and its transaction ro
   t.equal(answer.status, 'T');
   await pools.release(link, { status: answer.status });
   t.ok(link.closed, 'closed, not handed on');
+  // The lent link's socket was left paused by its borrower: closing it still ends the socket, none is left half-open.
+  await eventually(() => (link as ServerLink).socket.destroyed, 5000, 'the socket to close');
   await eventually(async () => (await server.sql('SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid = $1', [pid])).rows[0].n === 0, 5000, 'the backend to exit');
   t.equal((await server.sql('SELECT count(*)::int AS n FROM pool_dirty')).rows[0].n, 0, 'the insert was rolled back');
   const next = await pools.acquire('postgres', 'postgres');
