@@ -1,8 +1,9 @@
 /**
  * What one borrower leaves on a session-mode link is invisible to the next
  * (server_reset_query), a link left inside a transaction is closed rather
- * than handed on, and max_db_connections holds across two users of one
- * database — all against a real PostgreSQL.
+ * than handed on, max_db_connections holds across two users of one
+ * database, and a failed login reaches waiting clients with the server's
+ * own error and server_login_retry — all against a real PostgreSQL.
  */
 import t from 'tap';
 import { serverLinkConnector } from '../../src/pool/link-connector.js';
@@ -96,4 +97,26 @@ t.test('max_db_connections holds across two users of one database', async (t) =>
   t.equal(pools.snapshot().reduce((n, p) => n + p.servers.active + p.servers.idle + p.servers.login + p.servers.tested + p.servers.used, 0), 2);
   await pools.release(bob);
   await pools.release(alice[1]);
+});
+
+t.test('a failed login: the server error to waiting clients, refused at once until server_login_retry, then tried again', async (t) => {
+  let password = 'wrong';
+  const pools = new PoolManager({
+    config: defaultPoolConfig({ server_login_retry: '1s' }),
+    connect: serverLinkConnector({ target, credentials: () => ({ kind: 'password', password }) }),
+  });
+  t.teardown(() => pools.close({ force: true }));
+  const waiting = await Promise.all([1, 2].map(() => pools.acquire('postgres', 'pool_bob').catch((e: unknown) => e)));
+  for (const err of waiting) {
+    t.match(err, { report: { severity: 'FATAL', code: '28P01', message: 'password authentication failed for user "pool_bob"', detail: /server_login_retry/ } });
+  }
+  password = 'bob-secret';
+  t.match(await pools.acquire('postgres', 'pool_bob').catch((e: unknown) => e), { report: { code: '28P01' } }, 'refused at once within server_login_retry');
+  await new Promise((r) => setTimeout(r, 1100));
+  const link = await pools.acquire('postgres', 'pool_bob');
+  t.equal(await value(link, 'SELECT current_user'), 'pool_bob', 'logged in after server_login_retry');
+  await pools.release(link);
+
+  const missing = await pools.acquire('no_such_db', 'pool_bob').catch((e: unknown) => e);
+  t.match(missing, { report: { severity: 'FATAL', code: '3D000', message: 'database "no_such_db" does not exist' } }, 'the server error for a missing database');
 });
