@@ -30,7 +30,9 @@ export function queryWaitTimeout(key: PoolKey, waitedMs: number): Report {
     code: '08P01',
     message: 'query_wait_timeout',
     detail: `No server connection for user "${key.user}" on database "${key.database}" came free within ${seconds(waitedMs)}.`,
-    hint: 'Raise the pool size (pool.default_pool_size, or pool_size for this database or user) or pool.query_wait_timeout, or find what holds the server connections.',
+    hint:
+      'Raise the pool size (pool.default_pool_size, or pool_size for this database or user) or pool.query_wait_timeout, ' +
+      'or find what holds the server connections.',
   };
 }
 

@@ -136,9 +136,7 @@ export class Pool<L extends PoolLink = PoolLink> {
   /** Opens links up to min_pool_size (capped at the pool size), as far as the limits allow. */
   topUp(): void {
     const minimum = Math.min(this.settings.min_pool_size, this.settings.pool_size);
-    while (!this.closing && this.serverCount() < minimum && this.openLink(false)) {
-      // each turn opened one
-    }
+    while (!this.closing && this.serverCount() < minimum && this.openLink(false));
   }
 
   /** Looks again whether waiters can be served: a slot shared with other pools may have come free. */
@@ -209,7 +207,8 @@ export class Pool<L extends PoolLink = PoolLink> {
       const state = entry.state === 'idle' && this.needsCheck(entry, now) ? 'used' : entry.state;
       if (state === 'closed') continue;
       servers[state]++;
-      links.push({ backend_pid: entry.link.backendPid, state, client: entry.client, age_seconds: (now - entry.createdAt) / 1000, idle_seconds: (now - entry.lastUsedAt) / 1000 });
+      const [age_seconds, idle_seconds] = [(now - entry.createdAt) / 1000, (now - entry.lastUsedAt) / 1000];
+      links.push({ backend_pid: entry.link.backendPid, state, client: entry.client, age_seconds, idle_seconds });
     }
     const since = this.waitingSince();
     return {
@@ -219,7 +218,10 @@ export class Pool<L extends PoolLink = PoolLink> {
       clients: { active: servers.active, waiting: this.queue.length },
       servers,
       max_wait_seconds: since === null ? 0 : (now - since) / 1000,
-      login_error: this.loginError === null ? null : { code: this.loginError.code, message: this.loginError.message, retry_in_seconds: Math.max(0, (this.loginRetryAt - now) / 1000) },
+      login_error:
+        this.loginError === null
+          ? null
+          : { code: this.loginError.code, message: this.loginError.message, retry_in_seconds: Math.max(0, (this.loginRetryAt - now) / 1000) },
       links,
     };
   }
@@ -238,9 +240,8 @@ export class Pool<L extends PoolLink = PoolLink> {
       else if (this.needsCheck(entry, now)) this.check(entry);
       else this.lend(this.queue.shift()!, entry);
     }
-    while (this.queue.length > this.connecting + this.testing && this.openLink(true)) {
-      // each turn opened one for the waiter it will serve
-    }
+    // Each turn opens one link for a waiter no link is on its way to.
+    while (this.queue.length > this.connecting + this.testing && this.openLink(true));
   }
 
   private needsCheck(entry: Entry<L>, now: number): boolean {
