@@ -3,6 +3,7 @@
  * docs/configuration.md documents each key; keep the two in step.
  */
 import { z } from 'zod';
+import { poolSchema } from '../pool/pool-config.js';
 import { policiesSchema } from '../policy/policy-config.js';
 import { parseUpstreamUrl, UpstreamUrlError } from '../proxy/upstream.js';
 import { parseDuration } from './duration.js';
@@ -149,6 +150,8 @@ export const configSchema = z
       })
       .strict()
       .default({ enabled: true, threshold: 200, interval: 100 }),
+    /** Server connection pooling (docs/pooling.md); `mode: none` (the default) relays each client to its own connection. */
+    pool: poolSchema.prefault({}),
   })
   .strict();
 

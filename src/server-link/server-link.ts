@@ -61,6 +61,7 @@ export class ServerLink {
   private waiting: { resolve: (r: ControlResult) => void; reject: (e: Error) => void; result: ControlResult } | null = null;
   private lent = false;
   private closedReason: string | null = null;
+  private readonly closeListeners: ((reason: string) => void)[] = [];
 
   private constructor(
     readonly socket: net.Socket,
@@ -119,6 +120,17 @@ export class ServerLink {
     return this.closedReason !== null;
   }
 
+  /** Why the link is closed; null while it is open. */
+  get closeReason(): string | null {
+    return this.closedReason;
+  }
+
+  /** Calls `listener` once, when the link closes for whatever reason (close(), the server, the network). */
+  onClosed(listener: (reason: string) => void): void {
+    if (this.closedReason !== null) queueMicrotask(() => listener(this.closedReason!));
+    else this.closeListeners.push(listener);
+  }
+
   /** Runs txproxy's own statements (one simple Query) and reads their answer. */
   run(sql: string): Promise<ControlResult> {
     if (this.closedReason !== null) return Promise.reject(new LinkError(this.closedReason));
@@ -144,7 +156,7 @@ export class ServerLink {
   }
 
   close(): void {
-    if (this.closedReason === null) this.closedReason = 'closed by txproxy';
+    this.markClosed('closed by txproxy');
     // Terminate, as a client leaving politely would, so the server logs no "unexpected EOF".
     if (!this.socket.destroyed) this.socket.end(serialize.end());
   }
@@ -157,7 +169,17 @@ export class ServerLink {
         const nul = message.body.indexOf(0);
         this.parameters.set(message.body.toString('utf8', 0, nul), message.body.toString('utf8', nul + 1, message.body.length - 1));
       }
-      if (waiting === null) continue; // a notice or a parameter change while idle
+      if (waiting === null) {
+        // An idle backend raises an error only as it ends the session
+        // (pg_terminate_backend, idle_session_timeout, shutdown): the link is
+        // unusable from now, before its socket's close event arrives.
+        if (message.type === 'E') {
+          const fields = errorFieldsOfBody(message.body);
+          this.onGone(`the server ended the session: ${fields.message} (${fields.code})`);
+          this.socket.destroy();
+        }
+        continue; // a notice or a parameter change while idle
+      }
       if (message.type === 'C') waiting.result.tags.push(message.body.toString('utf8', 0, message.body.length - 1));
       if (message.type === 'E' && waiting.result.error === null) {
         waiting.result.error = errorFieldsOfBody(message.body);
@@ -170,8 +192,14 @@ export class ServerLink {
     }
   }
 
+  private markClosed(reason: string): void {
+    if (this.closedReason !== null) return;
+    this.closedReason = reason;
+    for (const listener of this.closeListeners.splice(0)) listener(reason);
+  }
+
   private onGone(reason: string): void {
-    if (this.closedReason === null) this.closedReason = reason;
+    this.markClosed(reason);
     const waiting = this.waiting;
     this.waiting = null;
     waiting?.reject(new LinkError(reason));
