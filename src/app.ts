@@ -24,6 +24,7 @@ import { PolicySet } from './policy/policy-set.js';
 import { PolicyService, type PolicyViolationCounter } from './proxy/policy-service.js';
 import { ProxyServer, type PooledServers } from './proxy/server.js';
 import type { UpstreamTarget } from './proxy/upstream.js';
+import { registerTraceMetrics } from './trace/trace-metrics.js';
 import { TraceText } from './trace/trace-text.js';
 import { TraceWriter } from './trace/trace-writer.js';
 import { fanOut, type TrackerListener } from './tracker/types.js';
@@ -73,6 +74,7 @@ export class App {
     if (options.trace !== null) this.traceBus.attach(options.trace);
     // Process metrics watch the event loop and GC all the time: only when someone can scrape them.
     this.registry = createRegistry({ processMetrics: config.http !== 'off' && config.metrics.process });
+    if (options.trace !== null) registerTraceMetrics(this.registry, options.trace);
     const sessions: SessionDirectory = {
       sessions: () => this.server.sessions,
       byBackendPid: (pid) => this.server.backendKeys.get(pid),

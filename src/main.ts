@@ -10,9 +10,11 @@ import tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import pino from 'pino';
 import { App, ListenError } from './app.js';
-import { buildConfig, ConfigError, OPTIONS_HELP, parseCommandLine, parseConfigFile, settingsFromEnv, USAGE } from './config/load.js';
+import { buildConfig, ConfigError, OPTIONS_HELP, parseCommandLine, parseConfigFile, settingOrigin, settingsFromEnv, USAGE } from './config/load.js';
 import type { Config } from './config/schema.js';
 import { startEmbeddedPostgres, type EmbeddedServer } from './embedded/embedded-postgres.js';
+import type { WriterProblem } from './trace/buffered-writer.js';
+import { TraceFileError } from './trace/trace-file.js';
 import { createTraceSink, type TraceSink } from './trace/trace-sink.js';
 import { parseUpstreamUrl, UpstreamUrlError, type UpstreamTarget } from './proxy/upstream.js';
 import { colourStyle, plainStyle, wantsColour } from './trace-render/style.js';
@@ -32,7 +34,13 @@ const DEFAULT_CONFIG_FILE = path.join(PACKAGE_ROOT, 'config', 'txproxy.yaml');
 const EXIT_FAILURE = 1;
 const EXIT_USAGE = 2;
 
-function loadConfig(argv: string[]): Config {
+interface LoadedConfig {
+  config: Config;
+  /** Where a key's value came from, for messages (`from --trace`). */
+  originOf: (key: string) => string;
+}
+
+function loadConfig(argv: string[]): LoadedConfig {
   const commandLine = parseCommandLine(argv);
   if (commandLine.help) {
     process.stdout.write(`${USAGE}\n\n${OPTIONS_HELP}\n`);
@@ -54,7 +62,27 @@ function loadConfig(argv: string[]): Config {
     }
     file = parseConfigFile(text, configFile);
   }
-  return buildConfig(file, settingsFromEnv(process.env), commandLine.settings, configFile ?? 'configuration');
+  const env = settingsFromEnv(process.env);
+  const source = configFile ?? 'configuration';
+  return {
+    config: buildConfig(file, env, commandLine.settings, source),
+    originOf: (key) => settingOrigin(key, env, commandLine.settings, source),
+  };
+}
+
+/**
+ * Opens the trace output, checked like the rest of the configuration: a
+ * path that cannot be written is a ConfigError naming the key.
+ */
+function openTrace(loaded: LoadedConfig, onProblem: (problem: WriterProblem) => void): TraceSink | null {
+  const output = loaded.config.trace.output;
+  if (output === 'off') return null;
+  try {
+    return createTraceSink(output, onProblem);
+  } catch (err) {
+    if (!(err instanceof TraceFileError)) throw err;
+    throw new ConfigError(`invalid value for 'trace.output' ${loaded.originOf('trace.output')}: ${err.message}; got '${output}'`);
+  }
 }
 
 function tlsContextOf(config: Config): tls.SecureContext | null {
@@ -113,13 +141,13 @@ async function traceCommand(argv: string[]): Promise<void> {
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
   if (argv[0] === 'trace') return traceCommand(argv.slice(1));
-  let config: Config;
+  let loaded: LoadedConfig;
   let tlsContext: tls.SecureContext | null;
   let explicitTarget: UpstreamTarget | null = null;
   try {
-    config = loadConfig(argv);
-    tlsContext = tlsContextOf(config);
-    if (config.upstream !== '') explicitTarget = parseUpstreamUrl(config.upstream);
+    loaded = loadConfig(argv);
+    tlsContext = tlsContextOf(loaded.config);
+    if (loaded.config.upstream !== '') explicitTarget = parseUpstreamUrl(loaded.config.upstream);
   } catch (err) {
     if (err instanceof ConfigError || err instanceof UpstreamUrlError) {
       process.stderr.write(`txproxy: ${err.message}\n`);
@@ -127,10 +155,25 @@ async function main(): Promise<void> {
     }
     throw err;
   }
+  const config = loaded.config;
 
   const log = pino({ name: 'txproxy', level: config.log.level }, pino.destination({ dest: 2, sync: true }));
   let embedded: EmbeddedServer | null = null;
-  let trace: TraceSink | null = null;
+  let trace: TraceSink | null;
+  // The trace file is opened before anything starts: a path that cannot be
+  // written stops txproxy at once, as a configuration mistake.
+  try {
+    trace = openTrace(loaded, (problem) => {
+      if (problem.reason === 'reopen_failed') log.error({ error: problem.error }, 'trace file reopen failed: writing on to the file already open');
+      else log.warn({ reason: problem.reason, error: problem.error, suppressed: problem.suppressed }, 'trace records dropped');
+    });
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`txproxy: ${err.message}\n`);
+      process.exit(EXIT_USAGE);
+    }
+    throw err;
+  }
   let app: App | null = null;
 
   // Signals are handled from the start: one that arrives while the embedded
@@ -162,16 +205,25 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
-  // SIGHUP re-reads the configuration; the policies take effect without a
-  // restart (each session from its next request). A broken file changes nothing.
+  // SIGUSR1 (as for nginx and PgBouncer) and SIGHUP reopen the trace file,
+  // which log rotation has renamed (docs/traces.md#rotation).
+  const reopenTrace = (signal: NodeJS.Signals) => {
+    if (trace?.reopen === undefined || config.trace.output === '-') return;
+    trace.reopen();
+    log.info({ signal, path: config.trace.output }, 'reopening the trace file');
+  };
+  process.on('SIGUSR1', () => reopenTrace('SIGUSR1'));
+  // SIGHUP also re-reads the configuration; the policies take effect without
+  // a restart (each session from its next request). A broken file changes nothing.
   process.on('SIGHUP', () => {
+    reopenTrace('SIGHUP');
     if (app === null) {
-      log.warn('SIGHUP while starting: ignored');
+      log.warn('SIGHUP while starting: policies not reloaded');
       return;
     }
     let next: Config;
     try {
-      next = loadConfig(argv);
+      next = loadConfig(argv).config;
     } catch (err) {
       log.error({ reason: (err as Error).message }, 'configuration reload failed: keeping the current policies');
       return;
@@ -199,7 +251,6 @@ async function main(): Promise<void> {
     target = parseUpstreamUrl(embedded.url + '?sslmode=disable');
   }
 
-  trace = config.trace.output === 'off' ? null : createTraceSink(config.trace.output, (problem) => log.warn({ problem }, 'trace output problem'));
   try {
     app = await App.start({ config, target, log, trace, tlsContext });
   } catch (err) {

@@ -6,12 +6,34 @@
 import { parseArgs } from 'node:util';
 import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
+import { DATABASE_OVERRIDE_KEYS, USER_OVERRIDE_KEYS } from '../pool/pool-config.js';
 import { configSchema, type Config } from './schema.js';
 
 /** A configuration mistake: names the key and what is allowed. Exit code 2. */
 export class ConfigError extends Error {
   override name = 'ConfigError';
 }
+
+/** `TXPROXY_POOL_<KEY>` for each top-level key of the `pool:` section (the per-database and per-user maps have none). */
+const POOL_ENV_KEYS: Record<string, string> = Object.fromEntries(
+  [
+    'mode',
+    'default_pool_size',
+    'min_pool_size',
+    'reserve_pool_size',
+    'reserve_pool_timeout',
+    'max_db_connections',
+    'max_user_connections',
+    'server_idle_timeout',
+    'server_lifetime',
+    'server_connect_timeout',
+    'server_login_retry',
+    'query_wait_timeout',
+    'server_reset_query',
+    'server_check_query',
+    'server_check_delay',
+  ].map((key) => [`TXPROXY_POOL_${key.toUpperCase()}`, `pool.${key}`]),
+);
 
 /** Environment variables and the config key each one sets. */
 export const ENV_KEYS: Record<string, string> = {
@@ -32,6 +54,12 @@ export const ENV_KEYS: Record<string, string> = {
   TXPROXY_DATA_DIR: 'embedded.data_dir',
   TXPROXY_EMBEDDED_PORT: 'embedded.port',
   TXPROXY_LOG_LEVEL: 'log.level',
+  ...POOL_ENV_KEYS,
+  TXPROXY_AUTH_TYPE: 'auth.type',
+  TXPROXY_AUTH_FILE: 'auth.file',
+  TXPROXY_AUTH_USER: 'auth.user',
+  TXPROXY_AUTH_QUERY: 'auth.query',
+  TXPROXY_AUTH_QUERY_CACHE_TTL: 'auth.query_cache_ttl',
 };
 
 /** Command-line flags and the config key each one sets. */
@@ -46,7 +74,18 @@ const FLAG_KEYS: Record<string, string> = {
 };
 
 /** Keys whose values are numbers when given as text (env, flags). */
-const NUMERIC_KEYS = new Set(['max_client_conn', 'max_message_length', 'embedded.port', 'trace.max_sql_length', 'trace.max_tag_length']);
+const NUMERIC_KEYS = new Set([
+  'max_client_conn',
+  'max_message_length',
+  'embedded.port',
+  'trace.max_sql_length',
+  'trace.max_tag_length',
+  'pool.default_pool_size',
+  'pool.min_pool_size',
+  'pool.reserve_pool_size',
+  'pool.max_db_connections',
+  'pool.max_user_connections',
+]);
 
 export const USAGE = `usage: txproxy [--config FILE] [--listen HOST:PORT] [--upstream URL] [--http HOST:PORT|off]
                [--trace FILE|-|off] [--trace-sql full|redacted|off] [--max-client-conn N]
@@ -146,16 +185,19 @@ export function buildConfig(
   for (const [key, value] of [...Object.entries(env), ...Object.entries(flags)]) setPath(merged, key, coerce(key, value));
   const result = configSchema.safeParse(merged);
   if (!result.success) {
-    const origin = (key: string) => {
-      if (key in flags) return `from --${flagOf(key)}`;
-      if (key in env) return `from ${envNameOf(key)}`;
-      return `in ${source}`;
-    };
+    const origin = (key: string) => settingOrigin(key, env, flags, source);
     const lines = result.error.issues.map((issue) => describeIssue(issue, merged, origin, source));
     const problems = [...new Set(lines)];
     throw new ConfigError(problems.length === 1 ? problems[0] : `${problems.length} configuration errors:\n  ${problems.join('\n  ')}`);
   }
   return result.data;
+}
+
+/** Where a setting's value came from, for messages: `from --trace`, `from TXPROXY_TRACE`, `in FILE`. */
+export function settingOrigin(key: string, env: Record<string, string>, flags: Record<string, string>, source = 'configuration'): string {
+  if (key in flags) return `from --${flagOf(key)}`;
+  if (key in env) return `from ${envNameOf(key)}`;
+  return `in ${source}`;
 }
 
 function describeIssue(issue: z.core.$ZodIssue, input: Record<string, unknown>, origin: (key: string) => string, source: string): string {
@@ -173,6 +215,9 @@ function describeIssue(issue: z.core.$ZodIssue, input: Record<string, unknown>, 
 /** The keys a (nested) section of the configuration accepts. */
 function allowedKeys(path: PropertyKey[]): string[] {
   if (path.length === 0) return Object.keys(configSchema.shape);
+  // Overrides under a database or user name the defaults do not have.
+  if (path.length === 3 && path[0] === 'pool' && path[1] === 'databases') return DATABASE_OVERRIDE_KEYS;
+  if (path.length === 3 && path[0] === 'pool' && path[1] === 'users') return USER_OVERRIDE_KEYS;
   const defaults = configSchema.parse({}) as Record<string, unknown>;
   const section = valueAt(defaults, path);
   return typeof section === 'object' && section !== null ? Object.keys(section) : [];

@@ -3,9 +3,11 @@
  * docs/configuration.md documents each key; keep the two in step.
  */
 import { z } from 'zod';
+import { authSchema } from '../auth/auth-config.js';
+import { poolSchema } from '../pool/pool-config.js';
 import { policiesSchema } from '../policy/policy-config.js';
 import { parseUpstreamUrl, UpstreamUrlError } from '../proxy/upstream.js';
-import { parseDuration } from './duration.js';
+import { durationSchema } from './duration.js';
 
 // Every error message says what is allowed; load.ts adds the key, where the
 // value came from and the value itself.
@@ -30,17 +32,8 @@ function oneOf<const T extends readonly [string, ...string[]]>(values: T) {
   return z.enum(values, { error: `expected one of ${values.join(', ')}` });
 }
 
-const DURATION = 'expected a duration such as 500ms, 30s, 5m, or a number of milliseconds';
 
-/** A duration: a number of milliseconds or a string such as `500ms`, `30s`, `5m`. */
-const duration = z.union([z.number(), z.string()], { error: DURATION }).transform((value, ctx) => {
-  const ms = parseDuration(value);
-  if (ms === null) {
-    ctx.addIssue({ code: 'custom', message: DURATION });
-    return z.NEVER;
-  }
-  return ms;
-});
+const duration = durationSchema;
 
 const UPSTREAM_URL = 'postgres://[user[:password]@]host[:port][/database][?sslmode=disable|allow|prefer|require|verify-ca|verify-full]';
 
@@ -149,6 +142,10 @@ export const configSchema = z
       })
       .strict()
       .default({ enabled: true, threshold: 200, interval: 100 }),
+    /** Server connection pooling (docs/pooling.md); `mode: none` (the default) relays each client to its own connection. */
+    pool: poolSchema.prefault({}),
+    /** How clients log in to txproxy when it pools (docs/pooling.md). */
+    auth: authSchema.prefault({}),
   })
   .strict();
 

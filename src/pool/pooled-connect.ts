@@ -19,22 +19,15 @@ import { backendKeyData, errorResponse, negotiateProtocolVersion, parameterStatu
 import { endClient } from '../proxy/end-client.js';
 import { LinkError, type LinkIdentity, type ServerLink } from '../server-link/server-link.js';
 import { loginClient } from './client-login.js';
+import { PoolError } from './pool-errors.js';
 import { settingsSql, startupSettings } from './startup-settings.js';
 
 /** What a pool offers a client session. */
 export interface LinkLender {
-  /** Waits for a logged-in server connection of the identity's pool; rejects with a PoolWaitError or LinkError. */
+  /** Waits for a logged-in server connection of the identity's pool; rejects with a PoolError (its report is for the client). */
   acquire(identity: LinkIdentity, credentials: ServerCredentials, signal: AbortSignal): Promise<ServerLink>;
   /** Back from a client: a reusable link is reset and kept, any other is closed. */
   release(link: ServerLink, reusable: boolean): void;
-}
-
-/** A wait that ended without a server (query_wait_timeout, shutdown): `report` says why, for the client. */
-export class PoolWaitError extends Error {
-  constructor(readonly report: Report) {
-    super(report.message);
-    this.name = 'PoolWaitError';
-  }
 }
 
 export interface PooledConnectOptions {
@@ -135,7 +128,7 @@ function protocolPreamble(startup: StartupRequest): Buffer | undefined {
 }
 
 function failureReport(err: Error, user: string, database: string): Report {
-  if (err instanceof PoolWaitError) return err.report;
+  if (err instanceof PoolError) return err.report;
   if (err instanceof LinkError && err.fields !== undefined) {
     // The server's own refusal (no such database, a role that cannot log in…), as the client would have had it.
     return { severity: 'FATAL', code: err.fields.code, message: err.fields.message, detail: err.fields.detail, hint: err.fields.hint };

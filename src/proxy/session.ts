@@ -32,6 +32,7 @@ import { connectFailureReason, ProxyErrors } from './errors.js';
 import { describeTarget, sendCancel, startUpstream, UpstreamTlsError, type UpstreamTarget } from './upstream.js';
 import type { BorrowedServer } from '../pool/pooled-connect.js';
 import type { ServerLink } from '../server-link/server-link.js';
+import { newSessionId } from '../tracker/session-ids.js';
 
 export interface SessionOptions {
   target: UpstreamTarget;
@@ -132,8 +133,6 @@ const TERMINATE = serialize.end();
 
 export type SessionState = 'connecting' | 'authenticating' | 'ready' | 'closed';
 
-let nextSessionId = 1;
-
 export class Session extends EventEmitter {
   readonly info: SessionInfo;
   readonly tracker: SessionTracker;
@@ -180,7 +179,7 @@ export class Session extends EventEmitter {
     super();
     const params = startup.params;
     this.info = {
-      id: String(nextSessionId++),
+      id: newSessionId(),
       user: params.user ?? '',
       database: params.database ?? params.user ?? '',
       applicationName: params.application_name ?? '',
@@ -298,7 +297,7 @@ export class Session extends EventEmitter {
     this.state = 'authenticating';
     this.clientScanner.setLimits(MessageLimits.frontend(this.options.maxMessageLength));
     link.socket.on('close', this.onLinkClosed);
-    link.lend((chunk) => this.fromServer(chunk));
+    link.attach((chunk) => this.fromServer(chunk));
     this.fromServer(server.welcome);
     if (this.startup.rest.length > 0) this.fromClient(this.startup.rest);
     if (this.clientPending !== null) this.fromClient(this.clientPending);

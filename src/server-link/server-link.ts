@@ -42,6 +42,8 @@ export interface ControlResult {
   error: ErrorFields | null;
   /** The transaction status of the ReadyForQuery that ended them. */
   status: TxStatus;
+  /** The rows they returned, each column as text (null for NULL). */
+  rows: (string | null)[][];
 }
 
 function startupPacket(identity: LinkIdentity): Buffer {
@@ -62,6 +64,7 @@ export class ServerLink {
   private lent = false;
   private borrower: ((chunk: Buffer) => void) | null = null;
   private closedReason: string | null = null;
+  private readonly closeListeners: ((reason: string) => void)[] = [];
 
   private constructor(
     readonly socket: net.Socket,
@@ -120,25 +123,40 @@ export class ServerLink {
     return this.closedReason !== null;
   }
 
+  /** Why the link is closed; null while it is open. */
+  get closeReason(): string | null {
+    return this.closedReason;
+  }
+
+  /** Calls `listener` once, when the link closes for whatever reason (close(), the server, the network). */
+  onClosed(listener: (reason: string) => void): void {
+    if (this.closedReason !== null) queueMicrotask(() => listener(this.closedReason!));
+    else this.closeListeners.push(listener);
+  }
+
   /** Runs txproxy's own statements (one simple Query) and reads their answer. */
   run(sql: string): Promise<ControlResult> {
     if (this.closedReason !== null) return Promise.reject(new LinkError(this.closedReason));
     if (this.lent || this.waiting !== null) return Promise.reject(new LinkError('the server connection is busy'));
     return new Promise((resolve, reject) => {
-      this.waiting = { resolve, reject, result: { tags: [], error: null, status: 'I' } };
+      this.waiting = { resolve, reject, result: { tags: [], error: null, status: 'I', rows: [] } };
       this.socket.write(serialize.query(sql));
     });
   }
 
-  /**
-   * A client's session reads the socket from now on: every chunk goes to
-   * `onData` as it arrives. The session may pause and resume the socket
-   * (backpressure); `reclaim()` resumes it.
-   */
-  lend(onData: (chunk: Buffer) => void): void {
+  /** Lent to a client: txproxy's own reading stops until reclaim(). */
+  lend(): void {
     this.lent = true;
-    this.borrower = onData;
     this.lastUsedAt = Date.now();
+  }
+
+  /**
+   * The borrowing session reads the socket from now on: every chunk goes to
+   * `onData` as it arrives. The session may pause and resume the socket
+   * (backpressure); reclaim() resumes it.
+   */
+  attach(onData: (chunk: Buffer) => void): void {
+    this.borrower = onData;
   }
 
   /** Back from a client, which has read every answer up to a ReadyForQuery. */
@@ -150,7 +168,7 @@ export class ServerLink {
   }
 
   close(): void {
-    if (this.closedReason === null) this.closedReason = 'closed by txproxy';
+    this.markClosed('closed by txproxy');
     // Terminate, as a client leaving politely would, so the server logs no "unexpected EOF".
     if (!this.socket.destroyed) this.socket.end(serialize.end());
   }
@@ -166,7 +184,18 @@ export class ServerLink {
         const nul = message.body.indexOf(0);
         this.parameters.set(message.body.toString('utf8', 0, nul), message.body.toString('utf8', nul + 1, message.body.length - 1));
       }
-      if (waiting === null) continue; // a notice or a parameter change while idle
+      if (waiting === null) {
+        // An idle backend raises an error only as it ends the session
+        // (pg_terminate_backend, idle_session_timeout, shutdown): the link is
+        // unusable from now, before its socket's close event arrives.
+        if (message.type === 'E') {
+          const fields = errorFieldsOfBody(message.body);
+          this.onGone(`the server ended the session: ${fields.message} (${fields.code})`);
+          this.socket.destroy();
+        }
+        continue; // a notice or a parameter change while idle
+      }
+      if (message.type === 'D') waiting.result.rows.push(dataRowColumns(message.body));
       if (message.type === 'C') waiting.result.tags.push(message.body.toString('utf8', 0, message.body.length - 1));
       if (message.type === 'E' && waiting.result.error === null) {
         waiting.result.error = errorFieldsOfBody(message.body);
@@ -179,10 +208,34 @@ export class ServerLink {
     }
   }
 
+  private markClosed(reason: string): void {
+    if (this.closedReason !== null) return;
+    this.closedReason = reason;
+    for (const listener of this.closeListeners.splice(0)) listener(reason);
+  }
+
   private onGone(reason: string): void {
-    if (this.closedReason === null) this.closedReason = reason;
+    this.markClosed(reason);
     const waiting = this.waiting;
     this.waiting = null;
     waiting?.reject(new LinkError(reason));
   }
+}
+
+/** A DataRow's columns as text; null for NULL. */
+function dataRowColumns(body: Buffer): (string | null)[] {
+  const count = body.readInt16BE(0);
+  const columns: (string | null)[] = [];
+  let pos = 2;
+  for (let i = 0; i < count; i++) {
+    const length = body.readInt32BE(pos);
+    pos += 4;
+    if (length < 0) {
+      columns.push(null);
+      continue;
+    }
+    columns.push(body.toString('utf8', pos, pos + length));
+    pos += length;
+  }
+  return columns;
 }

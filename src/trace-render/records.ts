@@ -4,7 +4,12 @@
  * fields (older traces, `trace.sql: off`) and strict about the few fields
  * the transcript cannot do without (ids and sequence numbers): a record
  * missing one of those is reported as malformed, never guessed at.
+ *
+ * Every string is made printable here (printable.ts), once for every field
+ * the transcript may show: control characters in a record cannot reach
+ * the terminal, whichever field they hide in.
  */
+import { printable, printableSql } from './printable.js';
 
 export interface SessionEvent {
   kind: 'session';
@@ -174,7 +179,8 @@ export function decodeLine(text: string): Decoded {
   try {
     value = JSON.parse(text);
   } catch (err) {
-    return { ok: false, reason: `not valid JSON (${(err as Error).message})` };
+    // V8's message quotes the text around the mistake.
+    return { ok: false, reason: `not valid JSON (${printable((err as Error).message)})` };
   }
   return decodeRecord(value);
 }
@@ -217,7 +223,13 @@ function required<T>(r: Json, key: string, value: T | null): T {
 
 function str(r: Json, key: string): string | null {
   const v = r[key];
-  return typeof v === 'string' ? v : null;
+  return typeof v === 'string' ? printable(v) : null;
+}
+
+/** SQL text: printable, its line breaks kept (the transcript folds them). */
+function sql(r: Json, key: string): string | null {
+  const v = r[key];
+  return typeof v === 'string' ? printableSql(v) : null;
 }
 
 function num(r: Json, key: string): number | null {
@@ -240,7 +252,7 @@ function transactionIdOf(r: Json): string | null {
   const v = r['transaction.id'];
   if (v === undefined || v === null) return null;
   if (typeof v !== 'string') throw new MissingField('with a "transaction.id" that is not a string');
-  return v;
+  return printable(v);
 }
 
 function attribution(r: Json): Attribution {
@@ -273,7 +285,7 @@ function decodeStatement(r: Json): StatementEvent {
     seq: required(r, 'statement.seq', num(r, 'statement.seq')),
     durationMs: num(r, 'duration_ms') ?? 0,
     operation: str(r, 'db.operation.name') ?? '',
-    text: str(r, 'db.query.text'),
+    text: sql(r, 'db.query.text'),
     sqlstate: str(r, 'db.response.status_code'),
     errorMessage: str(r, 'error.message'),
     rows: num(r, 'db.response.returned_rows'),
@@ -318,7 +330,7 @@ function decodeTransaction(r: Json): TransactionEvent {
 
 function decodeBlocker(b: Json): Blocker {
   const statements = Array.isArray(b.statements)
-    ? objects(b, 'statements').map((s) => ({ seq: num(s, 'seq') ?? 0, text: str(s, 'text') ?? '' }))
+    ? objects(b, 'statements').map((s) => ({ seq: num(s, 'seq') ?? 0, text: sql(s, 'text') ?? '' }))
     : null;
   return {
     pid: num(b, 'pg.backend_pid'),
@@ -328,7 +340,7 @@ function decodeBlocker(b: Json): Blocker {
     statements,
     applicationName: str(b, 'application.name'),
     state: str(b, 'state'),
-    query: str(b, 'query'),
+    query: sql(b, 'query'),
   };
 }
 
@@ -342,7 +354,7 @@ function decodeLockWait(r: Json): LockWaitEvent {
     transactionId: transactionIdOf(r),
     seq: num(r, 'statement.seq'),
     backendPid: num(r, 'pg.backend_pid'),
-    text: str(r, 'db.query.text'),
+    text: sql(r, 'db.query.text'),
     lockType: str(r, 'lock.type'),
     lockMode: str(r, 'lock.mode'),
     relation: str(r, 'lock.relation'),
@@ -365,7 +377,7 @@ function decodeDeadlock(r: Json): DeadlockEvent {
       sessionId: str(p, 'session.id'),
       transactionId: str(p, 'transaction.id'),
       route: str(p, 'http.route'),
-      lastStatement: str(p, 'last_statement'),
+      lastStatement: sql(p, 'last_statement'),
       victim: p.victim === true,
     })),
     ...attribution(r),
@@ -384,7 +396,7 @@ function decodePolicy(r: Json): PolicyEvent {
     decision: required(r, 'decision', str(r, 'decision')),
     sqlstate: str(r, 'sqlstate'),
     message: str(r, 'message') ?? '',
-    text: str(r, 'db.query.text'),
+    text: sql(r, 'db.query.text'),
     ...attribution(r),
   };
 }
@@ -394,7 +406,7 @@ function decodeDryRun(r: Json): DryRunEvent {
     kind: 'dry_run',
     time: str(r, 'time') ?? '',
     sessionId: required(r, 'session.id', str(r, 'session.id')),
-    changes: objects(r, 'changes').map((c) => ({ command: str(c, 'command') ?? '?', rows: num(c, 'rows'), statement: str(c, 'statement') })),
+    changes: objects(r, 'changes').map((c) => ({ command: str(c, 'command') ?? '?', rows: num(c, 'rows'), statement: sql(c, 'statement') })),
     rowsTotal: num(r, 'rows_total'),
     rolledBack: r.rolled_back !== false,
     ...attribution(r),

@@ -10,6 +10,7 @@ import { parseArgs } from 'node:util';
 import { followEventStream, type EventStreamOptions } from './event-stream-client.js';
 import { matchesFilter, type TraceFilter } from './filter.js';
 import { LineSplitter } from './line-splitter.js';
+import { printable } from './printable.js';
 import { decodeLine } from './records.js';
 import { renderItem } from './render.js';
 import type { Style } from './style.js';
@@ -212,7 +213,8 @@ export function followTrace(url: URL, filter: TraceFilter, io: TraceIo, options:
         holdTimer = renderer.holding ? setTimeout(() => write(renderer.releaseHeld()), HOLD_MS) : null;
       },
       onStatus(message) {
-        io.err.write(`txproxy trace: ${message}\n`);
+        // It may quote what the server answered (a content type).
+        io.err.write(`txproxy trace: ${printable(message)}\n`);
       },
     },
     options,

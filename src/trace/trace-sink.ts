@@ -3,17 +3,25 @@
  * line, appended through a BufferedWriter (see there for why not a pino
  * logger: the trace is on every statement's path).
  */
-import { BufferedWriter } from './buffered-writer.js';
+import { terminalSafeJson } from './json-text.js';
+import { BufferedWriter, type TraceDropReason, type WriterProblem } from './buffered-writer.js';
 
 export interface TraceSink {
   /** One record as JSON text, without a line break. */
   writeLine(line: string): void;
   /** Resolves when what was written so far has reached the file. */
   flush(): Promise<void>;
+  /** Opens the output again at its path (log rotation); nothing for stdout. */
+  reopen?(): void;
+  /** Records dropped so far, by reason. */
+  droppedRecords?(): Readonly<Record<TraceDropReason, number>>;
 }
 
-/** `-` is stdout; anything else a file, appended to, its directory created. */
-export function createTraceSink(output: string, onProblem?: (problem: string) => void): TraceSink {
+/**
+ * `-` is stdout; anything else a file, appended to, its missing directories
+ * created. Throws a TraceFileError when the file cannot be opened.
+ */
+export function createTraceSink(output: string, onProblem?: (problem: WriterProblem) => void): TraceSink {
   const writer = output === '-' ? new BufferedWriter(1, { onProblem }) : BufferedWriter.open(output, { onProblem });
   return {
     writeLine(line) {
@@ -21,6 +29,12 @@ export function createTraceSink(output: string, onProblem?: (problem: string) =>
     },
     flush() {
       return writer.flush();
+    },
+    reopen() {
+      writer.reopen();
+    },
+    droppedRecords() {
+      return writer.droppedRecords;
     },
   };
 }
@@ -57,7 +71,7 @@ export class TraceBus {
   /** A record object: serialized once for all sinks, only when one is attached. */
   write(record: object): void {
     if (this.sinks.length === 0) return;
-    this.writeLine(JSON.stringify(record));
+    this.writeLine(terminalSafeJson(JSON.stringify(record)));
   }
 
   writeLine(line: string): void {

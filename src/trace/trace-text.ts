@@ -18,6 +18,7 @@
  * each statement of its request). A cut value ends with TRUNCATED_MARK.
  */
 import type { StatementInfo } from '../sql/classify.js';
+import { terminalSafeJson } from './json-text.js';
 import { redactMessage } from '../sql/redact-message.js';
 import { holdsSecret, maskSecrets, redactSql } from '../sql/redact.js';
 import type { SqlCommenterTags } from '../sql/sqlcommenter.js';
@@ -97,7 +98,7 @@ export class TraceText {
     if (fragment === undefined) {
       const fields: Record<string, unknown> = {};
       this.addRequest(fields, request);
-      fragment = ',' + JSON.stringify(fields).slice(1, -1);
+      fragment = ',' + terminalSafeJson(JSON.stringify(fields)).slice(1, -1);
       this.requestFragments.set(request, fragment);
     }
     return fragment;

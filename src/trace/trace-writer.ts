@@ -136,7 +136,7 @@ function sessionFields(session: SessionInfo): SessionFields {
   return fields;
 }
 
-/** Session, transaction and request ids are made by txproxy from digits, dots and letters: nothing to escape. */
+/** Session, transaction and request ids are made by txproxy from letters, digits, dots and hyphens: nothing to escape. */
 function idJson(id: string | null): string {
   return id === null ? 'null' : `"${id}"`;
 }

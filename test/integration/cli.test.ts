@@ -4,7 +4,7 @@
  * --config; every bad value exits with code 2 and one line that names the
  * key, where the value came from and what is allowed; --help and --version.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -157,7 +157,7 @@ t.test('config file mistakes exit with code 2 and name the file and the key', as
     t,
     ['--config', unknownKey],
     {},
-    `txproxy: unknown key 'listen_port' in ${unknownKey}; allowed: listen, upstream, http, max_client_conn, max_message_length, connect_timeout, read_buffer, drain_timeout, tls, embedded, trace, log, policies, metrics, lock_monitor\n`,
+    `txproxy: unknown key 'listen_port' in ${unknownKey}; allowed: listen, upstream, http, max_client_conn, max_message_length, connect_timeout, read_buffer, drain_timeout, tls, embedded, trace, log, policies, metrics, lock_monitor, pool\n`,
   );
 
   const nestedUnknown = writeScratch('nested-unknown.yaml', 'trace:\n  format: json\n');
@@ -184,6 +184,50 @@ t.test('config file mistakes exit with code 2 and name the file and the key', as
     {},
     `txproxy: 2 configuration errors:\n  invalid value for 'listen' in ${twoMistakes}: expected HOST:PORT such as 127.0.0.1:6432 (port 0 to 65535); got 'here'\n  invalid value for 'trace.sql' in ${twoMistakes}: expected one of full, redacted, off; got 'some'\n`,
   );
+});
+
+t.test('a trace path that cannot be written exits with code 2 at once, naming the key and why', async (t) => {
+  const aFile = writeScratch('a-file', 'not a directory\n');
+  // Root writes anywhere but in sysfs; others not into a directory without write permission.
+  let readOnlyDir: string | null = path.join(scratch, 'read-only');
+  if (process.getuid?.() === 0) readOnlyDir = existsSync('/sys/kernel') ? '/sys' : null;
+  else {
+    mkdirSync(readOnlyDir);
+    chmodSync(readOnlyDir, 0o555);
+  }
+  const cases: [string, string[], Record<string, string>, string | RegExp][] = [
+    // Node 20's recursive mkdir spun at 100 % CPU here, deaf to SIGTERM.
+    [
+      'under /proc',
+      ['--trace', '/proc/nope/x'],
+      {},
+      "txproxy: invalid value for 'trace.output' from --trace: cannot create the directory '/proc/nope': no such file or directory (ENOENT); got '/proc/nope/x'\n",
+    ],
+    ['a directory', ['--trace', scratch], {}, `txproxy: invalid value for 'trace.output' from --trace: '${scratch}' is a directory; expected a file name; got '${scratch}'\n`],
+    [
+      'a path under a file',
+      [],
+      { TXPROXY_TRACE: path.join(aFile, 'trace.ndjson') },
+      `txproxy: invalid value for 'trace.output' from TXPROXY_TRACE: '${aFile}' is not a directory; got '${path.join(aFile, 'trace.ndjson')}'\n`,
+    ],
+  ];
+  if (readOnlyDir !== null) {
+    const file = path.join(readOnlyDir, 'trace.ndjson');
+    cases.push([
+      'a directory without write permission',
+      ['--trace', file],
+      {},
+      `txproxy: invalid value for 'trace.output' from --trace: cannot open '${file}' for appending: permission denied (EACCES); got '${file}'\n`,
+    ]);
+  }
+  for (const [name, args, env, expected] of cases) {
+    await t.test(name, async (t) => {
+      const started = Date.now();
+      // Nothing listens on port 1: the trace path is checked before any connection is tried.
+      await expectUsageError(t, ['--upstream', 'postgres://127.0.0.1:1/postgres', '--http', 'off', '--listen', '127.0.0.1:0', ...args], env, expected);
+      t.ok(Date.now() - started < 10_000, 'within seconds');
+    });
+  }
 });
 
 t.test('--help lists every option; --version prints the package version', async (t) => {

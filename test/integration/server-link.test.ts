@@ -33,9 +33,16 @@ t.test('logs in, reports the backend and parameters, runs control statements', a
 
 t.test('a backend terminated while idle: the link knows it is closed', async (t) => {
   const link = await ServerLink.open(target, { user: 'postgres', database: 'postgres' }, credentials, 3000);
+  const reasons: string[] = [];
+  link.onClosed((reason) => reasons.push(reason));
   await server.sql('SELECT pg_terminate_backend($1)', [link.backendPid]);
   await eventually(() => link.closed, 5000, 'the link to notice');
   await t.rejects(link.run('SELECT 1'), LinkError);
+  // The server's FATAL is read as the end, before the socket's close event.
+  t.match(link.closeReason, /terminating connection due to administrator command \(57P01\)/);
+  t.same(reasons, [link.closeReason], 'onClosed listeners are told once');
+  link.onClosed((reason) => reasons.push(reason));
+  await eventually(() => reasons.length === 2, 1000, 'a late listener to be told too');
 });
 
 t.test('a wrong password: the server error, and no socket left open', async (t) => {

@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
-import { BufferedWriter } from '../../src/trace/buffered-writer.js';
+import { BufferedWriter, type WriterProblem } from '../../src/trace/buffered-writer.js';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'txproxy-writer-'));
 
@@ -43,12 +43,13 @@ t.test('a quiet writer still reaches the file after the flush interval', async (
 
 t.test('when the disk falls behind, lines are dropped and counted, not queued without bound', async (t) => {
   const file = path.join(dir, 'd.ndjson');
-  const problems: string[] = [];
+  const problems: WriterProblem[] = [];
   const writer = BufferedWriter.open(file, { chunkSize: 1024, maxBuffered: 8 * 1024, onProblem: (p) => problems.push(p) });
   // All of this happens before any asynchronous write can complete.
   for (let i = 0; i < 1000; i++) writer.write('y'.repeat(99) + '\n');
   t.ok(writer.dropped > 0, `dropped ${writer.dropped}`);
-  t.same(problems, ['trace output is falling behind: dropping records'], 'told once');
+  t.same(problems, [{ reason: 'backlog', error: null, suppressed: 0 }], 'told once');
+  t.equal(writer.droppedRecords.backlog, writer.dropped, 'counted as backlog');
   await writer.close();
   const written = readFileSync(file, 'utf8');
   t.equal(written.length, (1000 - writer.dropped) * 100, 'whole lines only');

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { classifyStatement } from '../../src/sql/classify.js';
-import { jsonMs, jsonNullable, jsonString } from '../../src/trace/json-text.js';
+import { jsonMs, jsonNullable, jsonString, terminalSafeJson } from '../../src/trace/json-text.js';
 import { MemoryTraceSink, TraceBus } from '../../src/trace/trace-sink.js';
 import { TraceText, type SqlTraceMode } from '../../src/trace/trace-text.js';
 import { TraceWriter } from '../../src/trace/trace-writer.js';
@@ -9,18 +9,35 @@ import type { RequestInfo, SessionInfo, StatementRecord, TransactionRecord } fro
 
 const traceText = (sql: SqlTraceMode) => new TraceText({ sql, maxSqlLength: 16384, maxTagLength: 512 });
 
-t.test('jsonString gives exactly what JSON.stringify gives', async (t) => {
-  const samples = ['', 'plain', 'quote " and \\ backslash', 'line\nbreak\ttab\r', '\u0000\u001f', 'é€😀', '\u2028\u2029', 'lone \ud800 surrogate', '\udfff'];
+t.test('jsonString gives what JSON.stringify gives, with the controls a terminal acts on escaped too', async (t) => {
+  const samples = ['', 'plain', 'quote " and \\ backslash', 'line\nbreak\ttab\r', '\u0000\u001f', 'é€😀', '\u2028\u2029', 'lone \ud800 surrogate', '\udfff', '\u009b31m\u202e\u2066'];
   for (let i = 0; i < 2000; i++) {
     // Random strings over the characters that matter.
+    const chars = [0, 9, 10, 27, 31, 32, 34, 65, 92, 127, 0x85, 0x9b, 233, 0x200f, 0x2028, 0x202e, 0x2069, 0xd800, 0xdc00, 0xffff];
     let s = '';
-    for (let j = 0; j < 8; j++) s += String.fromCharCode([0, 9, 10, 31, 32, 34, 65, 92, 127, 233, 0x2028, 0xd800, 0xdc00, 0xffff][Math.floor(Math.random() * 14)]);
+    for (let j = 0; j < 8; j++) s += String.fromCharCode(chars[Math.floor(Math.random() * chars.length)]);
     samples.push(s);
   }
-  for (const s of samples) if (jsonString(s) !== JSON.stringify(s)) t.fail(`differs for ${JSON.stringify(s)}`);
+  for (const s of samples) {
+    const json = jsonString(s);
+    if (json !== terminalSafeJson(JSON.stringify(s))) t.fail(`differs for ${JSON.stringify(s)}`);
+    if (JSON.parse(json) !== s) t.fail(`does not read back for ${JSON.stringify(s)}`);
+    if (/[\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/.test(json)) t.fail(`a raw control character in ${json}`);
+  }
+  t.equal(jsonString('\u009b2J \u202eabc'), '"\\u009b2J \\u202eabc"');
   t.equal(jsonNullable(null), 'null');
   t.equal(jsonMs(1.23456), '1.235');
   t.pass(`${samples.length} strings`);
+});
+
+t.test('records written through the bus: no raw C1 or bidi control, the same values when read', async (t) => {
+  const lines: string[] = [];
+  const bus = new TraceBus();
+  bus.attach({ writeLine: (line) => lines.push(line), flush: async () => undefined });
+  const record = { kind: 'policy', message: 'a\u009b2Jb \u202eevil', nested: { text: '\u0085' } };
+  bus.write(record);
+  t.notMatch(lines[0], /[\u0080-\u009f\u202e]/);
+  t.same(JSON.parse(lines[0]), record);
 });
 
 t.test('jsonMs prints what String(Math.round(ms * 1000) / 1000) prints', async (t) => {

@@ -1,0 +1,394 @@
+/**
+ * The server connections of one (database, user): lent to clients first
+ * come first served, reset and checked between borrowers, opened up to the
+ * pool size (and the reserve, for a client waiting long), closed when idle
+ * too long, too old, or not clean.
+ *
+ * Sockets stay behind PoolLink and the connector, time behind Clock, and
+ * the limits shared between pools (max_db_connections,
+ * max_user_connections) behind PoolContext, so this logic runs in tests
+ * with fakes and a hand-moved clock.
+ */
+import type { ErrorFields } from '../protocol/decode.js';
+import type { Report } from '../protocol/encode.js';
+import { runControl } from './control-statement.js';
+import type { PoolSettings } from './pool-config.js';
+import { loginFailed, poolClosing, PoolError, queryWaitTimeout } from './pool-errors.js';
+import type { PoolKey, PoolLink } from './pool-link.js';
+import type { PoolSnapshot } from './pool-snapshot.js';
+import type { AcquireOptions, CloseReason, PoolContext, ReleaseOptions } from './pool-types.js';
+import { Waiter, WaitQueue } from './wait-queue.js';
+
+type EntryState = 'idle' | 'active' | 'tested' | 'closed';
+
+interface Entry<L extends PoolLink> {
+  readonly link: L;
+  state: EntryState;
+  readonly createdAt: number;
+  /** Logged in, lent, given back or checked: the last time the link was known good. */
+  lastUsedAt: number;
+  /** Who holds it, as the borrower named itself (a session id); null unless lent. */
+  client: string | null;
+}
+
+export class Pool<L extends PoolLink = PoolLink> {
+  private readonly entries = new Map<L, Entry<L>>();
+  /** Idle links by the time they came back, oldest first; lent from the end, so extra links age out. */
+  private idle: Entry<L>[] = [];
+  private readonly queue = new WaitQueue<Entry<L>>();
+  private connecting = 0;
+  /** Links running the reset or the check query: they come back soon, so a waiter does not need a new one. */
+  private testing = 0;
+  private loginError: Report | null = null;
+  private loginRetryAt = 0;
+  private retryTimer: (() => void) | null = null;
+  private closing = false;
+  private drainedResolvers: (() => void)[] = [];
+  private inDispatch = false;
+  private dispatchAgain = false;
+
+  constructor(
+    readonly key: PoolKey,
+    readonly settings: PoolSettings,
+    private readonly ctx: PoolContext<L>,
+  ) {}
+
+  /** A link for a client: at once when one is idle, else in turn when one comes free or is opened. */
+  acquire(options: AcquireOptions = {}): Promise<L> {
+    if (this.closing) return Promise.reject(new PoolError(poolClosing()));
+    const { signal } = options;
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    const failing = this.failingLogin();
+    if (failing !== null) return Promise.reject(new PoolError(failing));
+    const client = options.client ?? null;
+    return new Promise<L>((resolve, reject) => {
+      const { clock } = this.ctx;
+      const waiter = new Waiter<Entry<L>>(
+        clock.now(),
+        (entry) => {
+          entry.client = client;
+          resolve(entry.link);
+        },
+        reject,
+      );
+      this.queue.push(waiter);
+      const s = this.settings;
+      if (s.query_wait_timeout > 0) waiter.onSettle(clock.setTimer(() => this.timeOut(waiter), s.query_wait_timeout));
+      // The reserve opens to a client that has waited reserve_pool_timeout: look again then.
+      if (s.reserve_pool_size > 0) waiter.onSettle(clock.setTimer(() => this.dispatch(), s.reserve_pool_timeout));
+      if (signal !== undefined) {
+        const onAbort = () => {
+          if (this.queue.remove(waiter)) waiter.reject(signal.reason);
+        };
+        signal.addEventListener('abort', onAbort, { once: true });
+        waiter.onSettle(() => signal.removeEventListener('abort', onAbort));
+      }
+      this.dispatch();
+    });
+  }
+
+  /**
+   * Takes a link back from its borrower. A link that is not clean is closed,
+   * never handed on; in session mode a clean one runs server_reset_query
+   * first. Resolves once the link is idle again or closed.
+   */
+  async release(link: L, options: ReleaseOptions = {}): Promise<void> {
+    const entry = this.entries.get(link);
+    if (entry === undefined || entry.state !== 'active') throw new Error('release() of a link this pool has not lent');
+    const s = this.settings;
+    const now = this.ctx.clock.now();
+    entry.lastUsedAt = now;
+    entry.client = null;
+    if (link.closed) return this.drop(entry, 'died');
+    if (options.dirty === true || (options.status !== undefined && options.status !== 'I')) return this.drop(entry, 'dirty');
+    link.reclaim();
+    if (this.closing) return this.drop(entry, 'shutdown');
+    // server_lifetime 0: each link serves one client only, as in PgBouncer.
+    if (now - entry.createdAt >= s.server_lifetime) return this.drop(entry, 'lifetime');
+    // A link opened from the reserve goes once nobody waits for it.
+    if (this.serverCount() > s.pool_size && this.queue.length === 0) return this.drop(entry, 'reserve');
+    if (s.mode === 'session' && s.server_reset_query.trim() !== '') {
+      entry.state = 'tested';
+      this.testing++;
+      const ok = await runControl(entry.link, s.server_reset_query, this.ctx.clock, s.server_connect_timeout);
+      this.testing--;
+      if (!ok) return this.drop(entry, link.closed ? 'died' : 'reset_failed');
+      if (this.closing) return this.drop(entry, 'shutdown');
+    }
+    this.handOn(entry);
+  }
+
+  /** The periodic work: idle and old links closed, the minimum topped up, waiters served. */
+  maintain(): void {
+    const s = this.settings;
+    const now = this.ctx.clock.now();
+    for (const entry of [...this.idle]) {
+      if (entry.link.closed) this.discard(entry, 'died');
+      else if (s.server_lifetime > 0 && now - entry.createdAt >= s.server_lifetime) this.discard(entry, 'lifetime');
+      else if (s.server_idle_timeout > 0 && now - entry.lastUsedAt >= s.server_idle_timeout && this.serverCount() > s.min_pool_size) {
+        this.discard(entry, 'idle_timeout');
+      }
+    }
+    this.dispatch();
+    this.topUp();
+  }
+
+  /** Opens links up to min_pool_size (capped at the pool size), as far as the limits allow. */
+  topUp(): void {
+    const minimum = Math.min(this.settings.min_pool_size, this.settings.pool_size);
+    while (!this.closing && this.serverCount() < minimum && this.openLink(false));
+  }
+
+  /** Looks again whether waiters can be served: a slot shared with other pools may have come free. */
+  dispatch(): void {
+    if (this.inDispatch) {
+      this.dispatchAgain = true;
+      return;
+    }
+    this.inDispatch = true;
+    try {
+      do {
+        this.dispatchAgain = false;
+        this.serveWaiters();
+      } while (this.dispatchAgain);
+    } finally {
+      this.inDispatch = false;
+    }
+  }
+
+  /** When the longest idle link was last used; null when none is idle. */
+  oldestIdleAt(): number | null {
+    return this.idle.length === 0 ? null : this.idle[0].lastUsedAt;
+  }
+
+  /** Closes the longest idle link so another pool may open one; false when none is idle. */
+  evictIdle(): boolean {
+    const entry = this.idle[0];
+    if (entry === undefined) return false;
+    this.discard(entry, 'evicted');
+    return true;
+  }
+
+  /** When the client waiting longest started waiting; null when nobody waits. */
+  waitingSince(): number | null {
+    return this.queue.head?.since ?? null;
+  }
+
+  /** Nothing open, nothing waiting, nothing to keep warm, no login backoff to remember: the manager may forget this pool. */
+  get unused(): boolean {
+    return this.entries.size === 0 && this.connecting === 0 && this.queue.length === 0 && this.settings.min_pool_size === 0 && this.retryTimer === null;
+  }
+
+  /**
+   * Stops lending: waiters are refused, idle links closed, and the rest as
+   * they come back (at once with `force`, under their borrowers). Resolves
+   * when every link is closed.
+   */
+  close(options: { force?: boolean } = {}): Promise<void> {
+    this.closing = true;
+    this.retryTimer?.();
+    this.retryTimer = null;
+    for (const waiter of this.queue.takeAll()) waiter.reject(new PoolError(poolClosing()));
+    for (const entry of [...this.entries.values()]) {
+      if (entry.state === 'idle' || (options.force === true && entry.state === 'active')) this.discard(entry, 'shutdown');
+      else if (options.force === true && entry.state === 'tested') entry.link.close();
+    }
+    return new Promise((resolve) => {
+      this.drainedResolvers.push(resolve);
+      this.checkDrained();
+    });
+  }
+
+  snapshot(): PoolSnapshot {
+    const now = this.ctx.clock.now();
+    const servers = { active: 0, idle: 0, used: 0, tested: 0, login: this.connecting };
+    const links: PoolSnapshot['links'] = [];
+    for (const entry of this.entries.values()) {
+      const state = entry.state === 'idle' && this.needsCheck(entry, now) ? 'used' : entry.state;
+      if (state === 'closed') continue;
+      servers[state]++;
+      const [age_seconds, idle_seconds] = [(now - entry.createdAt) / 1000, (now - entry.lastUsedAt) / 1000];
+      links.push({ backend_pid: entry.link.backendPid, state, client: entry.client, age_seconds, idle_seconds });
+    }
+    const since = this.waitingSince();
+    return {
+      database: this.key.database,
+      user: this.key.user,
+      mode: this.settings.mode,
+      clients: { active: servers.active, waiting: this.queue.length },
+      servers,
+      max_wait_seconds: since === null ? 0 : (now - since) / 1000,
+      login_error:
+        this.loginError === null
+          ? null
+          : { code: this.loginError.code, message: this.loginError.message, retry_in_seconds: Math.max(0, (this.loginRetryAt - now) / 1000) },
+      links,
+    };
+  }
+
+  /** Open links and links being opened. */
+  private serverCount(): number {
+    return this.entries.size + this.connecting;
+  }
+
+  private serveWaiters(): void {
+    const now = this.ctx.clock.now();
+    while (this.queue.length > this.connecting + this.testing) {
+      const entry = this.idle.pop();
+      if (entry === undefined) break;
+      if (entry.link.closed) this.discard(entry, 'died');
+      else if (this.needsCheck(entry, now)) this.check(entry);
+      else this.lend(this.queue.shift()!, entry);
+    }
+    // Each turn opens one link for a waiter no link is on its way to.
+    while (this.queue.length > this.connecting + this.testing && this.openLink(true));
+  }
+
+  private needsCheck(entry: Entry<L>, now: number): boolean {
+    return this.settings.server_check_query.trim() !== '' && now - entry.lastUsedAt >= this.settings.server_check_delay;
+  }
+
+  private lend(waiter: Waiter<Entry<L>>, entry: Entry<L>): void {
+    const now = this.ctx.clock.now();
+    entry.state = 'active';
+    entry.lastUsedAt = now;
+    entry.link.lend();
+    this.ctx.observer.waited(now - waiter.since);
+    waiter.resolve(entry);
+  }
+
+  /** A link known good right now: straight to the client waiting longest, else idle. */
+  private handOn(entry: Entry<L>): void {
+    entry.lastUsedAt = this.ctx.clock.now();
+    const waiter = this.queue.shift();
+    if (waiter !== undefined) this.lend(waiter, entry);
+    else {
+      entry.state = 'idle';
+      this.idle.push(entry);
+      this.ctx.linkIdle(this);
+    }
+    this.dispatch();
+  }
+
+  /** Runs server_check_query on a link idle longer than server_check_delay; a failed check closes it unseen. */
+  private check(entry: Entry<L>): void {
+    entry.state = 'tested';
+    this.testing++;
+    void runControl(entry.link, this.settings.server_check_query, this.ctx.clock, this.settings.server_connect_timeout).then((ok) => {
+      this.testing--;
+      if (this.closing) return this.drop(entry, 'shutdown');
+      if (!ok) return this.drop(entry, entry.link.closed ? 'died' : 'check_failed');
+      this.handOn(entry);
+    });
+  }
+
+  /** Opens one link if the pool size (and the reserve, for a long waiter) and the shared limits allow. */
+  private openLink(forWaiter: boolean): boolean {
+    if (this.closing) return false;
+    const { clock } = this.ctx;
+    const now = clock.now();
+    if (this.loginError !== null && now < this.loginRetryAt) {
+      this.armRetry(now);
+      return false;
+    }
+    const s = this.settings;
+    const head = this.queue.head;
+    const reserve = forWaiter && head !== undefined && now - head.since >= s.reserve_pool_timeout ? s.reserve_pool_size : 0;
+    if (this.serverCount() >= s.pool_size + reserve) return false;
+    if (!this.ctx.mayOpen(this)) {
+      if (forWaiter) this.ctx.makeRoom(this);
+      return false;
+    }
+    this.connecting++;
+    this.ctx.linkOpening(this);
+    this.ctx.connect(s.server_connect_timeout).then(
+      (link) => this.onConnected(link),
+      (err: Error & { fields?: ErrorFields }) => this.onConnectFailed(err),
+    );
+    return true;
+  }
+
+  private onConnected(link: L): void {
+    this.connecting--;
+    this.loginError = null;
+    this.ctx.observer.connected(true);
+    const now = this.ctx.clock.now();
+    const entry: Entry<L> = { link, state: 'active', createdAt: now, lastUsedAt: now, client: null };
+    this.entries.set(link, entry);
+    link.onClosed(() => this.onLinkClosed(entry));
+    if (this.closing) return this.discard(entry, 'shutdown');
+    this.handOn(entry);
+    this.topUp();
+  }
+
+  private onConnectFailed(err: Error & { fields?: ErrorFields }): void {
+    this.connecting--;
+    this.ctx.linkGone(this);
+    const s = this.settings;
+    const now = this.ctx.clock.now();
+    const report = loginFailed(this.key, err.message, err.fields, s.server_login_retry);
+    this.ctx.observer.connected(false, report);
+    this.loginError = report;
+    this.loginRetryAt = now + s.server_login_retry;
+    // As PgBouncer: the clients waiting get the login error, unless a link of
+    // this pool is still open and will come back to them.
+    if (this.entries.size === 0 && this.connecting === 0) {
+      for (const waiter of this.queue.takeAll()) waiter.reject(new PoolError(report));
+    }
+    this.armRetry(now);
+    this.checkDrained();
+  }
+
+  /** After server_login_retry, try again: for waiters still in line and for min_pool_size. */
+  private armRetry(now: number): void {
+    if (this.retryTimer !== null || this.closing) return;
+    this.retryTimer = this.ctx.clock.setTimer(
+      () => {
+        this.retryTimer = null;
+        this.dispatch();
+        this.topUp();
+      },
+      Math.max(0, this.loginRetryAt - now),
+    );
+  }
+
+  /** Logins are failing and this pool has no link to wait for: refuse at once, as PgBouncer does. */
+  private failingLogin(): Report | null {
+    if (this.loginError === null || this.ctx.clock.now() >= this.loginRetryAt) return null;
+    return this.serverCount() === 0 ? this.loginError : null;
+  }
+
+  private timeOut(waiter: Waiter<Entry<L>>): void {
+    if (!this.queue.remove(waiter)) return;
+    this.ctx.observer.waitTimedOut();
+    waiter.reject(new PoolError(queryWaitTimeout(this.key, this.ctx.clock.now() - waiter.since)));
+  }
+
+  /** A link closed on its own: an idle one is dropped and replaced; the others are dealt with when they come back. */
+  private onLinkClosed(entry: Entry<L>): void {
+    if (entry.state === 'idle') this.drop(entry, 'died');
+  }
+
+  /** Closes a link, then lets waiters and the minimum use its slot. */
+  private drop(entry: Entry<L>, reason: CloseReason): void {
+    this.discard(entry, reason);
+    this.dispatch();
+    this.topUp();
+  }
+
+  private discard(entry: Entry<L>, reason: CloseReason): void {
+    if (entry.state === 'closed') return;
+    if (entry.state === 'idle') this.idle.splice(this.idle.indexOf(entry), 1);
+    entry.state = 'closed';
+    this.entries.delete(entry.link);
+    entry.link.close();
+    this.ctx.observer.linkClosed(reason);
+    this.ctx.linkGone(this);
+    this.checkDrained();
+  }
+
+  private checkDrained(): void {
+    if (!this.closing || this.entries.size > 0 || this.connecting > 0) return;
+    for (const resolve of this.drainedResolvers.splice(0)) resolve();
+  }
+}
