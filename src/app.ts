@@ -110,6 +110,7 @@ export class App {
         readyTimeoutMs: Math.min(READY_TIMEOUT_MS, config.connect_timeout),
         lockWaitOf: options.lockWaitOf ?? this.lockMonitor?.lockWaitOf,
         draining: () => this.draining,
+        maxEventSubscribers: config.admin.max_event_subscribers,
         log: options.log,
       });
     }

@@ -6,12 +6,13 @@
 import http from 'node:http';
 import type net from 'node:net';
 import type { Logger } from 'pino';
-import { Counter, Gauge, type Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
 import type { Session } from '../proxy/session.js';
 import { describeTarget, type UpstreamTarget } from '../proxy/upstream.js';
 import type { TraceBus } from '../trace/trace-sink.js';
 import type { TraceText } from '../trace/trace-text.js';
 import { EventStream } from './event-stream.js';
+import { json } from './json-answer.js';
 import { probeUpstream } from './readiness.js';
 import type { RecentTransactions } from './recent-transactions.js';
 import { viewSession, type LockWaitOf } from './sessions-view.js';
@@ -33,6 +34,8 @@ export interface AdminServerOptions {
   lockWaitOf?: LockWaitOf;
   /** True once the proxy drains for shutdown: `/readyz` then says so. */
   draining: () => boolean;
+  /** Clients allowed on /events at once (admin.max_event_subscribers). */
+  maxEventSubscribers: number;
   log: Logger;
 }
 
@@ -45,19 +48,11 @@ export class AdminServer {
 
   constructor(private readonly options: AdminServerOptions) {
     this.sql = showSql(options.traceText);
-    const dropped = new Counter({
-      name: 'txproxy_admin_events_dropped_total',
-      help: 'Trace records not sent to a /events subscriber because it read too slowly.',
-      registers: [options.registry],
-    });
-    const events = (this.events = new EventStream(options.traceBus, dropped));
-    new Gauge({
-      name: 'txproxy_admin_event_subscribers',
-      help: 'Clients connected to /events now.',
-      registers: [options.registry],
-      collect() {
-        this.set(events.size);
-      },
+    this.events = new EventStream({
+      bus: options.traceBus,
+      registry: options.registry,
+      maxSubscribers: options.maxEventSubscribers,
+      log: options.log,
     });
     this.server = http.createServer((req, res) => {
       this.handle(req, res).catch((err: Error) => {
@@ -144,10 +139,4 @@ export class AdminServer {
     }
     json(res, 200, { transactions: recent.list(limit, this.sql, (message) => this.options.traceText.errorMessage(message)) });
   }
-}
-
-function json(res: http.ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(text) });
-  res.end(text);
 }

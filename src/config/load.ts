@@ -18,6 +18,7 @@ export const ENV_KEYS: Record<string, string> = {
   TXPROXY_LISTEN: 'listen',
   TXPROXY_UPSTREAM: 'upstream',
   TXPROXY_HTTP: 'http',
+  TXPROXY_ADMIN_MAX_EVENT_SUBSCRIBERS: 'admin.max_event_subscribers',
   TXPROXY_TRACE: 'trace.output',
   TXPROXY_TRACE_SQL: 'trace.sql',
   TXPROXY_TRACE_MAX_SQL_LENGTH: 'trace.max_sql_length',
@@ -46,7 +47,7 @@ const FLAG_KEYS: Record<string, string> = {
 };
 
 /** Keys whose values are numbers when given as text (env, flags). */
-const NUMERIC_KEYS = new Set(['max_client_conn', 'max_message_length', 'embedded.port', 'trace.max_sql_length', 'trace.max_tag_length']);
+const NUMERIC_KEYS = new Set(['max_client_conn', 'max_message_length', 'embedded.port', 'trace.max_sql_length', 'trace.max_tag_length', 'admin.max_event_subscribers']);
 
 export const USAGE = `usage: txproxy [--config FILE] [--listen HOST:PORT] [--upstream URL] [--http HOST:PORT|off]
                [--trace FILE|-|off] [--trace-sql full|redacted|off] [--max-client-conn N]

@@ -138,6 +138,14 @@ export const configSchema = z
       })
       .strict()
       .default({ routes: [], process: true }),
+    /** What the admin endpoint may cost (docs/admin-api.md). */
+    admin: z
+      .object({
+        /** Clients allowed on /events at once; more get 503. */
+        max_event_subscribers: wholeNumber(1).default(16),
+      })
+      .strict()
+      .default({ max_event_subscribers: 16 }),
     /** The lock-wait sampler (docs/lock-monitor.md). */
     lock_monitor: z
       .object({

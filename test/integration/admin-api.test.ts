@@ -5,9 +5,9 @@
  */
 import http from 'node:http';
 import net from 'node:net';
-import { Counter, Registry } from 'prom-client';
+import { Registry } from 'prom-client';
 import t from 'tap';
-import { EventStream, MAX_BUFFERED_BYTES } from '../../src/admin/event-stream.js';
+import { EventStream } from '../../src/admin/event-stream.js';
 import type { LockWaitView } from '../../src/admin/sessions-view.js';
 import { ListenError } from '../../src/app.js';
 import { TraceBus } from '../../src/trace/trace-sink.js';
@@ -238,9 +238,7 @@ t.test('/events drops records for a consumer that does not read, and says how ma
 
 t.test('/events sends a keepalive comment on an idle stream', async (t) => {
   // The endpoint's period is 15 s; the same stream with a short one.
-  const registry = new Registry();
-  const dropped = new Counter({ name: 'dropped_total', help: 'd', registers: [registry] });
-  const stream = new EventStream(new TraceBus(), dropped, MAX_BUFFERED_BYTES, 50);
+  const stream = new EventStream({ bus: new TraceBus(), registry: new Registry(), keepaliveMs: 50 });
   const server = http.createServer((req, res) => stream.subscribe(req, res));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   t.teardown(() => {
