@@ -10,7 +10,16 @@ import tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import pino from 'pino';
 import { App, ListenError } from './app.js';
-import { buildConfig, ConfigError, OPTIONS_HELP, parseCommandLine, parseConfigFile, settingsFromEnv, USAGE } from './config/load.js';
+import {
+  adminTokenFromFile,
+  buildConfig,
+  ConfigError,
+  OPTIONS_HELP,
+  parseCommandLine,
+  parseConfigFile,
+  settingsFromEnv,
+  USAGE,
+} from './config/load.js';
 import type { Config } from './config/schema.js';
 import { startEmbeddedPostgres, type EmbeddedServer } from './embedded/embedded-postgres.js';
 import { createTraceSink, type TraceSink } from './trace/trace-sink.js';
@@ -54,8 +63,22 @@ function loadConfig(argv: string[]): Config {
     }
     file = parseConfigFile(text, configFile);
   }
-  return buildConfig(file, settingsFromEnv(process.env), commandLine.settings, configFile ?? 'configuration');
+  return withAdminTokenFile(buildConfig(file, settingsFromEnv(process.env), commandLine.settings, configFile ?? 'configuration'));
 }
+
+/** Reads admin.token_file into admin.token, so the secret can live in a file of its own. */
+function withAdminTokenFile(config: Config): Config {
+  const tokenFile = config.admin.token_file;
+  if (tokenFile === null) return config;
+  let text: string;
+  try {
+    text = readFileSync(tokenFile, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`invalid value for 'admin.token_file': cannot read ${tokenFile}: ${(err as Error).message}`);
+  }
+  return { ...config, admin: { ...config.admin, token: adminTokenFromFile(text, tokenFile) } };
+}
+
 
 function tlsContextOf(config: Config): tls.SecureContext | null {
   if (config.tls.cert === null || config.tls.key === null) return null;
