@@ -79,6 +79,11 @@ function withAdminTokenFile(config: Config): Config {
   return { ...config, admin: { ...config.admin, token: adminTokenFromFile(text, tokenFile) } };
 }
 
+/** The admin token for `txproxy trace --follow`, read from the environment and checked as the proxy reads it. */
+function adminTokenFromEnv(): string | null {
+  const settings = Object.entries(settingsFromEnv(process.env)).filter(([key]) => key === 'admin.token' || key === 'admin.token_file');
+  return withAdminTokenFile(buildConfig({}, Object.fromEntries(settings), {})).admin.token;
+}
 
 function tlsContextOf(config: Config): tls.SecureContext | null {
   if (config.tls.cert === null || config.tls.key === null) return null;
@@ -92,10 +97,12 @@ function tlsContextOf(config: Config): tls.SecureContext | null {
 /** `txproxy trace …`: prints a trace file, stdin or a live txproxy's /events as a transcript. */
 async function traceCommand(argv: string[]): Promise<void> {
   let options: TraceOptions;
+  let token: string | null;
   try {
     options = parseTraceCommandLine(argv);
+    token = options.follow !== null ? adminTokenFromEnv() : null;
   } catch (err) {
-    if (err instanceof TraceUsageError) {
+    if (err instanceof TraceUsageError || err instanceof ConfigError) {
       process.stderr.write(`txproxy trace: ${err.message}\n`);
       process.exit(EXIT_USAGE);
     }
@@ -113,7 +120,7 @@ async function traceCommand(argv: string[]): Promise<void> {
   const style = wantsColour(process.stdout.isTTY === true, process.env) ? colourStyle : plainStyle;
   const io = { out: process.stdout, err: process.stderr, style };
   if (options.follow !== null) {
-    const follower = followTrace(options.follow, options.filter, io);
+    const follower = followTrace(options.follow, options.filter, io, { token });
     // Ctrl-C prints what is still open, then the process ends once its output is written.
     const stop = () => follower.stop();
     process.once('SIGINT', stop);

@@ -3,6 +3,7 @@
  * but the probes, which then tell only the status. Regression tests for an
  * admin API that showed sessions and SQL text to anyone who could reach it.
  */
+import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -10,7 +11,7 @@ import t from 'tap';
 import { request, Scrape, subscribe } from '../helpers/admin.js';
 import { startPostgres } from '../helpers/postgres.js';
 import { eventually, startProxy } from '../helpers/proxy.js';
-import { runCli, startCli } from '../helpers/txproxy-cli.js';
+import { environment, MAIN, runCli, startCli } from '../helpers/txproxy-cli.js';
 
 const TOKEN = 'c2a7f0e4b19d8653e0f1a2b3c4d5e6f7';
 const AUTHORIZED = { authorization: `Bearer ${TOKEN}` };
@@ -144,5 +145,32 @@ t.test('the txproxy command refuses an empty or unreadable token file with exit 
   const emptyVariable = await runCli([], { ...base, TXPROXY_ADMIN_TOKEN: '' });
   t.equal(emptyVariable.code, 2);
   t.match(emptyVariable.stderr, "txproxy: invalid value for 'admin.token' from TXPROXY_ADMIN_TOKEN: expected at least 16");
+});
+
+/** `txproxy trace --follow` as a child process; its output so far. */
+function follow(url: string, env: Record<string, string>) {
+  const child = spawn(process.execPath, [MAIN, 'trace', '--follow', url], { env: environment({ NO_COLOR: '1', ...env }), stdio: ['ignore', 'pipe', 'pipe'] });
+  const output = { stdout: '', stderr: '' };
+  child.stdout.on('data', (chunk: Buffer) => (output.stdout += chunk));
+  child.stderr.on('data', (chunk: Buffer) => (output.stderr += chunk));
+  const exited = new Promise((resolve) => child.once('close', resolve));
+  return { output, stop: async () => (child.kill('SIGKILL'), await exited) };
+}
+
+t.test('txproxy trace --follow sends the token from TXPROXY_ADMIN_TOKEN, and says what is missing without it', async (t) => {
+  const url = `http://127.0.0.1:${adminPort}`;
+  const without = follow(url, {});
+  t.teardown(() => without.stop());
+  await eventually(() => without.output.stderr.includes('HTTP 401'), 10_000, 'the refusal');
+  t.match(without.output.stderr, `cannot follow ${url}/events (HTTP 401: the admin endpoint requires a token; set TXPROXY_ADMIN_TOKEN or TXPROXY_ADMIN_TOKEN_FILE to its admin.token)`);
+
+  const withToken = follow(url, { TXPROXY_ADMIN_TOKEN: TOKEN });
+  t.teardown(() => withToken.stop());
+  await eventually(() => withToken.output.stderr.includes(`following ${url}/events`), 10_000, 'the stream to be followed');
+  const client = await proxy.client();
+  t.teardown(() => client.end());
+  await client.query("SELECT 'followed with a token'");
+  await eventually(() => withToken.output.stdout.includes("SELECT 'followed with a token'"), 10_000, 'the statement in the transcript');
+  t.pass('the transcript shows the statement');
 });
 
