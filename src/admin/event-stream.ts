@@ -12,6 +12,11 @@
  *   when it catches up), so it holds at most that much memory;
  * - one that stays behind for `stallTimeoutMs` is disconnected, so a
  *   client that never reads cannot keep its place (and its memory) forever.
+ *
+ * Records are collected per subscriber and written once per turn of the
+ * event loop: a busy proxy makes tens of thousands of records a second,
+ * and one write (one system call) each, times every subscriber, would cost
+ * it more than the statements themselves.
  */
 import type http from 'node:http';
 import { performance } from 'node:perf_hooks';
@@ -40,6 +45,9 @@ export interface EventStreamOptions {
 
 interface Subscriber {
   res: http.ServerResponse;
+  /** Events not yet written to `res`; written together at the next flush. */
+  pending: string[];
+  pendingBytes: number;
   dropped: number;
   /** When it last fell past the buffer bound (performance.now()); null while it keeps up. */
   behindSince: number | null;
@@ -47,6 +55,9 @@ interface Subscriber {
 
 export class EventStream {
   private readonly subscribers = new Set<Subscriber>();
+  /** Subscribers with pending events, written by one setImmediate. */
+  private readonly toFlush = new Set<Subscriber>();
+  private flushScheduled = false;
   private readonly bus: TraceBus;
   private readonly maxSubscribers: number;
   private readonly maxBufferedBytes: number;
@@ -109,7 +120,7 @@ export class EventStream {
       );
       return;
     }
-    const subscriber: Subscriber = { res, dropped: 0, behindSince: null };
+    const subscriber: Subscriber = { res, pending: [], pendingBytes: 0, dropped: 0, behindSince: null };
     res.writeHead(200, {
       'Content-Type': 'text/event-stream; charset=utf-8',
       'Cache-Control': 'no-cache',
@@ -123,6 +134,8 @@ export class EventStream {
     keepalive.unref();
     const close = () => {
       if (!this.subscribers.delete(subscriber)) return;
+      this.toFlush.delete(subscriber);
+      subscriber.pending = [];
       clearInterval(keepalive);
       detach();
     };
@@ -133,8 +146,9 @@ export class EventStream {
     res.flushHeaders();
   }
 
-  /** Ends every stream (at shutdown). */
+  /** Ends every stream (at shutdown), after the events still pending. */
   closeAll(): void {
+    this.flush();
     for (const subscriber of this.subscribers) subscriber.res.end();
   }
 
@@ -147,26 +161,48 @@ export class EventStream {
       return;
     }
     if (subscriber.dropped > 0) {
-      res.write(`: dropped ${subscriber.dropped}\n\n`);
+      this.queue(subscriber, `: dropped ${subscriber.dropped}\n\n`);
       subscriber.dropped = 0;
     }
-    res.write(`data: ${line}\n\n`);
+    this.queue(subscriber, `data: ${line}\n\n`);
+  }
+
+  private queue(subscriber: Subscriber, event: string): void {
+    subscriber.pending.push(event);
+    subscriber.pendingBytes += event.length;
+    this.toFlush.add(subscriber);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => this.flush());
+    }
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    for (const subscriber of this.toFlush) {
+      const res = subscriber.res;
+      if (!res.writableEnded && !res.destroyed) res.write(subscriber.pending.join(''));
+      subscriber.pending = [];
+      subscriber.pendingBytes = 0;
+    }
+    this.toFlush.clear();
   }
 
   /** A keepalive for a stream that is quiet; the check that ends a stalled one when no records come. */
   private keepalive(subscriber: Subscriber): void {
     if (this.isBehind(subscriber)) return;
     // Something still waits to be sent: the stream is not idle.
-    if (subscriber.res.writableLength === 0) subscriber.res.write(': keepalive\n\n');
+    if (subscriber.res.writableLength === 0 && subscriber.pendingBytes === 0) subscriber.res.write(': keepalive\n\n');
   }
 
   /**
-   * True while the subscriber's unsent output is past the bound; it is
-   * disconnected once that has lasted stallTimeoutMs.
+   * True while the subscriber's unsent output (pending or in the socket's
+   * buffer) is past the bound; it is disconnected once that has lasted
+   * stallTimeoutMs.
    */
   private isBehind(subscriber: Subscriber): boolean {
     const res = subscriber.res;
-    if (res.writableLength <= this.maxBufferedBytes) {
+    if (res.writableLength + subscriber.pendingBytes <= this.maxBufferedBytes) {
       subscriber.behindSince = null;
       return false;
     }
