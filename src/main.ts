@@ -251,7 +251,8 @@ async function main(): Promise<void> {
   );
   if (app.adminPort !== null) {
     const [adminHost] = config.http.split(/:(?=\d+$)/);
-    process.stderr.write(`admin: http://${adminHost}:${app.adminPort}/ (metrics at /metrics)\n`);
+    const access = config.admin.token === null ? '' : '; every route but /healthz and /readyz requires the admin token';
+    process.stderr.write(`admin: http://${adminHost}:${app.adminPort}/ (metrics at /metrics${access})\n`);
   }
 
 }

@@ -122,6 +122,8 @@ t.test('the txproxy command reads the token from TXPROXY_ADMIN_TOKEN_FILE', asyn
   });
   await eventually(() => /^admin: http:\/\/127\.0\.0\.1:\d+\//m.test(cli.stderr()), 10_000, 'the admin address');
   const port = Number(/^admin: http:\/\/127\.0\.0\.1:(\d+)\//m.exec(cli.stderr())![1]);
+  t.match(cli.stderr(), /^admin: http:\/\/127\.0\.0\.1:\d+\/ \(metrics at \/metrics; every route but \/healthz and \/readyz requires the admin token\)$/m);
+  t.notMatch(cli.stderr(), TOKEN, 'the token is not printed');
   t.equal((await request(port, '/sessions')).status, 401);
   t.equal((await request(port, '/sessions', 'GET', AUTHORIZED)).status, 200);
   t.equal((await request(port, '/healthz')).status, 200);
