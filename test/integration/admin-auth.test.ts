@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import { request, Scrape, subscribe } from '../helpers/admin.js';
+import { captureLog } from '../helpers/log-capture.js';
 import { startPostgres } from '../helpers/postgres.js';
 import { eventually, startProxy } from '../helpers/proxy.js';
 import { environment, MAIN, runCli, startCli } from '../helpers/txproxy-cli.js';
@@ -101,6 +102,26 @@ t.test('a refused /events request takes no subscriber place', async (t) => {
   for (let i = 0; i < 20; i++) t.equal((await request(adminPort, '/events')).status, 401);
   const scrape = Scrape.parse((await request(adminPort, '/metrics', 'GET', AUTHORIZED)).body);
   t.equal(scrape.value('txproxy_admin_event_subscribers'), 0);
+});
+
+t.test('an admin endpoint on a non-loopback address without a token is logged as a warning; with one it is not', async (t) => {
+  const open = captureLog('warn');
+  const unprotected = await startProxy(postgres, { http: '0.0.0.0:0' }, { log: open.log });
+  t.teardown(() => unprotected.stop());
+  t.match(open.records, [{ msg: 'admin endpoint open without admin.token on a non-loopback address: whoever reaches it sees sessions and SQL text', address: '0.0.0.0' }]);
+
+  const closed = captureLog('warn');
+  const protectedProxy = await startProxy(postgres, { http: '0.0.0.0:0', admin: { token: TOKEN } }, { log: closed.log });
+  t.teardown(() => protectedProxy.stop());
+  const loopback = captureLog('warn');
+  const local = await startProxy(postgres, { http: '127.0.0.1:0' }, { log: loopback.log });
+  t.teardown(() => local.stop());
+  t.same([...closed.records, ...loopback.records].filter((r) => /admin endpoint/.test(r.msg)), []);
+});
+
+t.test('an App given admin.token_file whose token was not read refuses to start open', async (t) => {
+  const err = await startProxy(postgres, { http: '127.0.0.1:0', admin: { token_file: '/run/secrets/txproxy-admin' } }).catch((e: unknown) => e);
+  t.match(err, { message: 'admin.token_file /run/secrets/txproxy-admin was not read: pass its token as admin.token' });
 });
 
 t.test('the txproxy command reads the token from TXPROXY_ADMIN_TOKEN_FILE', async (t) => {
