@@ -47,6 +47,7 @@ interface Subscriber {
   res: http.ServerResponse;
   /** Events not yet written to `res`; written together at the next flush. */
   pending: string[];
+  /** Their length in UTF-16 code units: bytes for the ASCII of JSON records, close enough for a bound. */
   pendingBytes: number;
   dropped: number;
   /** When it last fell past the buffer bound (performance.now()); null while it keeps up. */
