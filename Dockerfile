@@ -16,9 +16,14 @@ COPY --from=build /app/dist ./dist
 COPY package.json ./
 COPY config ./config
 COPY docs ./docs
+COPY docker/entrypoint.sh ./docker/entrypoint.sh
 USER node
 # Clients connect on 6432; metrics and the admin API on 9930.
 EXPOSE 6432 9930
-# In a container, listen on all interfaces; point TXPROXY_UPSTREAM at your server.
-ENV TXPROXY_LISTEN=0.0.0.0:6432 TXPROXY_HTTP=0.0.0.0:9930
-ENTRYPOINT ["node", "dist/src/main.js"]
+# In a container, clients connect on all interfaces; point TXPROXY_UPSTREAM at your server.
+ENV TXPROXY_LISTEN=0.0.0.0:6432
+# The admin API (sessions, SQL text, live trace) is served on all interfaces
+# only with a token: set TXPROXY_ADMIN_TOKEN or TXPROXY_ADMIN_TOKEN_FILE (a
+# mounted secret). Without one it stays on the container's loopback, unless
+# TXPROXY_HTTP says otherwise (docs/admin-api.md).
+ENTRYPOINT ["/bin/sh", "/app/docker/entrypoint.sh"]

@@ -114,6 +114,8 @@ export class App {
         readyTimeoutMs: Math.min(READY_TIMEOUT_MS, config.connect_timeout),
         lockWaitOf: options.lockWaitOf ?? this.lockMonitor?.lockWaitOf,
         draining: () => this.draining,
+        token: adminTokenOf(config),
+        maxEventSubscribers: config.admin.max_event_subscribers,
         log: options.log,
       });
     }
@@ -193,6 +195,14 @@ export class App {
     await this.lockMonitor?.stop();
     await this.admin?.close();
   }
+}
+
+/** main.ts reads admin.token_file into admin.token; an unread file must not leave the endpoint open. */
+function adminTokenOf(config: Config): string | null {
+  if (config.admin.token === null && config.admin.token_file !== null) {
+    throw new Error(`admin.token_file ${config.admin.token_file} was not read: pass its token as admin.token`);
+  }
+  return config.admin.token;
 }
 
 /** An address (the proxy's or the admin endpoint's) could not be bound. */

@@ -10,7 +10,17 @@ import tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import pino from 'pino';
 import { App, ListenError } from './app.js';
-import { buildConfig, ConfigError, OPTIONS_HELP, parseCommandLine, parseConfigFile, settingOrigin, settingsFromEnv, USAGE } from './config/load.js';
+import {
+  adminTokenFromFile,
+  buildConfig,
+  ConfigError,
+  OPTIONS_HELP,
+  parseCommandLine,
+  parseConfigFile,
+  settingOrigin,
+  settingsFromEnv,
+  USAGE,
+} from './config/load.js';
 import type { Config } from './config/schema.js';
 import { startEmbeddedPostgres, type EmbeddedServer } from './embedded/embedded-postgres.js';
 import type { WriterProblem } from './trace/buffered-writer.js';
@@ -65,7 +75,7 @@ function loadConfig(argv: string[]): LoadedConfig {
   const env = settingsFromEnv(process.env);
   const source = configFile ?? 'configuration';
   return {
-    config: buildConfig(file, env, commandLine.settings, source),
+    config: withAdminTokenFile(buildConfig(file, env, commandLine.settings, source)),
     originOf: (key) => settingOrigin(key, env, commandLine.settings, source),
   };
 }
@@ -85,6 +95,25 @@ function openTrace(loaded: LoadedConfig, onProblem: (problem: WriterProblem) => 
   }
 }
 
+/** Reads admin.token_file into admin.token, so the secret can live in a file of its own. */
+function withAdminTokenFile(config: Config): Config {
+  const tokenFile = config.admin.token_file;
+  if (tokenFile === null) return config;
+  let text: string;
+  try {
+    text = readFileSync(tokenFile, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`invalid value for 'admin.token_file': cannot read ${tokenFile}: ${(err as Error).message}`);
+  }
+  return { ...config, admin: { ...config.admin, token: adminTokenFromFile(text, tokenFile) } };
+}
+
+/** The admin token for `txproxy trace --follow`, read from the environment and checked as the proxy reads it. */
+function adminTokenFromEnv(): string | null {
+  const settings = Object.entries(settingsFromEnv(process.env)).filter(([key]) => key === 'admin.token' || key === 'admin.token_file');
+  return withAdminTokenFile(buildConfig({}, Object.fromEntries(settings), {})).admin.token;
+}
+
 function tlsContextOf(config: Config): tls.SecureContext | null {
   if (config.tls.cert === null || config.tls.key === null) return null;
   try {
@@ -97,10 +126,12 @@ function tlsContextOf(config: Config): tls.SecureContext | null {
 /** `txproxy trace …`: prints a trace file, stdin or a live txproxy's /events as a transcript. */
 async function traceCommand(argv: string[]): Promise<void> {
   let options: TraceOptions;
+  let token: string | null;
   try {
     options = parseTraceCommandLine(argv);
+    token = options.follow !== null ? adminTokenFromEnv() : null;
   } catch (err) {
-    if (err instanceof TraceUsageError) {
+    if (err instanceof TraceUsageError || err instanceof ConfigError) {
       process.stderr.write(`txproxy trace: ${err.message}\n`);
       process.exit(EXIT_USAGE);
     }
@@ -118,7 +149,7 @@ async function traceCommand(argv: string[]): Promise<void> {
   const style = wantsColour(process.stdout.isTTY === true, process.env) ? colourStyle : plainStyle;
   const io = { out: process.stdout, err: process.stderr, style };
   if (options.follow !== null) {
-    const follower = followTrace(options.follow, options.filter, io);
+    const follower = followTrace(options.follow, options.filter, io, { token });
     // Ctrl-C prints what is still open, then the process ends once its output is written.
     const stop = () => follower.stop();
     process.once('SIGINT', stop);
@@ -272,7 +303,8 @@ async function main(): Promise<void> {
   );
   if (app.adminPort !== null) {
     const [adminHost] = config.http.split(/:(?=\d+$)/);
-    process.stderr.write(`admin: http://${adminHost}:${app.adminPort}/ (metrics at /metrics)\n`);
+    const access = config.admin.token === null ? '' : '; every route but /healthz and /readyz requires the admin token';
+    process.stderr.write(`admin: http://${adminHost}:${app.adminPort}/ (metrics at /metrics${access})\n`);
   }
 
 }

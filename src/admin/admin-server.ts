@@ -2,16 +2,22 @@
  * The admin HTTP endpoint (docs/admin-api.md): Prometheus metrics, health
  * and readiness, the live sessions, recent transactions and the live trace
  * stream. Read-only: every route answers GET and nothing else.
+ *
+ * With a token set, every route requires it except the probes `/healthz`
+ * and `/readyz`, which orchestrators call without headers; those then tell
+ * an unauthenticated caller the status and nothing else.
  */
 import http from 'node:http';
 import type net from 'node:net';
 import type { Logger } from 'pino';
-import { Counter, Gauge, type Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
 import type { Session } from '../proxy/session.js';
 import { describeTarget, type UpstreamTarget } from '../proxy/upstream.js';
 import type { TraceBus } from '../trace/trace-sink.js';
 import type { TraceText } from '../trace/trace-text.js';
+import { BearerToken, refuse, type Credentials } from './bearer-token.js';
 import { EventStream } from './event-stream.js';
+import { json } from './json-answer.js';
 import { probeUpstream } from './readiness.js';
 import type { RecentTransactions } from './recent-transactions.js';
 import { viewSession, type LockWaitOf } from './sessions-view.js';
@@ -33,8 +39,15 @@ export interface AdminServerOptions {
   lockWaitOf?: LockWaitOf;
   /** True once the proxy drains for shutdown: `/readyz` then says so. */
   draining: () => boolean;
+  /** The bearer token the routes require (admin.token); null: no authentication. */
+  token: string | null;
+  /** Clients allowed on /events at once (admin.max_event_subscribers). */
+  maxEventSubscribers: number;
   log: Logger;
 }
+
+/** Routes open without a token: liveness and readiness probes. */
+const PROBES = new Set(['/healthz', '/readyz']);
 
 const DEFAULT_TRANSACTIONS_LIMIT = 20;
 
@@ -42,22 +55,16 @@ export class AdminServer {
   private readonly server: http.Server;
   private readonly events: EventStream;
   private readonly sql: ShowSql;
+  private readonly token: BearerToken | null;
 
   constructor(private readonly options: AdminServerOptions) {
     this.sql = showSql(options.traceText);
-    const dropped = new Counter({
-      name: 'txproxy_admin_events_dropped_total',
-      help: 'Trace records not sent to a /events subscriber because it read too slowly.',
-      registers: [options.registry],
-    });
-    const events = (this.events = new EventStream(options.traceBus, dropped));
-    new Gauge({
-      name: 'txproxy_admin_event_subscribers',
-      help: 'Clients connected to /events now.',
-      registers: [options.registry],
-      collect() {
-        this.set(events.size);
-      },
+    this.token = options.token === null ? null : new BearerToken(options.token);
+    this.events = new EventStream({
+      bus: options.traceBus,
+      registry: options.registry,
+      maxSubscribers: options.maxEventSubscribers,
+      log: options.log,
     });
     this.server = http.createServer((req, res) => {
       this.handle(req, res).catch((err: Error) => {
@@ -73,6 +80,12 @@ export class AdminServer {
       this.server.once('error', reject);
       this.server.listen(this.options.port, this.options.host, () => {
         this.server.off('error', reject);
+        if (this.token === null && !isLoopback(this.options.host)) {
+          this.options.log.warn(
+            { address: this.options.host },
+            'admin endpoint open without admin.token on a non-loopback address: whoever reaches it sees sessions and SQL text',
+          );
+        }
         resolve(this.server.address() as net.AddressInfo);
       });
     });
@@ -91,6 +104,11 @@ export class AdminServer {
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://admin.invalid');
+    const credentials: Credentials = this.token === null ? 'valid' : this.token.check(req.headers.authorization);
+    if (credentials !== 'valid' && !PROBES.has(url.pathname)) {
+      refuse(res, credentials);
+      return;
+    }
     if (req.method !== 'GET') {
       res.setHeader('Allow', 'GET');
       json(res, 405, { error: 'method not allowed', message: `${req.method} is not supported; the admin API is read-only (GET)` });
@@ -103,7 +121,7 @@ export class AdminServer {
         json(res, 200, { status: 'ok' });
         return;
       case '/readyz':
-        return this.readyz(res);
+        return this.readyz(res, credentials === 'valid');
       case '/sessions':
         json(res, 200, { sessions: [...this.options.sessions()].map((s) => viewSession(s, this.sql, this.options.lockWaitOf ?? null)) });
         return;
@@ -123,15 +141,18 @@ export class AdminServer {
     res.end(body);
   }
 
-  private async readyz(res: http.ServerResponse): Promise<void> {
+  /** `detailed`: the caller may learn the upstream's address and what failed. */
+  private async readyz(res: http.ServerResponse, detailed: boolean): Promise<void> {
     const upstream = describeTarget(this.options.target);
+    const answer = (status: number, body: { status: string; [field: string]: unknown }) =>
+      json(res, status, detailed ? body : { status: body.status });
     if (this.options.draining()) {
-      json(res, 503, { status: 'unavailable', upstream, reason: 'shutting down: draining sessions' });
+      answer(503, { status: 'unavailable', upstream, reason: 'shutting down: draining sessions' });
       return;
     }
     const result = await probeUpstream(this.options.target, this.options.readyTimeoutMs);
-    if (result.ready) json(res, 200, { status: 'ready', upstream, ms: Math.round(result.ms * 1000) / 1000 });
-    else json(res, 503, { status: 'unavailable', upstream, reason: result.reason });
+    if (result.ready) answer(200, { status: 'ready', upstream, ms: Math.round(result.ms * 1000) / 1000 });
+    else answer(503, { status: 'unavailable', upstream, reason: result.reason });
   }
 
   private transactions(url: URL, res: http.ServerResponse): void {
@@ -146,8 +167,6 @@ export class AdminServer {
   }
 }
 
-function json(res: http.ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(text) });
-  res.end(text);
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host === '[::1]' || host.startsWith('127.');
 }

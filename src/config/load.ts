@@ -7,7 +7,7 @@ import { parseArgs } from 'node:util';
 import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
 import { DATABASE_OVERRIDE_KEYS, USER_OVERRIDE_KEYS } from '../pool/pool-config.js';
-import { configSchema, type Config } from './schema.js';
+import { ADMIN_TOKEN, adminToken, configSchema, type Config } from './schema.js';
 
 /** A configuration mistake: names the key and what is allowed. Exit code 2. */
 export class ConfigError extends Error {
@@ -40,6 +40,9 @@ export const ENV_KEYS: Record<string, string> = {
   TXPROXY_LISTEN: 'listen',
   TXPROXY_UPSTREAM: 'upstream',
   TXPROXY_HTTP: 'http',
+  TXPROXY_ADMIN_TOKEN: 'admin.token',
+  TXPROXY_ADMIN_TOKEN_FILE: 'admin.token_file',
+  TXPROXY_ADMIN_MAX_EVENT_SUBSCRIBERS: 'admin.max_event_subscribers',
   TXPROXY_TRACE: 'trace.output',
   TXPROXY_TRACE_SQL: 'trace.sql',
   TXPROXY_TRACE_MAX_SQL_LENGTH: 'trace.max_sql_length',
@@ -85,6 +88,7 @@ const NUMERIC_KEYS = new Set([
   'pool.reserve_pool_size',
   'pool.max_db_connections',
   'pool.max_user_connections',
+  'admin.max_event_subscribers',
 ]);
 
 export const USAGE = `usage: txproxy [--config FILE] [--listen HOST:PORT] [--upstream URL] [--http HOST:PORT|off]
@@ -147,12 +151,19 @@ export function parseCommandLine(argv: string[]): CommandLine {
   return { configFile: v.config ?? null, settings, help: v.help === true, version: v.version === true };
 }
 
+/**
+ * Variables read even when set but empty: an empty secret is a mistake
+ * (an unset shell variable, a missing secret) that must stop txproxy, not
+ * leave the admin endpoint open.
+ */
+const EMPTY_IS_A_VALUE = new Set(['TXPROXY_ADMIN_TOKEN', 'TXPROXY_ADMIN_TOKEN_FILE']);
+
 /** Reads `TXPROXY_*` variables into settings by config key. */
 export function settingsFromEnv(env: NodeJS.ProcessEnv): Record<string, string> {
   const settings: Record<string, string> = {};
   for (const [name, key] of Object.entries(ENV_KEYS)) {
     const value = env[name];
-    if (value !== undefined && value !== '') settings[key] = value;
+    if (value !== undefined && (value !== '' || EMPTY_IS_A_VALUE.has(name))) settings[key] = value;
   }
   return settings;
 }
@@ -232,9 +243,12 @@ function valueAt(root: Record<string, unknown>, path: PropertyKey[]): unknown {
   return node;
 }
 
-/** The offending value for the message, with any password masked. */
+/** Keys whose values never appear in error messages. */
+const SECRET_KEYS = new Set(['embedded.password', 'admin.token']);
+
+/** The offending value for the message, with any password or token masked. */
 function show(key: string, value: unknown): string {
-  if (key === 'embedded.password') return '(hidden)';
+  if (SECRET_KEYS.has(key)) return '(hidden)';
   if (typeof value !== 'string') return JSON.stringify(value) ?? String(value);
   const masked = key === 'upstream' ? value.replace(/^([a-z]+:\/\/[^:@/]*):[^/]*@/i, '$1:***@') : value;
   return `'${masked}'`;
@@ -262,4 +276,17 @@ function setPath(target: Record<string, unknown>, key: string, value: unknown): 
     node = node[part] as Record<string, unknown>;
   }
   node[parts[parts.length - 1]] = value;
+}
+
+/**
+ * The admin token from the text of `admin.token_file`: the whole file, less
+ * the line break an editor or `echo` leaves at its end. The content never
+ * appears in the error.
+ */
+export function adminTokenFromFile(text: string, fileName: string): string {
+  const token = text.replace(/\s+$/, '');
+  if (!adminToken.safeParse(token).success) {
+    throw new ConfigError(`invalid value for 'admin.token_file': ${fileName} must hold only the token, ${ADMIN_TOKEN}`);
+  }
+  return token;
 }

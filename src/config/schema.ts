@@ -51,6 +51,13 @@ const upstreamUrl = z.string({ error: `expected ${UPSTREAM_URL}` }).superRefine(
 
 const filePath = z.string({ error: 'expected a file path' }).min(1, { error: 'expected a file path' }).nullable().default(null);
 
+export const ADMIN_TOKEN = 'expected at least 16 visible ASCII characters without spaces, such as the output of `openssl rand -hex 32`';
+
+/** An admin bearer token: long enough not to be guessed, and sendable as it is in an HTTP header. */
+export const adminToken = z
+  .string({ error: ADMIN_TOKEN })
+  .refine((v) => /^[\x21-\x7e]{16,}$/.test(v), { error: ADMIN_TOKEN });
+
 export const configSchema = z
   .object({
     /** Where clients connect. */
@@ -131,6 +138,19 @@ export const configSchema = z
       })
       .strict()
       .default({ routes: [], process: true }),
+    /** Who may use the admin endpoint and how much it may cost (docs/admin-api.md). */
+    admin: z
+      .object({
+        /** Bearer token every route but /healthz and /readyz requires; null: no authentication. */
+        token: adminToken.nullable().default(null),
+        /** A file holding the token (read at start), so the secret stays out of configs. */
+        token_file: filePath,
+        /** Clients allowed on /events at once; more get 503. */
+        max_event_subscribers: wholeNumber(1).default(16),
+      })
+      .strict()
+      .default({ token: null, token_file: null, max_event_subscribers: 16 })
+      .refine((a) => a.token === null || a.token_file === null, { error: 'set admin.token or admin.token_file, not both', path: ['token'] }),
     /** The lock-wait sampler (docs/lock-monitor.md). */
     lock_monitor: z
       .object({

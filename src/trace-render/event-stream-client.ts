@@ -27,6 +27,8 @@ export interface EventStreamOptions {
   connectTimeoutMs?: number;
   /** Silence (not even a keepalive) after which the stream is taken as lost. */
   idleTimeoutMs?: number;
+  /** The admin endpoint's bearer token (admin.token), sent as `Authorization: Bearer …`. */
+  token?: string | null;
 }
 
 export interface EventStreamClient {
@@ -38,6 +40,14 @@ const DEFAULTS: Required<EventStreamOptions> = {
   maxRetryMs: 30_000,
   connectTimeoutMs: 10_000,
   idleTimeoutMs: 45_000,
+  token: null,
+};
+
+/** What to do about an answer other than 200, by status. */
+const STATUS_HINTS: Record<number, string> = {
+  401: ': the admin endpoint requires a token; set TXPROXY_ADMIN_TOKEN or TXPROXY_ADMIN_TOKEN_FILE to its admin.token',
+  404: ": is this txproxy's admin address (--http)?",
+  503: ': too many subscribers (admin.max_event_subscribers)',
 };
 
 export function followEventStream(url: URL, handlers: EventStreamHandlers, options: EventStreamOptions = {}): EventStreamClient {
@@ -76,12 +86,13 @@ export function followEventStream(url: URL, handlers: EventStreamHandlers, optio
       retryMs = Math.min(retryMs * 2, settings.maxRetryMs);
     };
     const get = url.protocol === 'https:' ? https.get : http.get;
-    request = get(url, { headers: { accept: 'text/event-stream', 'cache-control': 'no-cache' } }, (response) => {
+    const headers: http.OutgoingHttpHeaders = { accept: 'text/event-stream', 'cache-control': 'no-cache' };
+    if (settings.token !== null) headers.authorization = `Bearer ${settings.token}`;
+    request = get(url, { headers }, (response) => {
       const type = String(response.headers['content-type'] ?? '');
       if (response.statusCode !== 200) {
         response.resume();
-        const hint = response.statusCode === 404 ? ": is this txproxy's admin address (--http)?" : '';
-        fail(`HTTP ${response.statusCode}${hint}`);
+        fail(`HTTP ${response.statusCode}${STATUS_HINTS[response.statusCode ?? 0] ?? ''}`);
         return;
       }
       if (!type.startsWith('text/event-stream')) {

@@ -22,7 +22,8 @@ Prints a trace (NDJSON, as written by --trace) as a transcript, one block per
 transaction. Reads FILE, or standard input when FILE is - or absent.
 
   --follow URL    follow a running txproxy's live trace (its admin address,
-                  e.g. http://127.0.0.1:9930; /events is added when no path is given)
+                  e.g. http://127.0.0.1:9930; /events is added when no path is given;
+                  the admin token comes from TXPROXY_ADMIN_TOKEN or TXPROXY_ADMIN_TOKEN_FILE)
   --session ID    only this session
   --route R       only requests whose sqlcommenter route is R
   --min-ms N      only transactions lasting at least N milliseconds

@@ -11,9 +11,9 @@ export interface HttpResult {
   body: string;
 }
 
-export function request(port: number, path: string, method = 'GET'): Promise<HttpResult> {
+export function request(port: number, path: string, method = 'GET', headers: http.OutgoingHttpHeaders = {}): Promise<HttpResult> {
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, path, method, agent: false }, (res) => {
+    const req = http.request({ host: '127.0.0.1', port, path, method, headers, agent: false }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
@@ -124,9 +124,9 @@ export interface EventSubscription {
   close(): void;
 }
 
-export function subscribe(port: number, path = '/events'): Promise<EventSubscription> {
+export function subscribe(port: number, path = '/events', headers: http.OutgoingHttpHeaders = {}): Promise<EventSubscription> {
   return new Promise((resolve, reject) => {
-    const req = http.get({ host: '127.0.0.1', port, path, agent: false }, (res) => {
+    const req = http.get({ host: '127.0.0.1', port, path, headers, agent: false }, (res) => {
       const records: Record<string, any>[] = [];
       const comments: string[] = [];
       let pending = '';

@@ -5,9 +5,9 @@
  */
 import http from 'node:http';
 import net from 'node:net';
-import { Counter, Registry } from 'prom-client';
+import { Registry } from 'prom-client';
 import t from 'tap';
-import { EventStream, MAX_BUFFERED_BYTES } from '../../src/admin/event-stream.js';
+import { EventStream } from '../../src/admin/event-stream.js';
 import type { LockWaitView } from '../../src/admin/sessions-view.js';
 import { ListenError } from '../../src/app.js';
 import { TraceBus } from '../../src/trace/trace-sink.js';
@@ -166,6 +166,32 @@ t.test('/sessions follows trace.sql and shows the lock monitor view when there i
   t.equal(json.sessions.find((s: any) => s.application === 'other-test').lockWait, null);
 });
 
+t.test('/sessions shows no SQL text with trace.sql off', async (t) => {
+  const off = await startProxy(postgres, { http: '127.0.0.1:0', trace: { sql: 'off' } });
+  t.teardown(() => off.stop());
+  const client = await off.client({ application_name: 'sql-off-test' });
+  const holder = await off.client({ application_name: 'lock-holder' });
+  t.teardown(() => Promise.all([client.end(), holder.end()]));
+  await client.query("SELECT 'secret' AS s");
+  // The statement waits on a lock held by the other session until the view is read.
+  await holder.query('SELECT pg_advisory_lock(4242)');
+  const blocked = client.query("SELECT pg_advisory_lock(4242), 'also secret'");
+  let session: any;
+  await eventually(async () => {
+    const { json } = await getJson(off.app.adminPort!, '/sessions');
+    session = json.sessions.find((s: any) => s.application === 'sql-off-test');
+    return session?.statement != null;
+  }, 10_000, 'the blocked statement to show');
+  await holder.query('SELECT pg_advisory_unlock(4242)');
+  await blocked;
+  t.match(session, { statement: { text: null, operation: 'SELECT' }, lastStatement: { text: null, operation: 'SELECT', commandTag: 'SELECT 1' } });
+  t.notMatch(JSON.stringify(session), 'secret', 'no SQL text anywhere in the session');
+  await off.waitForTransactions(4);
+  const { json } = await getJson(off.app.adminPort!, '/transactions?limit=4');
+  const texts = json.transactions.flatMap((tx: any) => tx.statementLog.map((s: any) => s.text));
+  t.same(texts, [null, null, null, null], '/transactions shows none either');
+});
+
 t.test('/transactions?limit=2 returns the two most recent, newest first, with their statements', async (t) => {
   const client = await proxy.client();
   t.teardown(() => client.end());
@@ -238,9 +264,7 @@ t.test('/events drops records for a consumer that does not read, and says how ma
 
 t.test('/events sends a keepalive comment on an idle stream', async (t) => {
   // The endpoint's period is 15 s; the same stream with a short one.
-  const registry = new Registry();
-  const dropped = new Counter({ name: 'dropped_total', help: 'd', registers: [registry] });
-  const stream = new EventStream(new TraceBus(), dropped, MAX_BUFFERED_BYTES, 50);
+  const stream = new EventStream({ bus: new TraceBus(), registry: new Registry(), keepaliveMs: 50 });
   const server = http.createServer((req, res) => stream.subscribe(req, res));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   t.teardown(() => {
