@@ -23,6 +23,11 @@ import type { PoliciesConfig } from './policy/policy-config.js';
 import { PolicySet } from './policy/policy-set.js';
 import { PolicyService, type PolicyViolationCounter } from './proxy/policy-service.js';
 import { ProxyServer, type PooledServers } from './proxy/server.js';
+import type { Secret } from './auth/userlist.js';
+import { secretLookup } from './auth/secret-lookup.js';
+import { databaseStatementListener } from './pool/database-statements.js';
+import { poolMode } from './pool/pool-config.js';
+import { PoolLender } from './pool/pool-lender.js';
 import type { UpstreamTarget } from './proxy/upstream.js';
 import { registerTraceMetrics } from './trace/trace-metrics.js';
 import { TraceText } from './trace/trace-text.js';
@@ -42,9 +47,17 @@ export interface AppOptions {
   lockWaitOf?: LockWaitOf;
   /** Counts policy violations (txproxy_policy_violations_total). */
   policyViolations?: PolicyViolationCounter;
-  /** Pooling: how clients log in to txproxy and the pools they borrow server connections from. */
-  pooled?: PooledServers;
+  /**
+   * The auth file's users and secrets (main.ts reads `auth.file`); for the
+   * embedded PostgreSQL, its own user and password.
+   */
+  userlist?: Map<string, Secret>;
+  /** The upstream is the embedded PostgreSQL: `pool.mode: auto` pools. */
+  embedded?: boolean;
 }
+
+/** PostgreSQL's authentication_timeout: how long a client may take to log in to txproxy. */
+const AUTHENTICATION_TIMEOUT_MS = 60_000;
 
 /** How long the admin endpoint's `/readyz` waits for the upstream to answer. */
 const READY_TIMEOUT_MS = 2000;
@@ -63,6 +76,8 @@ export class App {
   /** The lock-wait sampler; null when `lock_monitor.enabled` is false. */
   readonly lockMonitor: LockMonitor | null;
   private readonly admin: AdminServer | null = null;
+  /** The server connection pools; null unless `pool.mode` pools. */
+  readonly pools: PoolLender | null = null;
   private draining = false;
   /** The policies in force; reloadPolicies() replaces them. */
   readonly policies: PolicyService;
@@ -119,6 +134,10 @@ export class App {
         log: options.log,
       });
     }
+    if (poolMode(config.pool.mode, options.embedded === true) === 'session') {
+      this.pools = new PoolLender({ config: config.pool, mode: 'session', target: options.target, registry: this.registry, log: options.log });
+      listeners.push(databaseStatementListener(this.pools));
+    }
     // Always present, so a reload can turn policies on; sessions with no
     // enforcing rule get no per-message hooks.
     this.policies = new PolicyService({
@@ -143,7 +162,7 @@ export class App {
       listener: fanOut(listeners),
       log: options.log,
       interceptor: (session) => this.policies.attach(session),
-      pooled: options.pooled,
+      pooled: this.pools === null ? undefined : this.pooledLogin(this.pools),
     });
   }
 
@@ -177,6 +196,17 @@ export class App {
     return this.admin?.address.port ?? null;
   }
 
+  /** How pooled clients log in: `auth:` with the auth file's secrets. */
+  private pooledLogin(pools: PoolLender): PooledServers {
+    const { config } = this.options;
+    return {
+      method: config.auth.type,
+      lookupSecret: secretLookup(config.auth, this.options.userlist ?? new Map(), this.options.target, config.connect_timeout),
+      lender: pools,
+      loginTimeoutMs: AUTHENTICATION_TIMEOUT_MS,
+    };
+  }
+
   /** Policy decisions go to txproxy_policy_violations_total when metrics are on. */
   private violationCounter(): PolicyViolationCounter | undefined {
     const metrics = this.metrics;
@@ -192,6 +222,7 @@ export class App {
   async stop(drainMs = this.options.config.drain_timeout): Promise<void> {
     this.draining = true;
     await this.server.shutdown(drainMs);
+    await this.pools?.close();
     await this.lockMonitor?.stop();
     await this.admin?.close();
   }

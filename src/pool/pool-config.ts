@@ -77,6 +77,12 @@ export function defaultPoolConfig(overrides: PoolConfigInput = {}): PoolConfig {
   return poolSchema.parse(overrides);
 }
 
+/** What `pool.mode` means for this upstream: `auto` pools only the embedded PostgreSQL, whose password txproxy knows. */
+export function poolMode(configured: PoolConfig['mode'], embedded: boolean): 'none' | 'session' {
+  if (configured === 'auto') return embedded ? 'session' : 'none';
+  return configured;
+}
+
 /** How a link comes back: session mode resets it, transaction mode hands it on as it is. */
 export type PoolMode = 'session' | 'transaction';
 

@@ -8,6 +8,7 @@
  * a list), in one simple Query: the server rejects a bad value with the same
  * error it would have given at startup.
  */
+import { sqlLiteral } from '../sql/literal.js';
 
 /** Parameters that choose the connection rather than set anything. */
 const NOT_SETTINGS = new Set(['user', 'database', 'replication', 'options']);
@@ -70,10 +71,5 @@ function splitOptions(options: string): string[] {
 
 /** One statement applying every setting; empty when there is none. */
 export function settingsSql(settings: Setting[]): string {
-  return settings.map(([name, value]) => `SELECT pg_catalog.set_config(${literal(name)}, ${literal(value)}, false);`).join('');
-}
-
-/** A string literal that means the same whatever standard_conforming_strings says. */
-function literal(value: string): string {
-  return `E'${value.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`;
+  return settings.map(([name, value]) => `SELECT pg_catalog.set_config(${sqlLiteral(name)}, ${sqlLiteral(value)}, false);`).join('');
 }

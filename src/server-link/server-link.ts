@@ -61,7 +61,6 @@ export class ServerLink {
   lastUsedAt = Date.now();
   private readonly reader = new MessageReader();
   private waiting: { resolve: (r: ControlResult) => void; reject: (e: Error) => void; result: ControlResult } | null = null;
-  private lent = false;
   private borrower: ((chunk: Buffer) => void) | null = null;
   private closedReason: string | null = null;
   private readonly closeListeners: ((reason: string) => void)[] = [];
@@ -137,16 +136,16 @@ export class ServerLink {
   /** Runs txproxy's own statements (one simple Query) and reads their answer. */
   run(sql: string): Promise<ControlResult> {
     if (this.closedReason !== null) return Promise.reject(new LinkError(this.closedReason));
-    if (this.lent || this.waiting !== null) return Promise.reject(new LinkError('the server connection is busy'));
+    // Lent but not yet attached, the borrower may still run statements of txproxy's own (a client's startup settings).
+    if (this.borrower !== null || this.waiting !== null) return Promise.reject(new LinkError('the server connection is busy'));
     return new Promise((resolve, reject) => {
       this.waiting = { resolve, reject, result: { tags: [], error: null, status: 'I', rows: [] } };
       this.socket.write(serialize.query(sql));
     });
   }
 
-  /** Lent to a client: txproxy's own reading stops until reclaim(). */
+  /** Lent to a client; txproxy reads the socket until the client's session attaches. */
   lend(): void {
-    this.lent = true;
     this.lastUsedAt = Date.now();
   }
 
@@ -161,7 +160,6 @@ export class ServerLink {
 
   /** Back from a client, which has read every answer up to a ReadyForQuery. */
   reclaim(): void {
-    this.lent = false;
     this.borrower = null;
     this.lastUsedAt = Date.now();
     this.socket.resume();
@@ -174,8 +172,8 @@ export class ServerLink {
   }
 
   private onData(chunk: Buffer): void {
-    if (this.lent) {
-      this.borrower?.(chunk);
+    if (this.borrower !== null) {
+      this.borrower(chunk);
       return;
     }
     for (const message of this.reader.push(chunk)) {

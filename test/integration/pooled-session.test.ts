@@ -1,18 +1,14 @@
 /**
- * Pooled client sessions: txproxy logs clients in itself, lends them a
- * server connection and takes it back when they leave. Real PostgreSQL,
- * real node-postgres clients; the lender here keeps idle connections in a
- * list (the pool's own behaviour is tested with the pool).
+ * Pooled client sessions (`pool.mode: session`): txproxy logs clients in
+ * itself, lends them a server connection of the pool and takes it back when
+ * they leave. Real PostgreSQL, real node-postgres clients and raw sockets.
  */
 import net from 'node:net';
 import t from 'tap';
 import pg from 'pg';
-import type { ServerCredentials } from '../../src/auth/client-authenticator.js';
 import { parseSecret } from '../../src/auth/userlist.js';
-import type { LinkLender } from '../../src/pool/pooled-connect.js';
+import type { PoolSnapshot } from '../../src/pool/pool-snapshot.js';
 import { cancelRequest } from '../../src/protocol/encode.js';
-import { parseUpstreamUrl } from '../../src/proxy/upstream.js';
-import { ServerLink, type LinkIdentity } from '../../src/server-link/server-link.js';
 import { startPostgres } from '../helpers/postgres.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { errorFieldsOf, messageWithLength, RawConnection, startupMessage } from '../helpers/raw-connection.js';
@@ -20,35 +16,6 @@ import { serialize } from '../helpers/messages.js';
 import { eventually, startProxy } from '../helpers/proxy.js';
 
 const postgres = await startPostgres();
-const target = parseUpstreamUrl(`${postgres.url}?sslmode=disable`);
-
-/** Keeps returned connections in a list, reset with DISCARD ALL; counts what it opened and closed. */
-class ListLender implements LinkLender {
-  readonly idle: ServerLink[] = [];
-  opened = 0;
-  closed = 0;
-  async acquire(identity: LinkIdentity, credentials: ServerCredentials): Promise<ServerLink> {
-    const link = this.idle.pop();
-    if (link !== undefined && !link.closed) return link;
-    this.opened++;
-    return ServerLink.open(target, identity, credentials, 5000);
-  }
-  release(link: ServerLink, reusable: boolean): void {
-    if (!reusable) {
-      this.closed++;
-      link.close();
-      return;
-    }
-    link.reclaim();
-    link.run('DISCARD ALL').then(
-      (result) => {
-        if (result.error === null && result.status === 'I') this.idle.push(link);
-        else link.close();
-      },
-      () => link.close(),
-    );
-  }
-}
 
 /** node-postgres keeps BackendKeyData on the client without typing it. */
 function backendKey(client: pg.Client): { pid: number; secret: number } {
@@ -56,25 +23,32 @@ function backendKey(client: pg.Client): { pid: number; secret: number } {
   return { pid: c.processID, secret: c.secretKey };
 }
 
-const lender = new ListLender();
-const secrets = new Map([[postgres.user, parseSecret(postgres.password)]]);
 const proxy = await startProxy(
   postgres,
-  {},
-  {
-    app: {
-      pooled: { method: 'scram-sha-256', lookupSecret: async (user) => secrets.get(user) ?? null, lender, loginTimeoutMs: 5000 },
-    },
-  },
+  { pool: { mode: 'session', default_pool_size: 2 }, auth: { type: 'scram-sha-256' } },
+  { app: { userlist: new Map([[postgres.user, parseSecret(postgres.password)]]) } },
 );
 t.teardown(async () => {
   await proxy.stop();
-  for (const link of lender.idle) link.close();
   await postgres.stop();
 });
 
+function pool(): PoolSnapshot {
+  const pools = proxy.app.pools!.manager.snapshot();
+  if (pools.length !== 1) throw new Error(`expected one pool, found ${pools.length}`);
+  return pools[0];
+}
+
+/** Waits until no server connection is lent or being reset, and `n` are idle. */
 async function idleLinks(n: number): Promise<void> {
-  await eventually(() => lender.idle.length === n, 5000, `${n} idle server connections`);
+  await eventually(() => {
+    const { servers } = pool();
+    return servers.idle + servers.used === n && servers.active === 0 && servers.tested === 0;
+  }, 5000, `${n} idle server connections`);
+}
+
+function backendPids(): number[] {
+  return pool().links.map((link) => link.backend_pid);
 }
 
 t.test('sequential clients share one server connection, each with its own session state', async (t) => {
@@ -91,7 +65,7 @@ t.test('sequential clients share one server connection, each with its own sessio
     await idleLinks(1);
   }
   t.equal(pids.size, 1, 'one backend served all twenty clients');
-  t.equal(lender.opened, 1);
+  t.same(backendPids(), [...pids]);
 });
 
 t.test('startup parameters and options reach a reused connection as a fresh backend would take them', async (t) => {
@@ -133,7 +107,6 @@ t.test('a wrong password and an unknown user get the same 28P01', async (t) => {
 
 t.test('a client that leaves inside a transaction does not hand it on', async (t) => {
   await idleLinks(1);
-  const closedBefore = lender.closed;
   const a = await proxy.client();
   a.on('error', () => undefined);
   await a.query('CREATE TABLE IF NOT EXISTS pooled_left (id int)');
@@ -141,7 +114,7 @@ t.test('a client that leaves inside a transaction does not hand it on', async (t
   await a.query('INSERT INTO pooled_left VALUES (1)');
   const pidA = backendKey(a).pid;
   (a as unknown as { connection: { stream: net.Socket } }).connection.stream.destroy();
-  await eventually(() => lender.closed === closedBefore + 1, 5000, 'the connection closed');
+  await eventually(() => !backendPids().includes(pidA), 5000, 'the connection closed');
   const b = await proxy.client();
   t.teardown(() => b.end());
   const { rows } = await b.query('SELECT pg_backend_pid() AS pid, (SELECT count(*)::int FROM pooled_left) AS n');

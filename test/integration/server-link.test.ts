@@ -21,14 +21,15 @@ t.test('logs in, reports the backend and parameters, runs control statements', a
   t.same(seen.rows, [{ application_name: 'pool-link', usename: 'postgres' }], 'the backend txproxy logged in');
   t.equal(link.parameters.get('application_name'), 'pool-link');
 
-  t.same(await link.run("BEGIN; SET LOCAL TimeZone = 'UTC'"), { tags: ['BEGIN', 'SET'], error: null, status: 'T' });
+  t.same(await link.run("BEGIN; SET LOCAL TimeZone = 'UTC'"), { tags: ['BEGIN', 'SET'], error: null, status: 'T', rows: [] });
   t.equal(link.parameters.get('TimeZone'), 'UTC', 'ParameterStatus read while txproxy runs its statements');
   const failed = await link.run('SELECT 1/0');
   t.match(failed, { tags: [], error: { code: '22012' }, status: 'E' });
-  t.same(await link.run('ROLLBACK'), { tags: ['ROLLBACK'], error: null, status: 'I' });
+  t.same(await link.run('ROLLBACK'), { tags: ['ROLLBACK'], error: null, status: 'I', rows: [] });
   // Several statements in one Query form one transaction, where DISCARD ALL cannot run: the reset goes alone.
   t.match(await link.run('SELECT 1; DISCARD ALL'), { error: { code: '25001' } });
-  t.same(await link.run('DISCARD ALL'), { tags: ['DISCARD ALL'], error: null, status: 'I' });
+  t.same(await link.run('DISCARD ALL'), { tags: ['DISCARD ALL'], error: null, status: 'I', rows: [] });
+  t.same((await link.run("SELECT 1 AS a, NULL AS b, 'x' UNION ALL SELECT 2, 'y', ''")).rows, [['1', null, 'x'], ['2', 'y', '']], 'rows as text, NULL as null');
 });
 
 t.test('a backend terminated while idle: the link knows it is closed', async (t) => {
