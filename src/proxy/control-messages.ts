@@ -14,6 +14,7 @@ import type { ServerStatement } from '../policy/single-transaction.js';
 import type { Report } from '../protocol/encode.js';
 import { serialize } from '../protocol/frontend-messages.js';
 import type { Entry } from '../tracker/session-tracker.js';
+import type { DecisionEvent } from './policy-enforcer.js';
 import type { RequestTransaction } from './request-transaction.js';
 
 export const CONTROL_NAME = 'txproxy_control';
@@ -32,21 +33,36 @@ export interface AnswerPlan {
   /** The message stands for a refused statement: the server's error is replaced by this report. */
   refusal: { statement: RefusalStatement; report: Report } | null;
   /** A statement of txproxy's own that opens or ends the request's transaction. */
-  control: { kind: 'open' | 'finish' | 'abort'; transaction: RequestTransaction; transactionId: string | null } | null;
+  control: { kind: 'open' | 'finish' | 'abort'; transaction: RequestTransaction } | null;
 }
 
 export function answerPlan(fields: Partial<AnswerPlan>): AnswerPlan {
   return { steps: [], cursor: 0, refusal: null, control: null, ...fields };
 }
 
+/** Who sent a statement txproxy put in place of the client's (StatementRecord.origin). */
+export interface StatementOrigin {
+  origin: 'proxy' | 'rewritten';
+  clientText?: string;
+}
+
+/** A decision on the statement at `index` of a message, recorded once that statement starts. */
+export interface PendingDecision {
+  index: number;
+  event: DecisionEvent;
+}
+
 /** One message to send and how the tracker records it. */
 export interface Outgoing {
   message: Buffer;
-  /** Its answers are not for the client. */
+  /** Its answers are not for the client; its statements are txproxy's own. */
   hidden: boolean;
   plan: AnswerPlan | null;
   /** Records it differently from its bytes (a refusal stands for the client's statement). */
   track?: () => Entry | null;
+  /** Per statement of the message: who sent it, when not the client as it wrote it. */
+  origins?: (StatementOrigin | null)[];
+  decisions?: PendingDecision[];
 }
 
 /**

@@ -144,7 +144,7 @@ t.test('rules explain themselves', async (t) => {
   });
   t.equal(
     set.rules[0].explain(),
-    "rule 'checkout' (single-transaction, enforce, max_savepoint_depth=3) for user matching 'app' and client address in any of '10.0.0.0/8', '::1' and sqlcommenter route matching '/checkout/*'",
+    "rule 'checkout' (single-transaction, enforce, on_clean_end=commit, max_savepoint_depth=3) for user matching 'app' and client address in any of '10.0.0.0/8', '::1' and sqlcommenter route matching '/checkout/*'",
   );
   t.equal(set.fallback.explain(), "rule 'default' (autocommit, enforce) for every request");
 });
