@@ -95,6 +95,20 @@ t.test('refusal messages name the rule and say what to do', async (t) => {
     },
   });
   t.match(PolicyErrors.readOnly(rule('read-only'), 'UPDATE'), { code: '25006', message: /^cannot execute UPDATE in a read-only transaction/ });
+  // With action warn the statement runs: no message may say it was refused.
+  const warnings = [
+    decideStatement(rule('atomic', 'warn'), classifyStatement('UPDATE t SET a = 1'), outside),
+    decideStatement(rule('atomic', 'warn'), classifyStatement('SELECT * FROM t FOR UPDATE'), outside),
+    decideStatement(rule('read-only', 'warn'), classifyStatement('DELETE FROM t'), inside),
+    decideStatement(rule('atomic', 'warn', { maxStatementsPerTransaction: 1 }), classifyStatement('SELECT 1'), inside),
+    decideStatement(rule('atomic', 'warn', { maxSavepointDepth: 0 }), classifyStatement('SAVEPOINT a'), inside),
+  ];
+  for (const verdict of warnings) {
+    t.equal(verdict.kind, 'warn');
+    if (verdict.kind !== 'warn') continue;
+    t.match(verdict.report.message, /let through with a warning \(action warn\)/);
+    t.notMatch(verdict.report.message, /refused|cannot execute|would exceed/);
+  }
   t.match(PolicyErrors.idleInTransaction(r, 5000), { severity: 'FATAL', code: '25P03', message: 'terminating connection due to idle-in-transaction timeout' });
   t.match(PolicyErrors.transactionTimeout(r, 5000), { severity: 'FATAL', code: '25P04', message: 'terminating connection due to transaction timeout' });
 });
