@@ -12,6 +12,7 @@
 import type { RefusalStatement } from '../policy/control-sql.js';
 import type { ServerStatement } from '../policy/single-transaction.js';
 import type { Report } from '../protocol/encode.js';
+import type { StatementInfo } from '../sql/classify.js';
 import { serialize } from '../protocol/frontend-messages.js';
 import type { Entry } from '../tracker/session-tracker.js';
 import type { DecisionEvent } from './policy-enforcer.js';
@@ -100,6 +101,24 @@ export function controlMessages(form: Form, sqls: string[], plan: () => AnswerPl
   if (form === 'batch') out.push({ message: SYNC, hidden: true, plan: null });
   return out;
 }
+
+/** Who sent a step txproxy put in place of a client's statement. */
+export function originOf(step: ServerStatement, info: StatementInfo): StatementOrigin {
+  return step.answer.kind === 'drop' ? { origin: 'proxy' } : { origin: 'rewritten', clientText: info.text };
+}
+
+/** Marks the statements of a message txproxy sent in the tracker's records (docs/traces.md, Policies). */
+export function markOrigins(entry: Entry, item: Outgoing): void {
+  const statements = entry.statements;
+  for (let i = 0; i < statements.length; i++) {
+    const origin = item.hidden ? PROXY : item.origins?.[i];
+    if (origin === undefined || origin === null) continue;
+    statements[i].origin = origin.origin;
+    if (origin.clientText !== undefined) statements[i].clientText = origin.clientText;
+  }
+}
+
+const PROXY: StatementOrigin = { origin: 'proxy' };
 
 export function queryMessage(sql: string): Buffer {
   return serialize.query(sql);

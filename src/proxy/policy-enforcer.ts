@@ -37,7 +37,8 @@ import { classifyStatement, splitStatements, type StatementInfo } from '../sql/c
 import { extractSqlCommenter, type SqlCommenterTags } from '../sql/sqlcommenter.js';
 import type { Entry, SessionTracker } from '../tracker/session-tracker.js';
 import type { RequestInfo, SessionInfo, StatementRecord, TransactionRecord } from '../tracker/types.js';
-import { answerPlan, controlSequence, queryMessage, type AnswerPlan, type Form, type Outgoing, type PendingDecision, type StatementOrigin } from './control-messages.js';
+import { answerPlan, controlSequence, markOrigins, originOf, queryMessage, type AnswerPlan, type Form, type Outgoing, type PendingDecision, type StatementOrigin } from './control-messages.js';
+import { PendingDecisions } from './pending-decisions.js';
 import { TransactionTimers } from './policy-timers.js';
 import { RequestTransaction, type Binding, type OutcomeSink, type PolicyDecision, type SqlError } from './request-transaction.js';
 import type { SessionInterceptor } from './session.js';
@@ -97,7 +98,7 @@ export class PolicyEnforcer implements SessionInterceptor {
   private skippingBatch = false;
   private readonly plans = new WeakMap<Entry, AnswerPlan>();
   /** Decisions on statements not started yet: recorded with their transaction once they start. */
-  private readonly awaiting = new Map<StatementRecord, DecisionEvent[]>();
+  private readonly pending = new PendingDecisions((event) => this.reporter.decision(this.session.info, event));
   /** Request transactions whose end was sent, until the tracker sees it. */
   private closing: RequestTransaction[] = [];
   private readonly timers = new TransactionTimers();
@@ -382,34 +383,14 @@ export class PolicyEnforcer implements SessionInterceptor {
   private emit(out: Outgoing[]): Buffer {
     for (const item of out) {
       const entry = item.track ? item.track() : this.tracker.onClientMessage(item.message[0], item.message, 0, item.message.length);
-      if (entry === null) {
-        // The server skips it too (after an error, up to Sync): its decisions belong to no transaction.
-        for (const { event } of item.decisions ?? []) this.reporter.decision(this.session.info, event);
-        continue;
-      }
+      if (item.decisions !== undefined) this.pending.add(entry, item.decisions);
+      if (entry === null) continue; // the server skips it too (after an error, up to Sync)
       entry.hidden = item.hidden;
       if (item.plan !== null) this.plans.set(entry, item.plan);
       markOrigins(entry, item);
-      for (const { index, event } of item.decisions ?? []) {
-        const statement = entry.statements[Math.min(index, entry.statements.length - 1)];
-        if (statement === undefined) this.reporter.decision(this.session.info, event);
-        else this.awaiting.set(statement, [...(this.awaiting.get(statement) ?? []), event]);
-      }
     }
-    this.recordStartedDecisions(false);
+    this.pending.recordStarted(false);
     return Buffer.concat(out.map((item) => item.message));
-  }
-
-  /**
-   * Records the decisions whose statements have started (the tracker gave
-   * them their transaction); `all`: the rest too, the session is over.
-   */
-  private recordStartedDecisions(all: boolean): void {
-    for (const [statement, events] of this.awaiting) {
-      if (!all && statement.seq === 0) continue;
-      this.awaiting.delete(statement);
-      for (const event of events) this.reporter.decision(this.session.info, { ...event, transactionId: statement.transactionId });
-    }
   }
 
   // ------------------------------------------------------------ requests
@@ -486,7 +467,7 @@ export class PolicyEnforcer implements SessionInterceptor {
   // ------------------------------------------------------------ server messages
 
   private serverMessage(type: number, buf: Buffer, start: number, end: number, entry: Entry | null): Verdict {
-    if (this.awaiting.size > 0) this.recordStartedDecisions(false);
+    if (this.pending.size > 0) this.pending.recordStarted(false);
     if (entry === null) return FORWARD;
     const verdict: Verdict = entry.hidden ? DROP : FORWARD;
     switch (type) {
@@ -581,7 +562,9 @@ export class PolicyEnforcer implements SessionInterceptor {
 
   private controlAnswered(control: NonNullable<AnswerPlan['control']>, statement: StatementRecord | undefined, tag: string | null, error: SqlError | null): void {
     const opened = control.transaction.answered(control, statement, tag, error, this.tracker.transaction?.id ?? null);
-    if (!opened && this.transaction === control.transaction) this.transaction = null;
+    if (opened) return;
+    if (this.transaction === control.transaction) this.transaction = null;
+    this.closing = this.closing.filter((transaction) => transaction !== control.transaction);
   }
 
   // ------------------------------------------------------------ limits
@@ -626,7 +609,7 @@ export class PolicyEnforcer implements SessionInterceptor {
 
   onEnd(clean: boolean): void {
     this.timers.clear();
-    this.recordStartedDecisions(true);
+    this.pending.recordStarted(true);
     const transaction = this.transaction;
     this.transaction = null;
     // Normally the tracker ended them already (as `disconnect`), and they were recorded then.
@@ -677,22 +660,6 @@ export class PolicyEnforcer implements SessionInterceptor {
   private matchContext(request: RequestInfo | null): MatchContext {
     const info = this.session.info;
     return { user: info.user, database: info.database, applicationName: info.applicationName, clientAddress: info.clientAddress, request };
-  }
-}
-
-/** Who sent a step txproxy put in place of a client's statement. */
-function originOf(step: ServerStatement, info: StatementInfo): StatementOrigin {
-  return step.answer.kind === 'drop' ? { origin: 'proxy' } : { origin: 'rewritten', clientText: info.text };
-}
-
-/** Marks the statements txproxy sent in the tracker's records (docs/traces.md, policy section). */
-function markOrigins(entry: Entry, item: Outgoing): void {
-  const statements = entry.statements;
-  for (let i = 0; i < statements.length; i++) {
-    const origin = item.hidden ? { origin: 'proxy' as const } : item.origins?.[i];
-    if (origin === undefined || origin === null) continue;
-    statements[i].origin = origin.origin;
-    if (origin.clientText !== undefined) statements[i].clientText = origin.clientText;
   }
 }
 
