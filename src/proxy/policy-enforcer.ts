@@ -36,7 +36,7 @@ import { outcomeMarkOf } from '../policy/request-outcome.js';
 import { classifyStatement, splitStatements, type StatementInfo } from '../sql/classify.js';
 import { extractSqlCommenter, type SqlCommenterTags } from '../sql/sqlcommenter.js';
 import type { Entry, SessionTracker } from '../tracker/session-tracker.js';
-import type { RequestInfo, SessionInfo, StatementRecord, TransactionRecord } from '../tracker/types.js';
+import type { RequestInfo, SessionInfo, StatementRecord, StatementSummary, TransactionRecord } from '../tracker/types.js';
 import { answerPlan, controlSequence, markOrigins, originOf, queryMessage, type AnswerPlan, type Form, type Outgoing, type PendingDecision, type StatementOrigin } from './control-messages.js';
 import { PendingDecisions } from './pending-decisions.js';
 import { TransactionTimers } from './policy-timers.js';
@@ -629,7 +629,7 @@ export class PolicyEnforcer implements SessionInterceptor {
     this.requestTransactionEnded(tx);
     if (tx.outcome !== 'commit' || !tx.implicit || tx.writes === 0) return;
     // CREATE DATABASE, VACUUM … cannot run in a transaction block: no request could have made them atomic.
-    if (tx.statementLog.length > 0 && tx.statementLog.every((s) => classifyStatement(s.text).nonTransactional)) return;
+    if (tx.statementLog.length > 0 && tx.statementLog.every(cannotRunInBlock)) return;
     const request = tx.request;
     const rule = this.binding?.request.id === request.id ? this.binding.rule : this.policies.resolve(this.matchContext(request));
     if (rule.mode !== 'autocommit') return;
@@ -661,6 +661,13 @@ export class PolicyEnforcer implements SessionInterceptor {
     const info = this.session.info;
     return { user: info.user, database: info.database, applicationName: info.applicationName, clientAddress: info.clientAddress, request };
   }
+}
+
+/** Data changes are the usual writes: those are read again only when they may be VACUUM, CREATE DATABASE… */
+const DATA_CHANGE = /^(?:INSERT|UPDATE|DELETE|MERGE|COPY|SELECT|WITH|TRUNCATE)\b/;
+
+function cannotRunInBlock(statement: StatementSummary): boolean {
+  return !DATA_CHANGE.test(statement.operation) && classifyStatement(statement.text).nonTransactional;
 }
 
 /**
