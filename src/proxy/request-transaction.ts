@@ -125,7 +125,9 @@ export class RequestTransaction {
   /** The tracker ended the server transaction it holds (`trackerId`): record how. */
   ended(tx: TransactionRecord): void {
     if (this.reported) return;
-    const error = this.firstError ?? tx.firstError;
+    // The request's own failure only: an error its client recovered from (ROLLBACK TO) is no reason.
+    // A failing COMMIT was recorded with its error when the server answered it.
+    const error = this.firstError;
     if (tx.outcome === 'disconnect' && this.ending === null) {
       const { request, rule } = this.binding;
       this.reported = true;

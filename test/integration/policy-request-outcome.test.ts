@@ -119,3 +119,16 @@ t.test('each request of a persistent connection ends by its own mark (sqlcomment
     ['wrapped', 'committed', 'wrapped', 'rolled_back', 'wrapped', 'rolled_back'],
   );
 });
+
+t.test('a COMMIT that fails at the end (a deferred constraint) is recorded as rolled back, in its transaction', async (t) => {
+  await server.sql('CREATE TABLE IF NOT EXISTS codes (code text UNIQUE DEFERRABLE INITIALLY DEFERRED)');
+  const client = await proxy.client({ application_name: 'view-commit' });
+  await client.query("INSERT INTO codes VALUES ('x')");
+  await client.query("INSERT INTO codes VALUES ('x')");
+  await client.end();
+  await sessionsClosed();
+  t.same((await server.sql('SELECT count(*)::int AS n FROM codes')).rows, [{ n: 0 }]);
+  const [tx] = proxy.trace.records.filter((r) => r.kind === 'transaction');
+  t.match(tx, { outcome: 'failed' });
+  t.match(policyRecords().at(-1), { decision: 'rolled_back', sqlstate: '23505', 'transaction.id': tx['transaction.id'], message: /after an error \(23505: duplicate key/ });
+});
