@@ -8,12 +8,16 @@
  */
 import t from 'tap';
 import type pg from 'pg';
+import postgres from 'postgres';
 import { startPostgres } from '../helpers/postgres.js';
 import { eventually, startProxy } from '../helpers/proxy.js';
 import { TRUST_LOCAL } from '../helpers/exact-client.js';
 import { render, transactionBlocks } from '../unit/trace-render/fixtures.js';
 
-const server = await startPostgres({ hba: TRUST_LOCAL });
+// The server log shows how txproxy's own statements travel (docs/policies.md, "How a refusal works").
+const logLines: string[] = [];
+const server = await startPostgres({ hba: TRUST_LOCAL, postgresFlags: ['-c', 'log_statement=all'], onLog: (message) => logLines.push(message) });
+const serverLog = () => logLines.join('');
 const proxy = await startProxy(server, {
   policies: {
     default: { mode: 'autocommit' },
@@ -143,4 +147,23 @@ t.test('two real writes of one request are still flagged, the warning inside the
   const { text } = render(records);
   t.match(text, /not atomic/);
   t.notMatch(text, /outside any transaction|late /);
+});
+
+t.test("the server log shows txproxy's statements as docs/policies.md says: simple queries, or txproxy_control", async (t) => {
+  // node-postgres without parameters: simple Query messages.
+  await record('wrapped', async (c) => {
+    await c.query("INSERT INTO items (name) VALUES ('via simple')");
+  });
+  await eventually(() => /statement: INSERT INTO items \(name\) VALUES \('via simple'\)/.test(serverLog()), 10_000, 'the simple statement in the log');
+  const simple = serverLog().split('\n');
+  const at = simple.findIndex((line) => line.includes("VALUES ('via simple')"));
+  t.match(simple.slice(0, at).reverse().find((line) => / (statement|execute [^:]*): /.test(line)), /statement: BEGIN$/, 'the request BEGIN went as a simple Query');
+  t.ok(simple.slice(at).some((line) => /statement: COMMIT$/.test(line)), 'so did its COMMIT at Terminate');
+
+  // postgres.js: extended batches.
+  const sql = postgres({ host: '127.0.0.1', port: proxy.port, user: server.user, database: 'postgres', connection: { application_name: 'wrapped' }, max: 1, fetch_types: false });
+  await sql`INSERT INTO items (name) VALUES (${'via extended'})`;
+  await sql.end();
+  await eventually(() => serverLog().includes('execute txproxy_control/txproxy_control: BEGIN'), 10_000, 'the extended control statement in the log');
+  t.pass('the request BEGIN went through the txproxy_control statement and portal');
 });
