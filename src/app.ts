@@ -147,7 +147,8 @@ export class App {
       violations: options.policyViolations ?? this.violationCounter(),
       log: options.log,
     });
-    listeners.push(this.policies.listener);
+    // First: a request transaction's policy record comes before that transaction's own record.
+    listeners.unshift(this.policies.listener);
     listeners.push(...(options.listeners ?? []));
     const [host, port] = splitHostPort(config.listen);
     this.server = new ProxyServer({

@@ -17,6 +17,10 @@ export type PolicyMode = (typeof POLICY_MODES)[number];
 export const POLICY_ACTIONS = ['enforce', 'warn'] as const;
 export type PolicyAction = (typeof POLICY_ACTIONS)[number];
 
+/** How single-transaction ends a request that ends cleanly without saying how it went (docs/policies.md). */
+export const CLEAN_END_OUTCOMES = ['commit', 'rollback'] as const;
+export type CleanEndOutcome = (typeof CLEAN_END_OUTCOMES)[number];
+
 /** A positive duration (`500ms`, `30s`, `5m`, or milliseconds); null: no limit. */
 const limitDuration = z
   .union([z.number(), z.string()])
@@ -98,6 +102,8 @@ const ruleSchema = z
     mode: z.enum(POLICY_MODES).optional(),
     /** Unset: the default's action. */
     action: z.enum(POLICY_ACTIONS).optional(),
+    /** Unset: the default's. */
+    on_clean_end: z.enum(CLEAN_END_OUTCOMES).optional(),
     /** Each unset limit falls back to the default's. */
     limits: limitsSchema.default({}),
   })
@@ -109,6 +115,8 @@ const defaultSchema = z
   .object({
     mode: z.enum(POLICY_MODES).default('autocommit'),
     action: z.enum(POLICY_ACTIONS).default('enforce'),
+    /** single-transaction: what a clean end without an outcome mark does. */
+    on_clean_end: z.enum(CLEAN_END_OUTCOMES).default('commit'),
     limits: limitsSchema.default({}),
   })
   .strict();
@@ -116,7 +124,7 @@ const defaultSchema = z
 export const policiesSchema = z
   .object({
     /** Applies to requests no rule matches; rules inherit what they leave unset. */
-    default: defaultSchema.default({ mode: 'autocommit', action: 'enforce', limits: {} }),
+    default: defaultSchema.default({ mode: 'autocommit', action: 'enforce', on_clean_end: 'commit', limits: {} }),
     /** Tried in order; the first that matches decides. */
     rules: z.array(ruleSchema).default([]),
   })

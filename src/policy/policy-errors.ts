@@ -8,13 +8,20 @@ import type { PolicyRule } from './policy-set.js';
 
 const by = (rule: PolicyRule): string => `txproxy policy rule '${rule.name}' (${rule.mode})`;
 
+/**
+ * What became of a violating statement: with action `warn` it ran, and
+ * the recorded message must not say it was refused.
+ */
+const verdictBy = (rule: PolicyRule): string =>
+  rule.action === 'warn' ? `let through with a warning (action warn) by ${by(rule)}` : `refused by ${by(rule)}`;
+
 export const PolicyErrors = {
   /** atomic: a write would commit on its own. */
   writeOutsideTransaction(rule: PolicyRule, operation: string): Report {
     return {
       severity: 'ERROR',
       code: '25P01', // no_active_sql_transaction
-      message: `${operation || 'statement'} outside a transaction block refused by ${by(rule)}`,
+      message: `${operation || 'statement'} outside a transaction block ${verdictBy(rule)}`,
       detail: 'This policy requires every write to run inside an explicit transaction, so a request never leaves half of its changes behind.',
       hint: 'Run it between BEGIN and COMMIT (Django: transaction.atomic() or ATOMIC_REQUESTS; Rails: ActiveRecord::Base.transaction), or change the rule.',
     };
@@ -25,7 +32,7 @@ export const PolicyErrors = {
     return {
       severity: 'ERROR',
       code: '25P01',
-      message: `${operation} … FOR UPDATE/SHARE outside a transaction block refused by ${by(rule)}`,
+      message: `${operation} … FOR UPDATE/SHARE outside a transaction block ${verdictBy(rule)}`,
       detail: 'Outside a transaction block its row locks end with the statement and protect nothing.',
       hint: 'Run it between BEGIN and COMMIT (Django: select_for_update() inside transaction.atomic()).',
     };
@@ -36,7 +43,10 @@ export const PolicyErrors = {
     return {
       severity: 'ERROR',
       code: '25006', // read_only_sql_transaction
-      message: `cannot execute ${operation || 'statement'} in a read-only transaction: ${by(rule)} allows reads only`,
+      message:
+        rule.action === 'warn'
+          ? `${operation || 'statement'} ${verdictBy(rule)}, which allows reads only`
+          : `cannot execute ${operation || 'statement'} in a read-only transaction: ${by(rule)} allows reads only`,
       hint: 'Send writes through a connection this rule does not match, or change the rule.',
     };
   },
@@ -87,7 +97,10 @@ export const PolicyErrors = {
     return {
       severity: 'ERROR',
       code: '54000', // program_limit_exceeded
-      message: `transaction would exceed max_statements_per_transaction (${limit}) of ${by(rule)}`,
+      message:
+        rule.action === 'warn'
+          ? `transaction exceeds max_statements_per_transaction (${limit}) of ${by(rule)}; let through with a warning (action warn)`
+          : `transaction would exceed max_statements_per_transaction (${limit}) of ${by(rule)}`,
       hint: 'Split the work into smaller transactions, or raise the limit.',
     };
   },
@@ -96,7 +109,10 @@ export const PolicyErrors = {
     return {
       severity: 'ERROR',
       code: '54000',
-      message: `savepoint depth would exceed max_savepoint_depth (${limit}) of ${by(rule)}`,
+      message:
+        rule.action === 'warn'
+          ? `savepoint depth exceeds max_savepoint_depth (${limit}) of ${by(rule)}; let through with a warning (action warn)`
+          : `savepoint depth would exceed max_savepoint_depth (${limit}) of ${by(rule)}`,
       hint: 'Release savepoints that are done (RELEASE SAVEPOINT), or raise the limit.',
     };
   },

@@ -7,7 +7,7 @@
  * requests only.
  */
 import { buildMatchers, type MatchContext, type Matcher } from './matchers.js';
-import type { LimitsConfig, PoliciesConfig, PolicyAction, PolicyMode } from './policy-config.js';
+import type { CleanEndOutcome, LimitsConfig, PoliciesConfig, PolicyAction, PolicyMode } from './policy-config.js';
 
 export interface Limits {
   maxTransactionDurationMs: number | null;
@@ -41,6 +41,8 @@ export class PolicyRule {
     readonly action: PolicyAction,
     readonly limits: Limits,
     readonly matchers: readonly Matcher[],
+    /** single-transaction: how a clean end the client did not mark ends the request's transaction. */
+    readonly onCleanEnd: CleanEndOutcome = 'commit',
   ) {
     this.enforcing = mode !== 'autocommit' || Object.values(limits).some((v) => v !== null);
   }
@@ -66,6 +68,7 @@ export class PolicyRule {
     const limits = Object.entries(this.limits)
       .filter(([, v]) => v !== null)
       .map(([k, v]) => `${LIMIT_KEYS[k as keyof Limits]}=${v}${k.endsWith('Ms') ? 'ms' : ''}`);
+    if (this.mode === 'single-transaction') limits.unshift(`on_clean_end=${this.onCleanEnd}`);
     return `rule '${this.name}' (${this.mode}, ${this.action}${limits.length ? ', ' + limits.join(', ') : ''}) for ${what}`;
   }
 }
@@ -88,10 +91,17 @@ export class PolicySet {
     if (config === undefined) return PolicySet.disabled();
     const base = config.default;
     const baseLimits = resolveLimits(base.limits, NO_LIMITS);
-    const fallback = new PolicyRule('default', base.mode, base.action, baseLimits, []);
+    const fallback = new PolicyRule('default', base.mode, base.action, baseLimits, [], base.on_clean_end);
     const rules = config.rules.map(
       (rule) =>
-        new PolicyRule(rule.name, rule.mode ?? base.mode, rule.action ?? base.action, resolveLimits(rule.limits, baseLimits), buildMatchers(rule.match)),
+        new PolicyRule(
+          rule.name,
+          rule.mode ?? base.mode,
+          rule.action ?? base.action,
+          resolveLimits(rule.limits, baseLimits),
+          buildMatchers(rule.match),
+          rule.on_clean_end ?? base.on_clean_end,
+        ),
     );
     return new PolicySet(rules, fallback, true);
   }

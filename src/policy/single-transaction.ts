@@ -69,9 +69,12 @@ export function planClientControl(info: StatementInfo, clientBlock: boolean, blo
   }
 }
 
-/** The server statements that end the request's transaction at its clean end. */
-export function finishSql(options: { dryRun: boolean; clientBlock: boolean; failed: boolean }): string[] {
-  if (options.dryRun || options.failed) return ['ROLLBACK'];
+/**
+ * The server statements that end the request's transaction at its clean
+ * end; `commit` false: the request's outcome says roll back.
+ */
+export function finishSql(options: { dryRun: boolean; clientBlock: boolean; failed: boolean; commit: boolean }): string[] {
+  if (options.dryRun || options.failed || !options.commit) return ['ROLLBACK'];
   // A client block still open at the end is abandoned, as the server would
   // abandon it; what the client ran outside it was acknowledged and stays.
   return options.clientBlock ? [ROLLBACK_TO, 'COMMIT'] : ['COMMIT'];

@@ -12,8 +12,10 @@
 import type { RefusalStatement } from '../policy/control-sql.js';
 import type { ServerStatement } from '../policy/single-transaction.js';
 import type { Report } from '../protocol/encode.js';
+import type { StatementInfo } from '../sql/classify.js';
 import { serialize } from '../protocol/frontend-messages.js';
 import type { Entry } from '../tracker/session-tracker.js';
+import type { DecisionEvent } from './policy-enforcer.js';
 import type { RequestTransaction } from './request-transaction.js';
 
 export const CONTROL_NAME = 'txproxy_control';
@@ -32,21 +34,36 @@ export interface AnswerPlan {
   /** The message stands for a refused statement: the server's error is replaced by this report. */
   refusal: { statement: RefusalStatement; report: Report } | null;
   /** A statement of txproxy's own that opens or ends the request's transaction. */
-  control: { kind: 'open' | 'finish' | 'abort'; transaction: RequestTransaction; transactionId: string | null } | null;
+  control: { kind: 'open' | 'finish' | 'abort'; transaction: RequestTransaction } | null;
 }
 
 export function answerPlan(fields: Partial<AnswerPlan>): AnswerPlan {
   return { steps: [], cursor: 0, refusal: null, control: null, ...fields };
 }
 
+/** Who sent a statement txproxy put in place of the client's (StatementRecord.origin). */
+export interface StatementOrigin {
+  origin: 'proxy' | 'rewritten';
+  clientText?: string;
+}
+
+/** A decision on the statement at `index` of a message, recorded once that statement starts. */
+export interface PendingDecision {
+  index: number;
+  event: DecisionEvent;
+}
+
 /** One message to send and how the tracker records it. */
 export interface Outgoing {
   message: Buffer;
-  /** Its answers are not for the client. */
+  /** Its answers are not for the client; its statements are txproxy's own. */
   hidden: boolean;
   plan: AnswerPlan | null;
   /** Records it differently from its bytes (a refusal stands for the client's statement). */
   track?: () => Entry | null;
+  /** Per statement of the message: who sent it, when not the client as it wrote it. */
+  origins?: (StatementOrigin | null)[];
+  decisions?: PendingDecision[];
 }
 
 /**
@@ -84,6 +101,24 @@ export function controlMessages(form: Form, sqls: string[], plan: () => AnswerPl
   if (form === 'batch') out.push({ message: SYNC, hidden: true, plan: null });
   return out;
 }
+
+/** Who sent a step txproxy put in place of a client's statement. */
+export function originOf(step: ServerStatement, info: StatementInfo): StatementOrigin {
+  return step.answer.kind === 'drop' ? { origin: 'proxy' } : { origin: 'rewritten', clientText: info.text };
+}
+
+/** Marks the statements of a message txproxy sent in the tracker's records (docs/traces.md, Policies). */
+export function markOrigins(entry: Entry, item: Outgoing): void {
+  const statements = entry.statements;
+  for (let i = 0; i < statements.length; i++) {
+    const origin = item.hidden ? PROXY : item.origins?.[i];
+    if (origin === undefined || origin === null) continue;
+    statements[i].origin = origin.origin;
+    if (origin.clientText !== undefined) statements[i].clientText = origin.clientText;
+  }
+}
+
+const PROXY: StatementOrigin = { origin: 'proxy' };
 
 export function queryMessage(sql: string): Buffer {
   return serialize.query(sql);

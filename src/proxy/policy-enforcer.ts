@@ -32,11 +32,13 @@ import type { PolicyRule, PolicySet, SessionPolicies } from '../policy/policy-se
 import { CLIENT_BLOCK_SAVEPOINT, PASS, planClientControl, transactionModesOf, type ServerStatement } from '../policy/single-transaction.js';
 import { decideStatement, type StatementSituation, type StatementVerdict } from '../policy/statement-decision.js';
 import { TransactionForecast } from '../policy/transaction-forecast.js';
+import { outcomeMarkOf } from '../policy/request-outcome.js';
 import { classifyStatement, splitStatements, type StatementInfo } from '../sql/classify.js';
 import { extractSqlCommenter, type SqlCommenterTags } from '../sql/sqlcommenter.js';
 import type { Entry, SessionTracker } from '../tracker/session-tracker.js';
-import type { RequestInfo, SessionInfo, StatementRecord, TransactionRecord } from '../tracker/types.js';
-import { answerPlan, controlSequence, queryMessage, type AnswerPlan, type Form, type Outgoing } from './control-messages.js';
+import type { RequestInfo, SessionInfo, StatementRecord, StatementSummary, TransactionRecord } from '../tracker/types.js';
+import { answerPlan, controlSequence, markOrigins, originOf, queryMessage, type AnswerPlan, type Form, type Outgoing, type PendingDecision, type StatementOrigin } from './control-messages.js';
+import { PendingDecisions } from './pending-decisions.js';
 import { TransactionTimers } from './policy-timers.js';
 import { RequestTransaction, type Binding, type OutcomeSink, type PolicyDecision, type SqlError } from './request-transaction.js';
 import type { SessionInterceptor } from './session.js';
@@ -95,6 +97,10 @@ export class PolicyEnforcer implements SessionInterceptor {
   /** A statement of this batch was refused: the server skips the rest up to Sync. */
   private skippingBatch = false;
   private readonly plans = new WeakMap<Entry, AnswerPlan>();
+  /** Decisions on statements not started yet: recorded with their transaction once they start. */
+  private readonly pending = new PendingDecisions((event) => this.reporter.decision(this.session.info, event));
+  /** Request transactions whose end was sent, until the tracker sees it. */
+  private closing: RequestTransaction[] = [];
   private readonly timers = new TransactionTimers();
   private orphans = { requestId: '', writes: 0 };
   private readonly outcomes: OutcomeSink = {
@@ -196,15 +202,18 @@ export class PolicyEnforcer implements SessionInterceptor {
     // What goes to the server, and what the tracker records (a refusal stands for the client's statement).
     const wire: string[] = [];
     const tracked: string[] = [];
+    const origins: (StatementOrigin | null)[] = [];
     const steps: ServerStatement[] = [];
+    const decisions: PendingDecision[] = [];
     let refusal: AnswerPlan['refusal'] = null;
     let changed = false;
     for (const info of statements) {
-      const verdict = this.judge(rule, info);
+      const verdict = this.judge(rule, info, decisions, tracked.length);
       if (verdict.kind === 'refuse') {
         refusal = { statement: refusalStatement(verdict.report), report: verdict.report };
         wire.push(refusal.statement.sql);
         tracked.push(info.text);
+        origins.push(null);
         this.forecast.refused();
         changed = true;
         break;
@@ -214,6 +223,7 @@ export class PolicyEnforcer implements SessionInterceptor {
       if (control === null) {
         wire.push(info.text);
         tracked.push(info.text);
+        origins.push(null);
         steps.push({ sql: info.text, answer: PASS });
         continue;
       }
@@ -221,17 +231,21 @@ export class PolicyEnforcer implements SessionInterceptor {
       for (const step of control) {
         wire.push(step.sql);
         tracked.push(step.sql);
+        origins.push(originOf(step, info));
         steps.push(step);
       }
     }
     this.forecast.batchEnded();
-    if (!changed) return this.pass(out, Frontend.Query, buf, start, end);
+    if (refusal === null) this.noteOutcomeMark(tags);
+    if (!changed) return this.pass(out, Frontend.Query, buf, start, end, decisions);
     const trackedSql = tracked.join(';\n');
     out.push({
       message: queryMessage(wire.join(';\n')),
       hidden: false,
       plan: answerPlan({ steps, refusal }),
       track: () => this.tracker.clientQuery(trackedSql),
+      origins,
+      decisions,
     });
     return this.emit(out);
   }
@@ -276,7 +290,8 @@ export class PolicyEnforcer implements SessionInterceptor {
       this.forecast.sent(info);
       return this.pass(out, Frontend.Execute, buf, start, end);
     }
-    const verdict = this.judge(rule, info);
+    const decisions: PendingDecision[] = [];
+    const verdict = this.judge(rule, info, decisions, 0);
     if (verdict.kind === 'refuse') {
       const statement = refusalStatement(verdict.report);
       const sequence = controlSequence(statement.sql);
@@ -287,6 +302,7 @@ export class PolicyEnforcer implements SessionInterceptor {
         hidden: false,
         plan: answerPlan({ refusal: { statement, report: verdict.report } }),
         track: () => this.tracker.onClientMessage(Frontend.Execute, buf, start, end),
+        decisions,
       });
       this.forecast.refused();
       this.skippingBatch = true;
@@ -294,23 +310,43 @@ export class PolicyEnforcer implements SessionInterceptor {
     }
     const control = this.controlPlan(info);
     this.noteSent(rule, info);
-    if (control === null) return this.pass(out, Frontend.Execute, buf, start, end);
-    for (const step of control) {
+    this.noteOutcomeMark(prepared.tags);
+    if (control === null) return this.pass(out, Frontend.Execute, buf, start, end, decisions);
+    for (const [i, step] of control.entries()) {
       const sequence = controlSequence(step.sql);
       for (const message of sequence.prepare) out.push({ message, hidden: true, plan: null });
-      out.push({ message: sequence.execute, hidden: step.answer.kind === 'drop', plan: answerPlan({ steps: [step] }) });
+      out.push({
+        message: sequence.execute,
+        hidden: step.answer.kind === 'drop',
+        plan: answerPlan({ steps: [step] }),
+        origins: [originOf(step, info)],
+        decisions: i === 0 ? decisions : undefined,
+      });
       for (const message of sequence.cleanup) out.push({ message, hidden: true, plan: null });
     }
     return this.emit(out);
   }
 
-  /** Decides on a statement and records anything but a plain allow. */
-  private judge(rule: PolicyRule, info: StatementInfo): StatementVerdict {
+  /**
+   * Decides on a statement. Anything but a plain allow goes into
+   * `decisions`, for the statement tracked at `index` of the message sent:
+   * it is recorded once that statement starts and has its transaction.
+   */
+  private judge(rule: PolicyRule, info: StatementInfo, decisions: PendingDecision[], index: number): StatementVerdict {
     const verdict = decideStatement(rule, info, this.situation(rule));
     if (verdict.kind !== 'allow') {
-      this.report(rule, verdict.kind === 'warn' ? 'warned' : verdict.decision, verdict.report.code, verdict.report.message, info.text);
+      const decision = verdict.kind === 'warn' ? 'warned' : verdict.decision;
+      const request = this.binding?.request ?? this.tracker.request;
+      const { code, message } = verdict.report;
+      decisions.push({ index, event: { rule, decision, sqlstate: code, message, request, transactionId: null, statement: info.text } });
     }
     return verdict;
+  }
+
+  /** A statement of the request carried `txproxy_outcome`: how its clean end goes. */
+  private noteOutcomeMark(tags: SqlCommenterTags | null): void {
+    const mark = outcomeMarkOf(tags);
+    if (mark !== null && this.transaction !== null) this.transaction.mark = mark;
   }
 
   private situation(rule: PolicyRule): StatementSituation {
@@ -337,9 +373,9 @@ export class PolicyEnforcer implements SessionInterceptor {
   }
 
   /** Forwards the client's message as it is, after any control messages. */
-  private pass(out: Outgoing[], type: number, buf: Buffer, start: number, end: number): Verdict | 'default' {
-    if (out.length === 0) return DEFAULT;
-    out.push({ message: buf.subarray(start, end), hidden: false, plan: null, track: () => this.tracker.onClientMessage(type, buf, start, end) });
+  private pass(out: Outgoing[], type: number, buf: Buffer, start: number, end: number, decisions: PendingDecision[] = []): Verdict | 'default' {
+    if (out.length === 0 && decisions.length === 0) return DEFAULT;
+    out.push({ message: buf.subarray(start, end), hidden: false, plan: null, track: () => this.tracker.onClientMessage(type, buf, start, end), decisions });
     return this.emit(out);
   }
 
@@ -347,10 +383,13 @@ export class PolicyEnforcer implements SessionInterceptor {
   private emit(out: Outgoing[]): Buffer {
     for (const item of out) {
       const entry = item.track ? item.track() : this.tracker.onClientMessage(item.message[0], item.message, 0, item.message.length);
+      if (item.decisions !== undefined) this.pending.add(entry, item.decisions);
       if (entry === null) continue; // the server skips it too (after an error, up to Sync)
       entry.hidden = item.hidden;
       if (item.plan !== null) this.plans.set(entry, item.plan);
+      markOrigins(entry, item);
     }
+    this.pending.recordStarted(false);
     return Buffer.concat(out.map((item) => item.message));
   }
 
@@ -418,7 +457,8 @@ export class PolicyEnforcer implements SessionInterceptor {
   private finishTransaction(form: 'simple' | 'batch'): Outgoing[] {
     const transaction = this.transaction!;
     this.transaction = null;
-    const out = transaction.finish(form, this.forecast.status !== 'I', this.tracker.transaction?.id ?? null);
+    const out = transaction.finish(form, this.forecast.status !== 'I');
+    this.closing.push(transaction);
     this.clientBlock = false;
     this.forecast.resync('I', []);
     return out;
@@ -427,6 +467,7 @@ export class PolicyEnforcer implements SessionInterceptor {
   // ------------------------------------------------------------ server messages
 
   private serverMessage(type: number, buf: Buffer, start: number, end: number, entry: Entry | null): Verdict {
+    if (this.pending.size > 0) this.pending.recordStarted(false);
     if (entry === null) return FORWARD;
     const verdict: Verdict = entry.hidden ? DROP : FORWARD;
     switch (type) {
@@ -509,17 +550,21 @@ export class PolicyEnforcer implements SessionInterceptor {
 
   /** Rolls a doomed request transaction back now, rather than holding its locks until the request ends. */
   private abortTransaction(): void {
-    const out = this.transaction!.abort(this.tracker.transaction?.id ?? null);
+    const transaction = this.transaction!;
+    const out = transaction.abort();
     // Only between client messages; otherwise the request's end rolls it back.
     if (!this.session.sendToServer(Buffer.concat(out.map((o) => o.message)))) return;
     this.emit(out);
+    this.closing.push(transaction);
     this.transaction = null;
     this.clientBlock = false;
   }
 
   private controlAnswered(control: NonNullable<AnswerPlan['control']>, statement: StatementRecord | undefined, tag: string | null, error: SqlError | null): void {
-    const opened = control.transaction.answered(control, statement, tag, error);
-    if (!opened && this.transaction === control.transaction) this.transaction = null;
+    const opened = control.transaction.answered(control, statement, tag, error, this.tracker.transaction?.id ?? null);
+    if (opened) return;
+    if (this.transaction === control.transaction) this.transaction = null;
+    this.closing = this.closing.filter((transaction) => transaction !== control.transaction);
   }
 
   // ------------------------------------------------------------ limits
@@ -564,21 +609,44 @@ export class PolicyEnforcer implements SessionInterceptor {
 
   onEnd(clean: boolean): void {
     this.timers.clear();
+    this.pending.recordStarted(true);
     const transaction = this.transaction;
     this.transaction = null;
-    transaction?.abandoned(clean, this.tracker.transaction?.id ?? null);
+    // Normally the tracker ended them already (as `disconnect`), and they were recorded then.
+    transaction?.abandoned(clean);
+    for (const closing of this.closing) closing.abandoned(clean);
+    this.closing = [];
     this.reporter.detach(this.session.info);
   }
 
-  /** autocommit: warns when one request commits writes in two or more separate implicit transactions. */
+  /**
+   * The tracker ended a transaction: if it is a request transaction, its
+   * outcome is recorded now, ahead of the transaction's own record.
+   * autocommit: warns when one request commits writes in two or more
+   * separate implicit transactions.
+   */
   transactionEnded(tx: TransactionRecord): void {
+    this.requestTransactionEnded(tx);
     if (tx.outcome !== 'commit' || !tx.implicit || tx.writes === 0) return;
+    // CREATE DATABASE, VACUUM … cannot run in a transaction block: no request could have made them atomic.
+    if (tx.statementLog.length > 0 && tx.statementLog.every(cannotRunInBlock)) return;
     const request = tx.request;
     const rule = this.binding?.request.id === request.id ? this.binding.rule : this.policies.resolve(this.matchContext(request));
     if (rule.mode !== 'autocommit') return;
     if (this.orphans.requestId !== request.id) this.orphans = { requestId: request.id, writes: 0 };
     if (++this.orphans.writes !== 2) return;
     this.outcomes.decision(rule, 'warned', null, orphanWritesMessage(request.id, this.orphans.writes), request, tx.id);
+  }
+
+  private requestTransactionEnded(tx: TransactionRecord): void {
+    if (this.transaction !== null && this.transaction.trackerId === tx.id) {
+      this.transaction.ended(tx);
+      return;
+    }
+    const i = this.closing.findIndex((transaction) => transaction.trackerId === tx.id);
+    if (i < 0) return;
+    this.closing[i].ended(tx);
+    this.closing.splice(i, 1);
   }
 
   // ------------------------------------------------------------ helpers
@@ -593,6 +661,13 @@ export class PolicyEnforcer implements SessionInterceptor {
     const info = this.session.info;
     return { user: info.user, database: info.database, applicationName: info.applicationName, clientAddress: info.clientAddress, request };
   }
+}
+
+/** Data changes are the usual writes: those are read again only when they may be VACUUM, CREATE DATABASE… */
+const DATA_CHANGE = /^(?:INSERT|UPDATE|DELETE|MERGE|COPY|SELECT|WITH|TRUNCATE)\b/;
+
+function cannotRunInBlock(statement: StatementSummary): boolean {
+  return !DATA_CHANGE.test(statement.operation) && classifyStatement(statement.text).nonTransactional;
 }
 
 /**

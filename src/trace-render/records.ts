@@ -52,6 +52,9 @@ export interface StatementEvent extends Attribution {
   interrupted: boolean;
   suspended: boolean;
   copy: string | null;
+  /** `proxy`: txproxy sent it on its own; `rewritten`: in place of the client's `clientText`. Null: the client's. */
+  origin: string | null;
+  clientText: string | null;
 }
 
 export interface TransactionEvent extends Attribution {
@@ -296,6 +299,8 @@ function decodeStatement(r: Json): StatementEvent {
     interrupted: r['pg.interrupted'] === true,
     suspended: r['pg.portal_suspended'] === true,
     copy: str(r, 'pg.copy'),
+    origin: str(r, 'txproxy.origin'),
+    clientText: str(r, 'txproxy.client_text'),
     ...attribution(r),
   };
 }

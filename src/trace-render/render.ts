@@ -152,8 +152,16 @@ function statementLine(s: StatementEvent, place: StatementPlace, style: Style): 
   if (place.undid.length > 0) suffix += '  ' + style('rollback', `↶ undid ${seqList(place.undid)}`);
   if (s.interrupted) suffix += '  ' + style('error', '(the session ended before the server answered)');
   if (s.suspended) suffix += '  ' + style('meta', `(portal suspended after ${plural(s.rows ?? 0, 'row')})`);
+  suffix += originNote(s, style);
   const sqlTone: Tone = place.rolledBackBy !== null ? 'undone' : 'sql';
   return `  ${seq} ${duration}  ${tag} ${gutter(place, style)}${style(sqlTone, sql)}${suffix}`;
+}
+
+/** A policy's statement: sent by txproxy itself, or in place of the client's. */
+function originNote(s: StatementEvent, style: Style): string {
+  if (s.origin === 'proxy') return '  ' + style('policy', '(sent by txproxy)');
+  if (s.origin !== 'rewritten') return '';
+  return '  ' + style('policy', s.clientText !== null ? `(txproxy, for the client's: ${oneLine(s.clientText)})` : "(txproxy, for the client's statement)");
 }
 
 function tagOf(s: StatementEvent): [string, Tone] {

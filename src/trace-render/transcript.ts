@@ -25,6 +25,7 @@ import type {
   TraceEvent,
   TransactionEvent,
 } from './records.js';
+import { classifyStatement } from '../sql/classify.js';
 
 /** A record shown inside a transaction block, after the statement `anchorSeq` (0: before the first). */
 export interface Note {
@@ -203,6 +204,8 @@ export class Transcript {
   private countAutocommitWrite(block: TransactionBlock, tx: TransactionEvent): void {
     // A rolled-back autocommit transaction left nothing behind to be half of anything.
     if (!tx.implicit || tx.writes === 0 || tx.outcome !== 'commit') return;
+    // CREATE DATABASE, VACUUM … cannot run in a transaction block: no request could make them atomic.
+    if (block.statements.length > 0 && block.statements.every(cannotRunInBlock)) return;
     const key = tx.requestId ?? `${tx.sessionId}.session`;
     let state = this.requests.get(key);
     if (state === undefined) {
@@ -264,6 +267,10 @@ export class Transcript {
     if (this.shown.size > SHOWN_MEMORY) this.shown.delete(this.shown.values().next().value as string);
     out.push({ type: 'transaction', block });
   }
+}
+
+function cannotRunInBlock(statement: StatementEvent): boolean {
+  return statement.text !== null && classifyStatement(statement.text).nonTransactional;
 }
 
 /** Keeps statements ordered by seq (they nearly always arrive in order) and drops duplicates. */

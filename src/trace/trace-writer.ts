@@ -79,6 +79,7 @@ export class TraceWriter implements TrackerListener {
     if (s.interrupted) line += ',"pg.interrupted":true';
     if (s.suspended) line += ',"pg.portal_suspended":true';
     if (s.copy !== null) line += `,"pg.copy":"${s.copy}"`;
+    if (s.origin !== undefined) line += this.originJson(s);
     this.out.writeLine(line + this.text.requestJson(s.request) + '}');
   }
 
@@ -100,6 +101,14 @@ export class TraceWriter implements TrackerListener {
     if (t.lockWaitMs > 0) line += `,"lock_wait_ms":${jsonMs(t.lockWaitMs)}`;
     if (t.firstError !== null) line += `,"first_error":{"code":${jsonString(t.firstError.code)},"message":${jsonString(this.firstErrorMessage(session, t.firstError.message))}}`;
     this.out.writeLine(line + this.text.requestJson(t.request) + '}');
+  }
+
+  /** A policy's statement: who sent it, and the client's statement it stands for. */
+  private originJson(s: StatementRecord): string {
+    let json = `,"txproxy.origin":"${s.origin}"`;
+    const client = s.clientText !== undefined ? this.text.sql(s.clientText) : undefined;
+    if (client !== undefined) json += `,"txproxy.client_text":${jsonString(client)}`;
+    return json;
   }
 
   private firstErrorMessage(session: SessionInfo, message: string): string {

@@ -73,6 +73,14 @@ export interface StatementRecord {
   interrupted: boolean;
   /** COPY FROM STDIN / TO STDOUT ran through this statement. */
   copy: 'in' | 'out' | 'both' | null;
+  /**
+   * Set by a policy when txproxy sent the statement: `proxy` on its own
+   * (its BEGIN/COMMIT around a request), `rewritten` in place of the
+   * client's statement `clientText` (the client's BEGIN as a SAVEPOINT).
+   * Unset: the client's statement as the client sent it.
+   */
+  origin?: 'proxy' | 'rewritten';
+  clientText?: string;
 }
 
 export type TransactionOutcome = 'commit' | 'rollback' | 'failed' | 'disconnect' | 'prepared';

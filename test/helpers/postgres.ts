@@ -18,6 +18,8 @@ export interface PostgresOptions {
   /** pg_hba.conf content (the default trusts nobody: scram-sha-256 for all). */
   hba?: string;
   postgresFlags?: string[];
+  /** Receives the server's log output (e.g. with `-c log_statement=all`). */
+  onLog?: (message: string) => void;
 }
 
 export async function startPostgres(options: PostgresOptions = {}): Promise<TestPostgres> {
@@ -27,6 +29,7 @@ export async function startPostgres(options: PostgresOptions = {}): Promise<Test
     user: 'postgres',
     password: 'postgres',
     postgresFlags: ['-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off', ...(options.postgresFlags ?? [])],
+    onLog: options.onLog,
   });
   if (options.hba !== undefined) {
     writeFileSync(path.join(server.dataDir, 'pg_hba.conf'), options.hba);

@@ -7,7 +7,7 @@ import t from 'tap';
 import pg from 'pg';
 import postgres from 'postgres';
 import { startPostgres } from '../helpers/postgres.js';
-import { startProxy } from '../helpers/proxy.js';
+import { eventually, startProxy } from '../helpers/proxy.js';
 import { extended, rawClient, serialize, TRUST_LOCAL } from '../helpers/exact-client.js';
 
 const server = await startPostgres({ hba: TRUST_LOCAL });
@@ -180,6 +180,16 @@ t.test('warn: the write runs, the decision is recorded and counted', async (t) =
   t.equal(await count(), 1);
   t.match(policyRecords(), [{ rule: 'audit-warn', action: 'warn', decision: 'warned', sqlstate: '25P01' }]);
   t.same(counted, ['audit-warn:warn']);
+});
+
+t.test('warn: the recorded message says the statement ran, not that it was refused', async (t) => {
+  const client = await proxy.client({ application_name: 'audit' });
+  t.teardown(() => client.end());
+  await client.query("UPDATE items SET name = 'b'");
+  await eventually(() => policyRecords().length === 1, 5000, 'the warning');
+  const [record] = policyRecords();
+  t.match(record.message, /^UPDATE outside a transaction block let through with a warning \(action warn\) by txproxy policy rule 'audit-warn'/);
+  t.notMatch(record.message, /refused/);
 });
 
 t.test('max_savepoint_depth: the savepoint past the limit is refused and the block fails', async (t) => {

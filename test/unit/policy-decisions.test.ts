@@ -4,6 +4,7 @@ import { DryRunChanges } from '../../src/policy/dry-run-changes.js';
 import { PolicyErrors } from '../../src/policy/policy-errors.js';
 import type { PolicyAction, PolicyMode } from '../../src/policy/policy-config.js';
 import { NO_LIMITS, PolicyRule, type Limits } from '../../src/policy/policy-set.js';
+import { decideCleanEnd, outcomeMarkOf } from '../../src/policy/request-outcome.js';
 import { finishSql, planClientControl, transactionModesOf } from '../../src/policy/single-transaction.js';
 import { decideStatement, type StatementSituation } from '../../src/policy/statement-decision.js';
 import { TransactionForecast } from '../../src/policy/transaction-forecast.js';
@@ -94,6 +95,20 @@ t.test('refusal messages name the rule and say what to do', async (t) => {
     },
   });
   t.match(PolicyErrors.readOnly(rule('read-only'), 'UPDATE'), { code: '25006', message: /^cannot execute UPDATE in a read-only transaction/ });
+  // With action warn the statement runs: no message may say it was refused.
+  const warnings = [
+    decideStatement(rule('atomic', 'warn'), classifyStatement('UPDATE t SET a = 1'), outside),
+    decideStatement(rule('atomic', 'warn'), classifyStatement('SELECT * FROM t FOR UPDATE'), outside),
+    decideStatement(rule('read-only', 'warn'), classifyStatement('DELETE FROM t'), inside),
+    decideStatement(rule('atomic', 'warn', { maxStatementsPerTransaction: 1 }), classifyStatement('SELECT 1'), inside),
+    decideStatement(rule('atomic', 'warn', { maxSavepointDepth: 0 }), classifyStatement('SAVEPOINT a'), inside),
+  ];
+  for (const verdict of warnings) {
+    t.equal(verdict.kind, 'warn');
+    if (verdict.kind !== 'warn') continue;
+    t.match(verdict.report.message, /let through with a warning \(action warn\)/);
+    t.notMatch(verdict.report.message, /refused|cannot execute|would exceed/);
+  }
   t.match(PolicyErrors.idleInTransaction(r, 5000), { severity: 'FATAL', code: '25P03', message: 'terminating connection due to idle-in-transaction timeout' });
   t.match(PolicyErrors.transactionTimeout(r, 5000), { severity: 'FATAL', code: '25P04', message: 'terminating connection due to transaction timeout' });
 });
@@ -165,10 +180,11 @@ t.test("single-transaction: the client's transaction control one level down", as
   ];
   for (const [sql, block, blockFailed, expected] of cases) t.same(plan(sql, block, blockFailed), expected, `${sql} ${block ? 'in' : 'outside'} a${blockFailed ? ' failed' : ''} block`);
 
-  t.same(finishSql({ dryRun: false, clientBlock: false, failed: false }), ['COMMIT']);
-  t.same(finishSql({ dryRun: false, clientBlock: true, failed: false }), ['ROLLBACK TO SAVEPOINT txproxy_client_block', 'COMMIT'], 'a block left open is abandoned, the rest commits');
-  t.same(finishSql({ dryRun: true, clientBlock: false, failed: false }), ['ROLLBACK']);
-  t.same(finishSql({ dryRun: false, clientBlock: false, failed: true }), ['ROLLBACK']);
+  t.same(finishSql({ dryRun: false, clientBlock: false, failed: false, commit: true }), ['COMMIT']);
+  t.same(finishSql({ dryRun: false, clientBlock: true, failed: false, commit: true }), ['ROLLBACK TO SAVEPOINT txproxy_client_block', 'COMMIT'], 'a block left open is abandoned, the rest commits');
+  t.same(finishSql({ dryRun: true, clientBlock: false, failed: false, commit: true }), ['ROLLBACK']);
+  t.same(finishSql({ dryRun: false, clientBlock: false, failed: true, commit: true }), ['ROLLBACK']);
+  t.same(finishSql({ dryRun: false, clientBlock: true, failed: false, commit: false }), ['ROLLBACK'], 'the request outcome says roll back');
 
   const modes: [string, string | null][] = [
     ['BEGIN', null],
@@ -216,4 +232,16 @@ t.test('dry-run changes: rows per command, minus what the request undid itself',
     ['INSERT 2 INSERT a', 'UPDATE 4 UPDATE b', 'MERGE 2 MERGE d', 'COPY 7 COPY t FROM STDIN'],
   );
   t.equal(changes.rowsTotal, 15);
+});
+
+t.test('the clean end of a single-transaction request: the mark, else on_clean_end', async (t) => {
+  t.equal(outcomeMarkOf(null), null);
+  t.equal(outcomeMarkOf({ route: '/x' }), null);
+  t.equal(outcomeMarkOf({ txproxy_outcome: 'commit' }), 'commit');
+  t.equal(outcomeMarkOf({ txproxy_outcome: 'rollback' }), 'rollback');
+  t.equal(outcomeMarkOf({ txproxy_outcome: 'yes' }), null, 'an unknown value marks nothing');
+  t.match(decideCleanEnd('commit', null), { commit: true, reason: /on_clean_end is commit/ });
+  t.match(decideCleanEnd('rollback', null), { commit: false, reason: /without an outcome mark and on_clean_end is rollback/ });
+  t.match(decideCleanEnd('rollback', 'commit'), { commit: true, reason: /marked txproxy_outcome='commit'/ });
+  t.match(decideCleanEnd('commit', 'rollback'), { commit: false, reason: /marked txproxy_outcome='rollback'/ });
 });

@@ -41,6 +41,7 @@ t.test('the policies section is validated with the key named', async (t) => {
     ['bad name', { rules: [{ name: 'has space' }] }, /'policies\.rules\.0\.name' in \S+: expected 1 to 64 letters/],
     ['missing name', { rules: [{ mode: 'atomic' }] }, /'policies\.rules\.0\.name'/],
     ['empty glob list', { rules: [{ name: 'a', match: { user: [] } }] }, /'policies\.rules\.0\.match\.user'/],
+    ['unknown clean-end outcome', { rules: [{ name: 'a', on_clean_end: 'maybe' }] }, /'policies\.rules\.0\.on_clean_end'/],
   ];
   for (const [what, policies, message] of cases) {
     t.throws(() => buildConfig({ policies }, {}, {}, 'txproxy.yaml'), { name: 'ConfigError', message }, what);
@@ -144,7 +145,7 @@ t.test('rules explain themselves', async (t) => {
   });
   t.equal(
     set.rules[0].explain(),
-    "rule 'checkout' (single-transaction, enforce, max_savepoint_depth=3) for user matching 'app' and client address in any of '10.0.0.0/8', '::1' and sqlcommenter route matching '/checkout/*'",
+    "rule 'checkout' (single-transaction, enforce, on_clean_end=commit, max_savepoint_depth=3) for user matching 'app' and client address in any of '10.0.0.0/8', '::1' and sqlcommenter route matching '/checkout/*'",
   );
   t.equal(set.fallback.explain(), "rule 'default' (autocommit, enforce) for every request");
 });
@@ -163,7 +164,21 @@ t.test('the example configuration is valid and means what its comments say', asy
   ]);
   t.equal(set.resolve(context({ user: 'admin_jo' })).limits.idleInTransactionTimeoutMs, null);
   t.equal(set.resolve(context({ user: 'web', tags: { route: '/checkout/pay' } })).name, 'checkout');
+  t.equal(set.resolve(context({ user: 'web', tags: { route: '/checkout/pay' } })).onCleanEnd, 'rollback');
+  t.equal(set.fallback.onCleanEnd, 'commit', 'on_clean_end defaults to commit');
   t.match(set.resolve(context({ user: 'web', tags: { route: '/checkout/pay' } })).limits, { idleInTransactionTimeoutMs: 60_000, maxTransactionDurationMs: 10_000 });
   t.equal(set.resolve(context({ user: 'web', clientAddress: '10.2.3.4' })).name, 'api-atomic');
   t.equal(set.resolve(context({ user: 'web', clientAddress: '192.168.1.1' })).name, 'default');
+});
+
+t.test('on_clean_end: inherited from the default, overridden per rule, checked', async (t) => {
+  const set = compile({
+    default: { mode: 'single-transaction', on_clean_end: 'rollback' },
+    rules: [
+      { name: 'inherits', match: { user: 'a' } },
+      { name: 'commits', match: { user: 'b' }, on_clean_end: 'commit' },
+    ],
+  });
+  t.same(set.rules.map((r) => r.onCleanEnd), ['rollback', 'commit']);
+  t.equal(set.fallback.onCleanEnd, 'rollback');
 });
