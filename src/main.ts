@@ -22,6 +22,7 @@ import {
   USAGE,
 } from './config/load.js';
 import type { Config } from './config/schema.js';
+import { parseUserlist, UserlistError, type Secret } from './auth/userlist.js';
 import { startEmbeddedPostgres, type EmbeddedServer } from './embedded/embedded-postgres.js';
 import type { WriterProblem } from './trace/buffered-writer.js';
 import { TraceFileError } from './trace/trace-file.js';
@@ -78,6 +79,23 @@ function loadConfig(argv: string[]): LoadedConfig {
     config: withAdminTokenFile(buildConfig(file, env, commandLine.settings, source)),
     originOf: (key) => settingOrigin(key, env, commandLine.settings, source),
   };
+}
+
+/** The auth file (PgBouncer's userlist format); an unreadable or broken file is a configuration error naming auth.file. */
+function readUserlist(file: string | null): Map<string, Secret> {
+  if (file === null) return new Map();
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`invalid value for 'auth.file': cannot read ${file}: ${(err as Error).message}`);
+  }
+  try {
+    return parseUserlist(text);
+  } catch (err) {
+    if (!(err instanceof UserlistError)) throw err;
+    throw new ConfigError(`invalid value for 'auth.file': ${file}, ${err.message}`);
+  }
 }
 
 /**
@@ -175,9 +193,11 @@ async function main(): Promise<void> {
   let loaded: LoadedConfig;
   let tlsContext: tls.SecureContext | null;
   let explicitTarget: UpstreamTarget | null = null;
+  let userlist: Map<string, Secret>;
   try {
     loaded = loadConfig(argv);
     tlsContext = tlsContextOf(loaded.config);
+    userlist = readUserlist(loaded.config.auth.file);
     if (loaded.config.upstream !== '') explicitTarget = parseUpstreamUrl(loaded.config.upstream);
   } catch (err) {
     if (err instanceof ConfigError || err instanceof UpstreamUrlError) {
@@ -282,8 +302,11 @@ async function main(): Promise<void> {
     target = parseUpstreamUrl(embedded.url + '?sslmode=disable');
   }
 
+  // The embedded server's own user: txproxy knows its password, so `pool.mode: auto` pools it.
+  if (embedded !== null && !userlist.has(embedded.user)) userlist.set(embedded.user, { kind: 'plain', password: embedded.password });
+
   try {
-    app = await App.start({ config, target, log, trace, tlsContext });
+    app = await App.start({ config, target, log, trace, tlsContext, userlist, embedded: embedded !== null });
   } catch (err) {
     // A ListenError names the address (the proxy's or the admin endpoint's).
     const message = err instanceof ListenError ? err.message : `cannot start: ${(err as Error).message}`;
@@ -299,14 +322,16 @@ async function main(): Promise<void> {
   const [host] = config.listen.split(/:(?=\d+$)/);
   process.stderr.write(
     `txproxy listening on ${host}:${app.port}, proxying to ${target.host}:${target.port}${embedded ? ' (embedded PostgreSQL)' : ''}\n` +
-      `DATABASE_URL=postgres://${user}${host}:${app.port}/${database}\n`,
+      `DATABASE_URL=postgres://${user}${host}:${app.port}/${database}\n` +
+      (app.pools === null
+        ? 'pooling off: each client gets its own server connection (pool.mode)\n'
+        : `pooling: session mode, ${config.pool.default_pool_size} server connections per database and user; clients log in to txproxy (auth.type ${config.auth.type})\n`),
   );
   if (app.adminPort !== null) {
     const [adminHost] = config.http.split(/:(?=\d+$)/);
     const access = config.admin.token === null ? '' : '; every route but /healthz and /readyz requires the admin token';
     process.stderr.write(`admin: http://${adminHost}:${app.adminPort}/ (metrics at /metrics${access})\n`);
   }
-
 }
 
 main().catch((err: Error) => {
