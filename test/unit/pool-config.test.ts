@@ -8,7 +8,7 @@ import { poolSettingsFor } from '../../src/pool/pool-config.js';
 
 t.test('defaults are PgBouncer’s, durations in milliseconds', async (t) => {
   t.same(buildConfig({}, {}, {}).pool, {
-    mode: 'none',
+    mode: 'auto',
     default_pool_size: 20,
     min_pool_size: 0,
     reserve_pool_size: 0,
@@ -80,7 +80,7 @@ t.test('overrides per database and per user', async (t) => {
 });
 
 const BAD: [string, Record<string, unknown>, Record<string, string>, RegExp][] = [
-  ['mode', { pool: { mode: 'transaction' } }, {}, /invalid value for 'pool\.mode' in f\.yaml: expected one of none, session; got 'transaction'/],
+  ['mode', { pool: { mode: 'transaction' } }, {}, /invalid value for 'pool\.mode' in f\.yaml: expected one of auto, none, session; got 'transaction'/],
   ['pool size 0', { pool: { default_pool_size: 0 } }, {}, /'pool\.default_pool_size' in f\.yaml: expected a whole number of at least 1; got 0/],
   ['negative reserve', { pool: { reserve_pool_size: -1 } }, {}, /'pool\.reserve_pool_size'.*at least 0/],
   ['bad duration', { pool: { server_lifetime: 'forever' } }, {}, /'pool\.server_lifetime' in f\.yaml: expected a duration/],
