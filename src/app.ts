@@ -130,6 +130,8 @@ export class App {
       port,
       target: options.target,
       maxClientConn: config.max_client_conn,
+      maxPendingHandshakes: config.max_pending_handshakes,
+      handshakeTimeoutMs: config.handshake_timeout,
       maxMessageLength: config.max_message_length,
       reuseReadBuffer: config.read_buffer === 'reused',
       connectTimeoutMs: config.connect_timeout,

@@ -1,5 +1,6 @@
 /**
- * The listener: accepts clients, runs the startup handshake, enforces
+ * The listener: accepts clients, runs the startup handshake (at most
+ * max_pending_handshakes at once, each within handshake_timeout), enforces
  * max_client_conn, routes CancelRequests to the session that owns the
  * backend, and drains sessions on shutdown.
  */
@@ -21,6 +22,10 @@ export interface ProxyServerOptions {
   port: number;
   target: UpstreamTarget;
   maxClientConn: number;
+  /** Connections allowed in the startup handshake at once; more are refused at once. */
+  maxPendingHandshakes: number;
+  /** How long a client may take to send its startup packet. */
+  handshakeTimeoutMs: number;
   maxMessageLength: number;
   reuseReadBuffer: boolean;
   connectTimeoutMs: number;
@@ -36,6 +41,9 @@ export class ProxyServer extends EventEmitter {
   private readonly server: net.Server;
   private readonly sockets = new Set<net.Socket>();
   private stopping = false;
+  /** Connections in clientHandshake now. */
+  private pendingHandshakes = 0;
+  private readonly shedLog = new ShedLog();
 
   constructor(private readonly options: ProxyServerOptions) {
     super();
@@ -62,13 +70,29 @@ export class ProxyServer extends EventEmitter {
     return this.sockets.size;
   }
 
+  /** Connections in the startup handshake now (not yet sessions). */
+  get handshakesInProgress(): number {
+    return this.pendingHandshakes;
+  }
+
   private async accept(socket: net.Socket): Promise<void> {
     this.track(socket);
     socket.on('error', () => undefined);
     const client = socket.remoteAddress ?? 'local';
-    const result = await clientHandshake(socket, { tlsContext: this.options.tlsContext, timeoutMs: this.options.connectTimeoutMs });
+    if (this.pendingHandshakes >= this.options.maxPendingHandshakes) {
+      this.refuseHandshake(socket, client);
+      return;
+    }
+    this.pendingHandshakes++;
+    let result;
+    try {
+      result = await clientHandshake(socket, { tlsContext: this.options.tlsContext, timeoutMs: this.options.handshakeTimeoutMs });
+    } finally {
+      this.pendingHandshakes--;
+    }
     if (result.kind === 'closed') {
       if (result.refusal !== null) this.options.log.warn({ client, code: result.refusal.code, reason: result.reason }, 'client refused during startup');
+      else if (result.violation === true) this.options.log.info({ client, reason: result.reason }, 'client closed without reply: invalid startup packet');
       else this.options.log.debug({ client, reason: result.reason }, 'client left during startup');
       return;
     }
@@ -106,6 +130,19 @@ export class ProxyServer extends EventEmitter {
     });
     this.emit('session', session);
     await session.start();
+  }
+
+  /**
+   * Too many connections are still in their startup handshake (clients that
+   * connect and say nothing hold one each): the newcomer is told at once,
+   * as the postmaster tells a client it cannot start a backend for, and is
+   * not read from, so its descriptor is soon free again.
+   */
+  private refuseHandshake(socket: net.Socket, client: string): void {
+    const limit = this.options.maxPendingHandshakes;
+    const refused = this.shedLog.refused();
+    if (refused > 0) this.options.log.warn({ client, limit, refused }, 'client refused: max_pending_handshakes reached');
+    endClient(socket, errorResponse(ProxyErrors.tooManyPendingHandshakes(limit)), REFUSED_HANDSHAKE_GRACE_MS);
   }
 
   private track(socket: net.Socket): void {
@@ -149,3 +186,28 @@ export class ProxyServer extends EventEmitter {
     await closed;
   }
 }
+
+/** How long a connection refused before its handshake may keep its side open: a real client closes as soon as it reads the error. */
+const REFUSED_HANDSHAKE_GRACE_MS = 1000;
+
+/**
+ * A flood of refused connections logs one line per interval, with how many
+ * were refused since the last line.
+ */
+class ShedLog {
+  private lastLogged = 0;
+  private count = 0;
+
+  /** Counts a refusal; returns how many to report now, or 0 to stay quiet. */
+  refused(): number {
+    this.count++;
+    const now = Date.now();
+    if (now - this.lastLogged < SHED_LOG_INTERVAL_MS) return 0;
+    this.lastLogged = now;
+    const n = this.count;
+    this.count = 0;
+    return n;
+  }
+}
+
+const SHED_LOG_INTERVAL_MS = 10_000;
