@@ -25,6 +25,7 @@ import { SessionTracker, type Entry } from '../tracker/session-tracker.js';
 import type { SessionInfo, TrackerListener } from '../tracker/types.js';
 import type { BackendKeyRegistry } from './backend-keys.js';
 import { AuthenticationRelay, ClientRefused } from './authentication-relay.js';
+import { LoginDeadline } from './login-deadline.js';
 import { LoginGate } from './login-gate.js';
 import { readIntoReusedBuffer } from './reused-read-buffer.js';
 import { endClient } from './end-client.js';
@@ -137,8 +138,8 @@ export class Session extends EventEmitter {
   /** What the client sent that was read before its socket moved to reused-buffer reads. */
   private readonly clientPending: Buffer | null;
   private upstream: net.Socket | null = null;
-  /** Armed until the server's first answer (see awaitFirstAnswer). */
-  private firstAnswerTimer: NodeJS.Timeout | null = null;
+  /** connect_timeout while the server owes the login an answer; null once the session is ready. */
+  private loginDeadline: LoginDeadline | null = null;
   /** Authentication relayed untouched but for channel binding; null once authenticated. */
   private authentication: AuthenticationRelay | null = null;
   /** Holds client messages sent ahead of the first ReadyForQuery; null once they went their way. */
@@ -253,13 +254,14 @@ export class Session extends EventEmitter {
     this.state = 'authenticating';
     upstream.on('error', (err) => this.log.debug({ err: err.message }, 'upstream socket error'));
     upstream.on('close', () => this.onUpstreamGone());
-    // What the server already answered (read while choosing the encryption) goes first;
-    // otherwise its first answer must come within connect_timeout.
+    // The server's first whole answer must come within connect_timeout of connecting.
+    const deadline = new LoginDeadline(this.options.connectTimeoutMs, (first) => this.upstreamStalled(upstream, first));
+    this.loginDeadline = deadline;
+    upstream.once('close', () => deadline.clear());
+    deadline.serverOwes(connectStarted + this.options.connectTimeoutMs - Date.now());
+    // What the server already answered (read while choosing the encryption) goes first.
     if (connection.initial.length > 0) this.fromServer(connection.initial);
     if (adopted.pending !== null) this.fromServer(adopted.pending);
-    if (connection.initial.length === 0 && adopted.pending === null) {
-      this.awaitFirstAnswer(upstream, connectStarted + this.options.connectTimeoutMs - Date.now());
-    }
     upstream.resume();
     if (this.startup.rest.length > 0) this.fromClient(this.startup.rest);
     if (this.clientPending !== null) this.fromClient(this.clientPending);
@@ -268,23 +270,21 @@ export class Session extends EventEmitter {
   }
 
   /**
-   * A server that accepts the connection but never answers the
-   * StartupMessage (hung, overloaded, or not PostgreSQL at all) must not hold
-   * the client forever: like libpq's connect_timeout, the wait for its first
-   * answer counts towards connect_timeout. Armed once per session, so the
+   * A server that accepts the connection but stops answering during the
+   * login (hung, overloaded, or not PostgreSQL at all) must not hold the
+   * client forever: see LoginDeadline. Only the login is timed, so the
    * steady state pays nothing.
    */
-  private awaitFirstAnswer(upstream: net.Socket, remainingMs: number): void {
+  private upstreamStalled(upstream: net.Socket, firstAnswer: boolean): void {
+    if (this.closed) return;
     const timeoutMs = this.options.connectTimeoutMs;
-    const timer = setTimeout(() => {
-      if (this.closed) return;
-      const upstreamName = describeTarget(this.options.target);
-      this.log.warn({ upstream: upstreamName, timeoutMs }, 'upstream did not answer the startup message');
-      upstream.destroy();
-      this.close(ProxyErrors.upstreamUnreachable(upstreamName, `the server accepted the connection but did not answer within ${timeoutMs} ms (connect_timeout)`));
-    }, Math.max(0, remainingMs));
-    this.firstAnswerTimer = timer;
-    upstream.once('close', () => clearTimeout(timer));
+    const upstreamName = describeTarget(this.options.target);
+    this.log.warn({ upstream: upstreamName, timeoutMs, firstAnswer }, 'upstream stalled during login');
+    upstream.destroy();
+    const reason = firstAnswer
+      ? `the server accepted the connection but sent no complete answer within ${timeoutMs} ms (connect_timeout)`
+      : `the server stopped answering during login for ${timeoutMs} ms (connect_timeout)`;
+    this.close(ProxyErrors.upstreamUnreachable(upstreamName, reason));
   }
 
   // ------------------------------------------------------------ client → server
@@ -321,7 +321,12 @@ export class Session extends EventEmitter {
       this.settling = true;
       return Buffer.concat([before, buf.subarray(start, end)]);
     }
-    if (type === Frontend.Password) return this.state === 'authenticating' ? (this.authentication?.clientResponse(buf, start, end) ?? FORWARD) : FORWARD;
+    if (type === Frontend.Password) {
+      if (this.state !== 'authenticating') return FORWARD;
+      // The client answered: the server owes the next step.
+      this.loginDeadline?.serverOwes();
+      return this.authentication?.clientResponse(buf, start, end) ?? FORWARD;
+    }
     if (this.state !== 'ready' || this.info.replication) return FORWARD;
     const verdict = this.interceptor?.onClientMessage?.(type, buf, start, end) ?? DEFAULT;
     if (verdict !== DEFAULT) return verdict;
@@ -334,10 +339,6 @@ export class Session extends EventEmitter {
   /** Relays a chunk from the server; true when the chunk's memory is still referenced afterwards (see reused-read-buffer.ts). */
   private fromServer(chunk: Buffer): boolean {
     if (this.closed) return false;
-    if (this.firstAnswerTimer !== null) {
-      clearTimeout(this.firstAnswerTimer);
-      this.firstAnswerTimer = null;
-    }
     let out;
     try {
       out = this.serverScanner.push(chunk);
@@ -424,6 +425,8 @@ export class Session extends EventEmitter {
 
   /** Authentication and the messages before the first ReadyForQuery. */
   private onStartupServerMessage(type: number, buf: Buffer, start: number, end: number): Verdict {
+    const clientsTurn = type === Backend.Authentication && expectsAnswer(decodeAuthCode(buf, start));
+    this.loginDeadline?.serverMessage(clientsTurn, type === Backend.ReadyForQuery);
     switch (type) {
       case Backend.Authentication: {
         const code = decodeAuthCode(buf, start);
@@ -450,6 +453,7 @@ export class Session extends EventEmitter {
       case Backend.ReadyForQuery:
         this.state = 'ready';
         this.authentication = null;
+        this.loginDeadline = null;
         this.log.debug({ pid: this.info.backendPid, user: this.info.user, database: this.info.database }, 'session ready');
         this.tracker.start();
         this.tracker.onServerMessage(type, buf, start, end);
@@ -592,6 +596,7 @@ export class Session extends EventEmitter {
   private finish(clean: boolean): void {
     if (this.closed) return;
     this.closed = true;
+    this.loginDeadline?.clear();
     const wasReady = this.state === 'ready';
     this.state = 'closed';
     this.options.backendKeys.unregister(this);
