@@ -135,6 +135,7 @@ export class App {
       maxMessageLength: config.max_message_length,
       reuseReadBuffer: config.read_buffer === 'reused',
       connectTimeoutMs: config.connect_timeout,
+      settleTimeoutMs: config.settle_timeout,
       tlsContext: options.tlsContext,
       listener: fanOut(listeners),
       log: options.log,

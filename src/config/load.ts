@@ -27,6 +27,7 @@ export const ENV_KEYS: Record<string, string> = {
   TXPROXY_HANDSHAKE_TIMEOUT: 'handshake_timeout',
   TXPROXY_MAX_MESSAGE_LENGTH: 'max_message_length',
   TXPROXY_CONNECT_TIMEOUT: 'connect_timeout',
+  TXPROXY_SETTLE_TIMEOUT: 'settle_timeout',
   TXPROXY_READ_BUFFER: 'read_buffer',
   TXPROXY_DRAIN_TIMEOUT: 'drain_timeout',
   TXPROXY_TLS_CERT: 'tls.cert',

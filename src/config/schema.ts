@@ -78,6 +78,12 @@ export const configSchema = z
     max_message_length: wholeNumber(1024, 0x3ffffffe).default(0x3ffffffe),
     connect_timeout: duration.default(10_000),
     /**
+     * After a client stopped sending (Terminate, half-close, vanished) while
+     * the server still runs what it sent outside a transaction block: how
+     * long txproxy lets the server finish, relaying and tracing its answers.
+     */
+    settle_timeout: duration.default(60_000),
+    /**
      * How sockets are read: `reused` reads into one buffer per connection
      * (fewer allocations; relies on undocumented Node.js socket internals),
      * `per_read` a fresh Buffer per read through Node's public stream API.

@@ -29,6 +29,8 @@ export interface ProxyServerOptions {
   maxMessageLength: number;
   reuseReadBuffer: boolean;
   connectTimeoutMs: number;
+  /** After a client stopped sending, how long the server may take to finish what it sent. */
+  settleTimeoutMs: number;
   tlsContext: tls.SecureContext | null;
   listener: TrackerListener;
   log: Logger;
@@ -47,7 +49,8 @@ export class ProxyServer extends EventEmitter {
 
   constructor(private readonly options: ProxyServerOptions) {
     super();
-    this.server = net.createServer({ noDelay: true, pauseOnConnect: true }, (socket) => this.accept(socket));
+    // allowHalfOpen: a client that shuts down its sending side still gets its answers, as from PostgreSQL.
+    this.server = net.createServer({ noDelay: true, pauseOnConnect: true, allowHalfOpen: true }, (socket) => this.accept(socket));
   }
 
   /** Starts listening; resolves with the bound address (port 0 picks a free one). */
@@ -115,6 +118,7 @@ export class ProxyServer extends EventEmitter {
       maxMessageLength: this.options.maxMessageLength,
       reuseReadBuffer: this.options.reuseReadBuffer,
       connectTimeoutMs: this.options.connectTimeoutMs,
+      settleTimeoutMs: this.options.settleTimeoutMs,
       listener: this.options.listener,
       log: this.options.log,
       backendKeys: this.backendKeys,

@@ -28,6 +28,7 @@ import { AuthenticationRelay, ClientRefused } from './authentication-relay.js';
 import { LoginDeadline } from './login-deadline.js';
 import { LoginGate } from './login-gate.js';
 import { readIntoReusedBuffer } from './reused-read-buffer.js';
+import { departure } from './client-departure.js';
 import { endClient } from './end-client.js';
 import { connectFailureReason, ProxyErrors } from './errors.js';
 import { describeTarget, sendCancel, startUpstream, UpstreamTlsError, type UpstreamTarget } from './upstream.js';
@@ -38,6 +39,8 @@ export interface SessionOptions {
   /** Read sockets into one reused buffer (reused-read-buffer.ts); false: a fresh Buffer per read. */
   reuseReadBuffer: boolean;
   connectTimeoutMs: number;
+  /** After the client stopped sending, how long the server may take to finish what it sent (see client-departure.ts). */
+  settleTimeoutMs: number;
   listener: TrackerListener;
   log: Logger;
   backendKeys: BackendKeyRegistry<Session>;
@@ -65,9 +68,6 @@ export interface SessionInterceptor {
   /** The session ends; `clean` when the client said Terminate. */
   onEnd?(clean: boolean): void;
 }
-
-/** How long a clean end waits for the server to answer what was sent before Terminate. */
-const SETTLE_TIMEOUT_MS = 5000;
 
 const DEFAULT = 'default';
 
@@ -152,6 +152,8 @@ export class Session extends EventEmitter {
   private terminated = false;
   /** The interceptor sent messages ahead of Terminate: wait for the server to answer them and close. */
   private settling = false;
+  /** The client sent its last byte (Terminate, FIN, or its socket vanished): see depart. */
+  private departed = false;
   /** The server sent a FATAL error: its close is expected, the client knows why. */
   private serverFatal = false;
   private draining = false;
@@ -221,12 +223,8 @@ export class Session extends EventEmitter {
     const connectStarted = Date.now();
     this.client.on('error', (err) => this.log.debug({ err: err.message }, 'client socket error'));
     this.client.on('close', () => this.onClientGone());
-    // The client's FIN ends the session, as EOF ends a backend: what is
-    // still queued for it is dropped rather than waited for (a client that
-    // stopped reading would hold its socket, and the session, for good).
-    this.client.on('end', () => {
-      if (!this.closed) this.client.destroy();
-    });
+    // The client's FIN: it sends no more, but may still read the answers (see depart).
+    this.client.on('end', () => this.onClientEnded());
     let connection;
     try {
       // Sends the StartupMessage; may retry with the other encryption choice (sslmode allow/prefer).
@@ -516,7 +514,7 @@ export class Session extends EventEmitter {
     // message: the client gets a plain close instead of garbage.
     if (report !== null && this.serverScanner.atBoundary) endClient(this.client, errorResponse(report));
     else this.client.destroy();
-    this.closeUpstream(false);
+    this.closeUpstream('cancel');
     this.finish(false);
   }
 
@@ -532,23 +530,71 @@ export class Session extends EventEmitter {
     this.close(report);
   }
 
+  /** The client sent FIN: it has finished sending, and may still read (a half-close). */
+  private onClientEnded(): void {
+    if (this.closed || this.departed) return;
+    this.depart(true);
+  }
+
   private onClientGone(): void {
     if (this.closed) return;
-    const clean = this.terminated;
-    if (!clean) this.log.debug({ status: this.tracker.status }, 'client disconnected without Terminate');
-    this.closeUpstream(clean);
-    const upstream = this.upstream;
-    if (clean && this.settling && upstream !== null && !upstream.destroyed) {
-      // The server closes once it has answered what went ahead of Terminate (onUpstreamGone finishes).
-      setTimeout(() => upstream.destroy(), SETTLE_TIMEOUT_MS).unref();
+    if (!this.departed) {
+      this.depart(false);
       return;
     }
+    // Settling, and now nobody reads the answers: a server blocked writing
+    // them would fail that write to a vanished client, and so it does here.
+    if (this.paused.upstream) this.upstream?.destroy();
+  }
+
+  /** The client stopped sending: client-departure.ts says what becomes of the server connection. */
+  private depart(clientReads: boolean): void {
+    this.departed = true;
+    const clean = this.terminated;
+    if (!clean) this.log.debug({ status: this.tracker.status }, 'client disconnected without Terminate');
+    const upstream = this.upstream;
+    const ready = this.state === 'ready';
+    const how =
+      upstream === null || upstream.destroyed
+        ? null
+        : departure({
+            upstreamBlocked: this.paused.upstream,
+            ownMessagesAhead: this.settling,
+            status: this.tracker.status,
+            pending: ready ? this.tracker.pending : 0,
+            inFlight: ready ? this.tracker.inFlightStatements() : [],
+          });
+    if (how === 'settle') {
+      this.settle(upstream!, clientReads);
+      return;
+    }
+    if (how !== null) this.closeUpstream(how === 'drop' ? 'drop' : how === 'rollback' ? 'cancel' : 'terminate');
+    if (clientReads && how !== 'drop') endClient(this.client);
+    else this.client.destroy();
     this.finish(clean);
+  }
+
+  /**
+   * Lets the server finish what the client sent: Terminate goes behind it
+   * (or a plain EOF after a message the client left unfinished, as the
+   * server would see directly), the answers are still tracked, and relayed
+   * while the client reads; the session ends when the server closes.
+   */
+  private settle(upstream: net.Socket, clientReads: boolean): void {
+    if (!clientReads) this.client.destroy();
+    if (this.terminated || !this.clientScanner.idle) upstream.end();
+    else upstream.end(TERMINATE);
+    const timeoutMs = this.options.settleTimeoutMs;
+    setTimeout(() => {
+      if (upstream.destroyed) return;
+      this.log.warn({ timeoutMs, pending: this.tracker.pending }, 'server did not finish within settle_timeout after the client stopped sending');
+      upstream.destroy();
+    }, timeoutMs).unref();
   }
 
   private onUpstreamGone(): void {
     if (this.closed) return;
-    if (!this.terminated && !this.serverFatal) {
+    if (!this.terminated && !this.serverFatal && !this.departed) {
       this.log.warn({ upstream: describeTarget(this.options.target) }, 'upstream connection lost');
       this.close(ProxyErrors.upstreamLost(describeTarget(this.options.target)));
       return;
@@ -558,30 +604,28 @@ export class Session extends EventEmitter {
   }
 
   /**
-   * Closes the server connection.
+   * Closes the server connection now.
    *
-   * While the server side is paused for backpressure, the server is (or
-   * soon will be) blocked writing to us, and a blocked backend acts neither
-   * on a cancel nor on Terminate: the connection is dropped, so its write
-   * fails and it exits (rolling back) at once. Otherwise a clean end passes
-   * on the client's Terminate; an abrupt one cancels a statement still
-   * running (or the server would only notice the lost client when it next
-   * writes) and sends Terminate when the stream is at a message boundary.
+   * While the server side is paused for backpressure (or with `drop`), the
+   * server is (or soon will be) blocked writing to us, and a blocked backend
+   * acts neither on a cancel nor on Terminate: the connection is dropped, so
+   * its write fails and it exits (rolling back) at once. Otherwise `cancel`
+   * cancels a statement still running (or the server would only notice the
+   * lost client when it next writes), and Terminate goes when the stream is
+   * at a message boundary.
    */
-  private closeUpstream(clean: boolean): void {
+  private closeUpstream(mode: 'drop' | 'cancel' | 'terminate'): void {
     const upstream = this.upstream;
     if (upstream === null || upstream.destroyed) return;
-    if (this.paused.upstream) {
+    if (mode === 'drop' || this.paused.upstream) {
       upstream.destroy();
       return;
     }
-    if (clean) {
-      upstream.end();
-    } else {
-      if (this.tracker.activeStatement !== null && this.backendKey !== null) this.cancelRunningStatement();
-      if (this.clientScanner.atBoundary && this.clientScanner.idle) upstream.end(TERMINATE);
-      else upstream.destroy();
-    }
+    if (mode === 'cancel' && this.tracker.activeStatement !== null && this.backendKey !== null) this.cancelRunningStatement();
+    // The client's own Terminate went ahead already.
+    if (this.terminated) upstream.end();
+    else if (this.clientScanner.atBoundary && this.clientScanner.idle) upstream.end(TERMINATE);
+    else upstream.destroy();
     // Do not wait for a stuck server: the socket goes after a grace period.
     setTimeout(() => upstream.destroy(), 5000).unref();
   }
@@ -600,7 +644,8 @@ export class Session extends EventEmitter {
     const wasReady = this.state === 'ready';
     this.state = 'closed';
     this.options.backendKeys.unregister(this);
-    if (wasReady) this.tracker.end(clean);
+    // A FATAL from the server forced the rollback of what was open: the error decided, not the client.
+    if (wasReady) this.tracker.end(clean, this.serverFatal ? 'failed' : 'disconnect');
     this.interceptor?.onEnd?.(clean);
     this.emit('close', clean);
   }

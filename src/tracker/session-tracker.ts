@@ -166,6 +166,16 @@ export class SessionTracker {
     return this.queue.length - this.head;
   }
 
+  /** The statements sent and not yet answered, in the order the server runs them. */
+  inFlightStatements(): StatementRecord[] {
+    const statements: StatementRecord[] = [];
+    for (let i = this.head; i < this.queue.length; i++) {
+      const entry = this.queue[i];
+      statements.push(...(entry.kind === EntryKind.Query ? entry.statements.slice(entry.index) : entry.statements));
+    }
+    return statements;
+  }
+
   /**
    * The session's standard_conforming_strings as the server will read the
    * client's next message: how its strings, and so its statements, split.
@@ -599,10 +609,11 @@ export class SessionTracker {
 
   /**
    * The session is over. Statements still in flight are reported as
-   * interrupted, and an open transaction ends as `disconnect` (closing the
-   * server connection rolls it back).
+   * interrupted, and an open transaction ends as `openOutcome`: `disconnect`
+   * (closing the server connection rolls it back), or `failed` when the
+   * server ended the session with a FATAL error.
    */
-  end(clean: boolean): void {
+  end(clean: boolean, openOutcome: 'disconnect' | 'failed' = 'disconnect'): void {
     for (let i = this.head; i < this.queue.length; i++) {
       const entry = this.queue[i];
       if (entry.kind !== EntryKind.Query && entry.kind !== EntryKind.Execute) continue;
@@ -618,7 +629,7 @@ export class SessionTracker {
     this.queue.length = 0;
     this.head = 0;
     this.active = null;
-    this.ledger.end('disconnect');
+    this.ledger.end(openOutcome);
     this.listener.sessionEnded?.(this.session, clean, this.clock.mono() - this.startMono);
   }
 }

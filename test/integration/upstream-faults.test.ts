@@ -2,7 +2,8 @@
  * The upstream server is unreachable, silent, or goes away in the middle of
  * a session: the client gets the FATAL error a PostgreSQL client expects
  * (08001 at connect, 08006 mid-session, or the server's own FATAL), its
- * connection is closed, an open transaction is recorded as `disconnect`,
+ * connection is closed, an open transaction is recorded as `disconnect`
+ * (`failed` when the server's FATAL ended it),
  * and txproxy goes on serving everyone else.
  */
 import net from 'node:net';
@@ -232,9 +233,20 @@ t.test('the server terminates the backend: its FATAL 57P01 reaches the client, a
   t.equal(wire.messages().trailing, 0, 'the stream ends on a message boundary');
   t.match(errors, [{ code: '57P01' }]);
   await eventually(() => explicitTransactions().length === 1, 2000, 'the transaction record');
-  t.match(explicitTransactions()[0], { outcome: 'disconnect', writes: 1 });
+  // The server's FATAL forced the rollback: what the server did, not a client that left.
+  t.match(explicitTransactions()[0], { outcome: 'failed', writes: 1 });
   t.match(proxy.trace.records.find((r) => r.kind === 'session' && r.event === 'end'), { clean: false });
   t.notOk(await rowExists('terminated'), 'the insert was rolled back');
+});
+
+t.test('a FATAL error ends an autocommit statement: the trace says failed, not disconnect', async (t) => {
+  proxy.trace.records.length = 0;
+  const { client, ended } = await connectedClient();
+  const err = await client.query('SELECT pg_terminate_backend(pg_backend_pid())').catch((e: pg.DatabaseError) => e);
+  await ended;
+  t.match(err, { code: '57P01', severity: 'FATAL' });
+  await eventually(() => transactionRecords().length === 1, 2000, 'the transaction record');
+  t.match(transactionRecords()[0], { implicit: true, outcome: 'failed', first_error: { code: '57P01' } });
 });
 
 t.test('the TCP link to the server breaks inside a transaction: FATAL 08006, client closed, outcome disconnect', async (t) => {
