@@ -46,6 +46,7 @@ export class ProxyServer extends EventEmitter {
   /** Connections in clientHandshake now. */
   private pendingHandshakes = 0;
   private readonly shedLog = new ShedLog();
+  private readonly acceptLog = new ShedLog();
 
   constructor(private readonly options: ProxyServerOptions) {
     super();
@@ -59,6 +60,9 @@ export class ProxyServer extends EventEmitter {
       this.server.once('error', reject);
       this.server.listen(this.options.port, this.options.host, () => {
         this.server.off('error', reject);
+        // Once listening, an error is a failed accept (EMFILE when out of file
+        // descriptors): libuv has already closed that connection; log and go on.
+        this.server.on('error', (err) => this.acceptLog.failed(err, this.options.log));
         resolve(this.server.address() as net.AddressInfo);
       });
     });
@@ -139,14 +143,17 @@ export class ProxyServer extends EventEmitter {
   /**
    * Too many connections are still in their startup handshake (clients that
    * connect and say nothing hold one each): the newcomer is told at once,
-   * as the postmaster tells a client it cannot start a backend for, and is
-   * not read from, so its descriptor is soon free again.
+   * as the postmaster tells a client it cannot start a backend for, and its
+   * descriptor is freed as soon as the message is handed to the kernel — a
+   * flood that reconnects as fast as it is refused must not hold more.
    */
   private refuseHandshake(socket: net.Socket, client: string): void {
     const limit = this.options.maxPendingHandshakes;
     const refused = this.shedLog.refused();
     if (refused > 0) this.options.log.warn({ client, limit, refused }, 'client refused: max_pending_handshakes reached');
-    endClient(socket, errorResponse(ProxyErrors.tooManyPendingHandshakes(limit)), REFUSED_HANDSHAKE_GRACE_MS);
+    socket.end(errorResponse(ProxyErrors.tooManyPendingHandshakes(limit)));
+    socket.once('finish', () => socket.destroy());
+    setTimeout(() => socket.destroy(), REFUSED_HANDSHAKE_GRACE_MS).unref();
   }
 
   private track(socket: net.Socket): void {
@@ -191,12 +198,12 @@ export class ProxyServer extends EventEmitter {
   }
 }
 
-/** How long a connection refused before its handshake may keep its side open: a real client closes as soon as it reads the error. */
+/** The longest a refused connection is kept should its last message not go out at once. */
 const REFUSED_HANDSHAKE_GRACE_MS = 1000;
 
 /**
- * A flood of refused connections logs one line per interval, with how many
- * were refused since the last line.
+ * A flood of refused or failed connections logs one line per interval,
+ * with how many there were since the last line.
  */
 class ShedLog {
   private lastLogged = 0;
@@ -211,6 +218,11 @@ class ShedLog {
     const n = this.count;
     this.count = 0;
     return n;
+  }
+
+  failed(err: Error, log: Logger): void {
+    const failed = this.refused();
+    if (failed > 0) log.error({ err: err.message, failed }, 'could not accept a client connection');
   }
 }
 

@@ -152,7 +152,13 @@ t.test('connections that never send a startup packet', async (t) => {
     // Many more are refused the same way, and none of them is kept: the descriptors stay bounded.
     const flood = await silentConnections(50);
     t.teardown(() => flood.forEach((s) => s.destroy()));
-    await eventually(() => quiet.app.server.clientConnections === PENDING, 5000, 'the refused connections to be closed');
+    let closedByProxy = 0;
+    for (const socket of flood) {
+      socket.once('end', () => closedByProxy++);
+      socket.resume();
+    }
+    await eventually(() => closedByProxy === flood.length, 5000, 'txproxy to close every refused connection');
+    await eventually(() => quiet.app.server.clientConnections === PENDING, 2000, 'txproxy to hold only the pending connections');
     t.equal(quiet.app.server.handshakesInProgress, PENDING);
 
     // Once the silent ones go, real clients get in.
