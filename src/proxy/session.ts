@@ -20,7 +20,7 @@ import {
 } from '../protocol/decode.js';
 import { cancelRequest, errorResponse, type Report } from '../protocol/encode.js';
 import { MessageLimits } from '../protocol/message-limits.js';
-import { DROP, FORWARD, Inspect, MessageLengthError, MessageScanner, type Verdict } from '../protocol/message-scanner.js';
+import { DROP, FORWARD, MessageLengthError, MessageScanner, type Verdict } from '../protocol/message-scanner.js';
 import { SessionTracker, type Entry } from '../tracker/session-tracker.js';
 import type { SessionInfo, TrackerListener } from '../tracker/types.js';
 import type { BackendKeyRegistry } from './backend-keys.js';
@@ -28,6 +28,7 @@ import { AuthenticationRelay, ClientRefused } from './authentication-relay.js';
 import { LoginDeadline } from './login-deadline.js';
 import { LoginGate } from './login-gate.js';
 import { readIntoReusedBuffer } from './reused-read-buffer.js';
+import { CLIENT_INSPECT, expectsAnswer, SERVER_INSPECT } from './session-inspect.js';
 import { departure } from './client-departure.js';
 import { endClient } from './end-client.js';
 import { connectFailureReason, ProxyErrors } from './errors.js';
@@ -70,55 +71,6 @@ export interface SessionInterceptor {
 }
 
 const DEFAULT = 'default';
-
-/** Client message types the tracker reads (see session-tracker.ts). */
-const CLIENT_INSPECT = flags([
-  Frontend.Query,
-  Frontend.Parse,
-  Frontend.Bind,
-  Frontend.Execute,
-  Frontend.Sync,
-  Frontend.Describe,
-  Frontend.Close,
-  Frontend.FunctionCall,
-  Frontend.Terminate,
-  // Only during authentication: the SCRAM channel-binding check (see onAuthenticationResponse).
-  Frontend.Password,
-  // Once per COPY: the tracker must know where copy-in data ends (see dropSyncsIgnoredByCopy).
-  Frontend.CopyDone,
-  Frontend.CopyFail,
-]);
-// Of these only the names are read: parameter values and arguments stream through, however large.
-CLIENT_INSPECT[Frontend.Bind] = Inspect.head(2);
-CLIENT_INSPECT[Frontend.FunctionCall] = Inspect.head(0);
-
-/** Server message types the tracker reads; DataRow and CopyData only pass. */
-const SERVER_INSPECT = flags([
-  Backend.CommandComplete,
-  Backend.EmptyQueryResponse,
-  Backend.PortalSuspended,
-  Backend.ErrorResponse,
-  Backend.ReadyForQuery,
-  Backend.ParseComplete,
-  Backend.BindComplete,
-  Backend.CloseComplete,
-  Backend.NoData,
-  Backend.RowDescription,
-  Backend.ParameterDescription,
-  Backend.CopyInResponse,
-  Backend.CopyOutResponse,
-  Backend.CopyBothResponse,
-  Backend.FunctionCallResponse,
-  Backend.BackendKeyData,
-  Backend.Authentication,
-  Backend.ParameterStatus,
-]);
-
-function flags(types: number[]): Uint8Array {
-  const table = new Uint8Array(256);
-  for (const t of types) table[t] = 1;
-  return table;
-}
 
 const TERMINATE = serialize.end();
 
@@ -653,11 +605,6 @@ export class Session extends EventEmitter {
   get isClosed(): boolean {
     return this.closed;
   }
-}
-
-/** Authentication requests the client must answer with a 'p' message (GSSContinue may be the last word, so it is not one). */
-function expectsAnswer(code: number): boolean {
-  return code === AuthCode.CleartextPassword || code === AuthCode.MD5Password || code === AuthCode.SASL || code === AuthCode.SASLContinue || code === AuthCode.GSS || code === AuthCode.SSPI;
 }
 
 /** Writes one chunk or several (corked into one writev); returns false when the socket asks to wait. */
