@@ -596,8 +596,7 @@ export class Session extends EventEmitter {
     const wasReady = this.state === 'ready';
     this.state = 'closed';
     this.options.backendKeys.unregister(this);
-    // A FATAL from the server forced the rollback of what was open: the error decided, not the client.
-    if (wasReady) this.tracker.end(clean, this.serverFatal ? 'failed' : 'disconnect');
+    if (wasReady) this.tracker.end(clean);
     this.interceptor?.onEnd?.(clean);
     this.emit('close', clean);
   }

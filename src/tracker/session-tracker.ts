@@ -609,11 +609,13 @@ export class SessionTracker {
 
   /**
    * The session is over. Statements still in flight are reported as
-   * interrupted, and an open transaction ends as `openOutcome`: `disconnect`
-   * (closing the server connection rolls it back), or `failed` when the
-   * server ended the session with a FATAL error.
+   * interrupted, and an open transaction ends as `disconnect` (closing the
+   * server connection rolls it back) — or as `failed` when an error had
+   * already doomed it (a failed block, an implicit transaction whose
+   * statement failed, a FATAL that ended the session): the server rolled it
+   * back for that error, whether or not its ReadyForQuery came.
    */
-  end(clean: boolean, openOutcome: 'disconnect' | 'failed' = 'disconnect'): void {
+  end(clean: boolean): void {
     for (let i = this.head; i < this.queue.length; i++) {
       const entry = this.queue[i];
       if (entry.kind !== EntryKind.Query && entry.kind !== EntryKind.Execute) continue;
@@ -629,7 +631,7 @@ export class SessionTracker {
     this.queue.length = 0;
     this.head = 0;
     this.active = null;
-    this.ledger.end(openOutcome);
+    this.ledger.end(this.ledger.transaction?.failed === true ? 'failed' : 'disconnect');
     this.listener.sessionEnded?.(this.session, clean, this.clock.mono() - this.startMono);
   }
 }

@@ -134,3 +134,16 @@ t.test('a client that half-closes gets the answers to what it sent, as directly'
     t.match(sessionEnd(), { clean: withTerminate });
   }
 });
+
+t.test('an error before ReadyForQuery, then the client leaves: the trace says failed, as the server rolled back for the error', async (t) => {
+  const raw = await RawClient.connect({ port: proxy.port, user: postgres.user, password: postgres.password });
+  proxy.trace.records.length = 0;
+  // Flush, no Sync: the server sends the error at once, and no ReadyForQuery.
+  raw.send(serialize.parse({ text: 'SELECT 1/0' }), serialize.bind({}), serialize.execute({}), serialize.flush());
+  // 1/0 is folded when planned: Bind fails.
+  t.same(transcript(await raw.until((m) => m.type === 'E')), ['1', 'E:22012']);
+  raw.socket.destroy();
+  await eventually(() => sessionEnd() !== undefined, 5000, 'the session end record');
+  t.match(transactionRecords(), [{ implicit: true, outcome: 'failed', first_error: { code: '22012' } }]);
+  t.match(sessionEnd(), { clean: false });
+});
