@@ -9,7 +9,7 @@ import t from 'tap';
 import pg from 'pg';
 import { captureLog } from '../helpers/log-capture.js';
 import { startPostgres } from '../helpers/postgres.js';
-import { startProxy } from '../helpers/proxy.js';
+import { eventually, startProxy } from '../helpers/proxy.js';
 import { errorFieldsOf, RawConnection, startupMessage, startupRequest } from '../helpers/raw-connection.js';
 import { serialize } from '../helpers/messages.js';
 
@@ -211,6 +211,24 @@ t.test('psql sslmode=require against txproxy without TLS fails clearly', async (
   });
   t.not(result.code, 0);
   t.match(result.stderr, /server does not support SSL, but SSL was required/);
+});
+
+t.test('a query and Terminate pipelined behind the StartupMessage, then a close without reading: committed, as directly', async (t) => {
+  await postgres.sql('CREATE TABLE IF NOT EXISTS pipelined (name text)');
+  await postgres.sql('GRANT INSERT ON pipelined TO trusted');
+  for (const [name, port] of [
+    ['directly', postgres.port],
+    ['through txproxy', proxy.port],
+  ] as const) {
+    const conn = await RawConnection.connect(port);
+    const query = serialize.query(`INSERT INTO pipelined VALUES ('${name}')`);
+    await new Promise((resolve) => conn.socket.write(Buffer.concat([TRUSTED_STARTUP, query, serialize.end()]), resolve));
+    conn.destroy();
+    await eventually(async () => (await postgres.sql('SELECT 1 FROM pipelined WHERE name = $1', [name])).rowCount === 1, 5000, `${name}: the row`);
+    t.pass(`${name}: the insert committed`);
+  }
+  await eventually(() => proxy.transactions.length > 0, 2000, 'the transaction record');
+  t.match(proxy.transactions.at(-1), { implicit: true, outcome: 'commit', writes: 1 });
 });
 
 t.test('no session was left behind by the refused connections', async (t) => {
