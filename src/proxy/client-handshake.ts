@@ -17,6 +17,9 @@ import { StartupLengthError, StartupPacketError, StartupReader } from '../protoc
 import { endClient } from './end-client.js';
 import { ProxyErrors } from './errors.js';
 
+/** Length word, request code and backend pid: a CancelRequest shorter than this names no backend. */
+const CANCEL_REQUEST_MIN_LENGTH = 12;
+
 /** The ALPN protocol name PostgreSQL registered; required for direct TLS. */
 export const POSTGRESQL_ALPN = 'postgresql';
 
@@ -177,6 +180,11 @@ export function clientHandshake(socket: net.Socket, options: HandshakeOptions): 
 
     /** Returns false when the handshake is over (or moved to a new socket). */
     function handlePacket(packet: Buffer): boolean {
+      if (packet.readInt32BE(4) === StartupCode.Cancel && packet.length < CANCEL_REQUEST_MIN_LENGTH) {
+        // PostgreSQL only logs a CancelRequest too short to hold a backend pid, and closes.
+        closeSilently('invalid length of cancel request packet');
+        return false;
+      }
       const decoded = decodeStartupPacket(packet);
       switch (decoded.kind) {
         case 'ssl':

@@ -83,6 +83,16 @@ t.test('invalid startup packet lengths: closed without a reply, as PostgreSQL do
   }
 });
 
+t.test('a CancelRequest too short to name a backend: closed without a reply, as PostgreSQL does', async (t) => {
+  for (const length of [8, 10]) {
+    const packet = Buffer.alloc(length);
+    packet.writeInt32BE(length, 0);
+    packet.writeInt32BE(80877102, 4);
+    t.same(await answerBeforeClose(postgres.port, packet), Buffer.alloc(0), `length ${length}: PostgreSQL says nothing`);
+    t.same(await answerBeforeClose(proxy.port, packet), Buffer.alloc(0), `length ${length}: nor does txproxy`);
+  }
+});
+
 t.test('node-postgres connect() then end() at once: no error, as directly', async (t) => {
   // end() before the connection is up sends Terminate as the first bytes: a startup length of 0x58000000.
   for (const [name, port] of [
