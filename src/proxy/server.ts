@@ -45,8 +45,8 @@ export class ProxyServer extends EventEmitter {
   private stopping = false;
   /** Connections in clientHandshake now. */
   private pendingHandshakes = 0;
-  private readonly shedLog = new ShedLog();
-  private readonly acceptLog = new ShedLog();
+  private readonly shedLog = new FloodLog();
+  private readonly acceptLog = new FloodLog();
 
   constructor(private readonly options: ProxyServerOptions) {
     super();
@@ -149,7 +149,7 @@ export class ProxyServer extends EventEmitter {
    */
   private refuseHandshake(socket: net.Socket, client: string): void {
     const limit = this.options.maxPendingHandshakes;
-    const refused = this.shedLog.refused();
+    const refused = this.shedLog.count();
     if (refused > 0) this.options.log.warn({ client, limit, refused }, 'client refused: max_pending_handshakes reached');
     socket.end(errorResponse(ProxyErrors.tooManyPendingHandshakes(limit)));
     socket.once('finish', () => socket.destroy());
@@ -205,25 +205,25 @@ const REFUSED_HANDSHAKE_GRACE_MS = 1000;
  * A flood of refused or failed connections logs one line per interval,
  * with how many there were since the last line.
  */
-class ShedLog {
+class FloodLog {
   private lastLogged = 0;
-  private count = 0;
+  private seen = 0;
 
-  /** Counts a refusal; returns how many to report now, or 0 to stay quiet. */
-  refused(): number {
-    this.count++;
+  /** Counts one; returns how many to report now, or 0 to stay quiet. */
+  count(): number {
+    this.seen++;
     const now = Date.now();
-    if (now - this.lastLogged < SHED_LOG_INTERVAL_MS) return 0;
+    if (now - this.lastLogged < FLOOD_LOG_INTERVAL_MS) return 0;
     this.lastLogged = now;
-    const n = this.count;
-    this.count = 0;
+    const n = this.seen;
+    this.seen = 0;
     return n;
   }
 
   failed(err: Error, log: Logger): void {
-    const failed = this.refused();
+    const failed = this.count();
     if (failed > 0) log.error({ err: err.message, failed }, 'could not accept a client connection');
   }
 }
 
-const SHED_LOG_INTERVAL_MS = 10_000;
+const FLOOD_LOG_INTERVAL_MS = 10_000;
