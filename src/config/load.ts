@@ -48,8 +48,11 @@ export const ENV_KEYS: Record<string, string> = {
   TXPROXY_TRACE_MAX_SQL_LENGTH: 'trace.max_sql_length',
   TXPROXY_TRACE_MAX_TAG_LENGTH: 'trace.max_tag_length',
   TXPROXY_MAX_CLIENT_CONN: 'max_client_conn',
+  TXPROXY_MAX_PENDING_HANDSHAKES: 'max_pending_handshakes',
+  TXPROXY_HANDSHAKE_TIMEOUT: 'handshake_timeout',
   TXPROXY_MAX_MESSAGE_LENGTH: 'max_message_length',
   TXPROXY_CONNECT_TIMEOUT: 'connect_timeout',
+  TXPROXY_SETTLE_TIMEOUT: 'settle_timeout',
   TXPROXY_READ_BUFFER: 'read_buffer',
   TXPROXY_DRAIN_TIMEOUT: 'drain_timeout',
   TXPROXY_TLS_CERT: 'tls.cert',
@@ -79,6 +82,7 @@ const FLAG_KEYS: Record<string, string> = {
 /** Keys whose values are numbers when given as text (env, flags). */
 const NUMERIC_KEYS = new Set([
   'max_client_conn',
+  'max_pending_handshakes',
   'max_message_length',
   'embedded.port',
   'trace.max_sql_length',

@@ -70,9 +70,19 @@ export const configSchema = z
       .refine((v) => v === 'off' || isHostPort(v), { error: `${HOST_PORT}, or off` })
       .default('127.0.0.1:9930'),
     max_client_conn: wholeNumber(1).default(1000),
+    /** Connections still in their startup handshake at once; more are refused with 53300 (they hold a descriptor each). */
+    max_pending_handshakes: wholeNumber(1).default(100),
+    /** How long a client may take to send its startup packet (PostgreSQL's authentication_timeout). */
+    handshake_timeout: duration.default(60_000),
     /** Largest message accepted from either side, in bytes (PostgreSQL's own limit by default). */
     max_message_length: wholeNumber(1024, 0x3ffffffe).default(0x3ffffffe),
     connect_timeout: duration.default(10_000),
+    /**
+     * After a client stopped sending (Terminate, half-close, vanished) while
+     * the server still runs what it sent outside a transaction block: how
+     * long txproxy lets the server finish, relaying and tracing its answers.
+     */
+    settle_timeout: duration.default(60_000),
     /**
      * How sockets are read: `reused` reads into one buffer per connection
      * (fewer allocations; relies on undocumented Node.js socket internals),

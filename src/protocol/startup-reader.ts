@@ -11,6 +11,21 @@ export class StartupPacketError extends Error {
   override name = 'StartupPacketError';
 }
 
+/**
+ * A length word below 8, or above MAX_STARTUP_PACKET_LENGTH plus the length
+ * word itself (10004). PostgreSQL only
+ * logs "invalid length of startup packet" and closes without a reply; a
+ * client that gets none can tell it from a server that is gone, which is
+ * what clients rely on (node-postgres' `connect(); end()` sends Terminate as
+ * its first bytes).
+ */
+export class StartupLengthError extends StartupPacketError {
+  override name = 'StartupLengthError';
+  constructor(readonly length: number) {
+    super(`invalid length of startup packet: ${length}`);
+  }
+}
+
 export type StartupRead =
   | { kind: 'incomplete' }
   | { kind: 'packet'; packet: Buffer }
@@ -34,8 +49,9 @@ export class StartupReader {
     }
     if (buf.length < 4) return { kind: 'incomplete' };
     const length = buf.readInt32BE(0);
-    if (length < 8 || length > MAX_STARTUP_PACKET_LENGTH) {
-      throw new StartupPacketError(`invalid length of startup packet: ${length}`);
+    // PostgreSQL's cap counts the packet without its length word.
+    if (length < 8 || length - 4 > MAX_STARTUP_PACKET_LENGTH) {
+      throw new StartupLengthError(length);
     }
     if (buf.length < length) return { kind: 'incomplete' };
     // Copy: the caller keeps the packet; what follows stays pending.

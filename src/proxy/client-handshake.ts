@@ -2,16 +2,23 @@
  * The client's side of connection startup, up to its StartupMessage or
  * CancelRequest: answers SSLRequest (and upgrades to TLS when configured),
  * refuses GSSENCRequest, accepts direct TLS (PostgreSQL 17 `sslnegotiation=direct`),
- * and refuses anything else with a FATAL protocol_violation.
+ * and refuses anything else with a FATAL error, as PostgreSQL's
+ * ProcessStartupPacket does: each encryption request is answered once (a
+ * second one is an unknown protocol version), and a nonsense length word
+ * closes the connection without a reply.
  * https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-START-UP
  */
 import type net from 'node:net';
 import tls from 'node:tls';
+import { StartupCode } from '../protocol/codes.js';
 import { decodeStartupPacket } from '../protocol/decode.js';
 import { errorResponse, SSL_ACCEPT, SSL_REFUSE, type Report } from '../protocol/encode.js';
-import { StartupPacketError, StartupReader } from '../protocol/startup-reader.js';
+import { StartupLengthError, StartupPacketError, StartupReader } from '../protocol/startup-reader.js';
 import { endClient } from './end-client.js';
 import { ProxyErrors } from './errors.js';
+
+/** Length word, request code and backend pid: a CancelRequest shorter than this names no backend. */
+const CANCEL_REQUEST_MIN_LENGTH = 12;
 
 /** The ALPN protocol name PostgreSQL registered; required for direct TLS. */
 export const POSTGRESQL_ALPN = 'postgresql';
@@ -32,9 +39,11 @@ export type HandshakeResult =
   | { kind: 'cancel'; socket: net.Socket; packet: Buffer; pid: number; key: Buffer }
   /**
    * The client left, or was refused and closed. `refusal` is the error we
-   * sent (null when the client just went away or its TLS handshake failed).
+   * sent (null when the client just went away or its TLS handshake failed,
+   * or when it broke the protocol in a way PostgreSQL answers with silence:
+   * then `violation` is set).
    */
-  | { kind: 'closed'; reason: string; refusal: Report | null };
+  | { kind: 'closed'; reason: string; refusal: Report | null; violation?: boolean };
 
 export interface HandshakeOptions {
   /** Present when TLS is configured for clients. */
@@ -49,6 +58,13 @@ export function clientHandshake(socket: net.Socket, options: HandshakeOptions): 
     let secure = false;
     /** The TLS handshake is under way: nothing can be written in the clear or encrypted. */
     let handshaking = false;
+    /**
+     * SSLRequest / GSSENCRequest already answered: PostgreSQL answers each
+     * once (a TLS session settles both) and reads a second one as an
+     * unknown protocol version.
+     */
+    let sslDone = false;
+    let gssDone = false;
     let settled = false;
 
     const timer = setTimeout(() => refuse(ProxyErrors.startupTimeout(options.timeoutMs)), options.timeoutMs);
@@ -81,15 +97,26 @@ export function clientHandshake(socket: net.Socket, options: HandshakeOptions): 
       endClient(refused, errorResponse(report));
     }
 
+    /** Closes without a word, as PostgreSQL does for a broken length word (it only logs it). */
+    function closeSilently(reason: string): void {
+      if (settled) return;
+      const broken = current;
+      finish({ kind: 'closed', reason, refusal: null, violation: true });
+      broken.destroy();
+    }
+
     function attach(): void {
       current.on('data', onData);
       current.on('error', onGone);
+      // A client that half-closes before its startup packet is done, as for PostgreSQL.
+      current.on('end', onGone);
       current.on('close', onGone);
     }
 
     function detach(): void {
       current.off('data', onData);
       current.off('error', onGone);
+      current.off('end', onGone);
       current.off('close', onGone);
     }
 
@@ -140,7 +167,8 @@ export function clientHandshake(socket: net.Socket, options: HandshakeOptions): 
           read = reader.next();
         }
       } catch (err) {
-        refuse(ProxyErrors.invalidStartupPacket(err instanceof StartupPacketError ? err.message : (err as Error).message));
+        if (err instanceof StartupLengthError) closeSilently(err.message);
+        else refuse(ProxyErrors.invalidStartupPacket(err instanceof StartupPacketError ? err.message : (err as Error).message));
         return;
       }
       if (read.kind === 'tls') {
@@ -152,13 +180,25 @@ export function clientHandshake(socket: net.Socket, options: HandshakeOptions): 
 
     /** Returns false when the handshake is over (or moved to a new socket). */
     function handlePacket(packet: Buffer): boolean {
+      if (packet.readInt32BE(4) === StartupCode.Cancel && packet.length < CANCEL_REQUEST_MIN_LENGTH) {
+        // PostgreSQL only logs a CancelRequest too short to hold a backend pid, and closes.
+        closeSilently('invalid length of cancel request packet');
+        return false;
+      }
       const decoded = decodeStartupPacket(packet);
       switch (decoded.kind) {
         case 'ssl':
+          if (sslDone) {
+            refuse(ProxyErrors.unsupportedProtocol(StartupCode.SSL));
+            return false;
+          }
+          sslDone = true;
           if (options.tlsContext === null || secure) {
             current.write(SSL_REFUSE);
             return true;
           }
+          // A TLS session settles the GSS question too.
+          gssDone = true;
           if (reader.takeRest().length > 0) {
             // Plaintext pipelined behind SSLRequest could be injected by a
             // man in the middle (CVE-2021-23214): refuse it.
@@ -169,6 +209,11 @@ export function clientHandshake(socket: net.Socket, options: HandshakeOptions): 
           startTls(options.tlsContext, null, false);
           return false;
         case 'gssenc':
+          if (gssDone) {
+            refuse(ProxyErrors.unsupportedProtocol(StartupCode.GSSENC));
+            return false;
+          }
+          gssDone = true;
           current.write(SSL_REFUSE);
           return true;
         case 'cancel':

@@ -15,10 +15,10 @@ import type net from 'node:net';
 /** How long a client may keep its side open after txproxy said goodbye. */
 const CLOSE_GRACE_MS = 10_000;
 
-export function endClient(socket: net.Socket, lastMessage?: Buffer): void {
+export function endClient(socket: net.Socket, lastMessage?: Buffer, graceMs = CLOSE_GRACE_MS): void {
   if (socket.destroyed) return;
   if (lastMessage === undefined) socket.end();
   else socket.end(lastMessage);
   socket.resume();
-  setTimeout(() => socket.destroy(), CLOSE_GRACE_MS).unref();
+  setTimeout(() => socket.destroy(), graceMs).unref();
 }

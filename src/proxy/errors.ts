@@ -73,6 +73,16 @@ export const ProxyErrors = {
     };
   },
 
+  /** More connections than max_pending_handshakes have yet to send their startup packet. */
+  tooManyPendingHandshakes(limit: number): Report {
+    return {
+      severity: 'FATAL',
+      code: '53300', // too_many_connections
+      message: `sorry, too many clients already: txproxy allows ${limit} connections in the startup handshake at once (max_pending_handshakes)`,
+      hint: 'Retry in a moment. If it persists, look for clients that connect without sending a startup packet, or raise max_pending_handshakes.',
+    };
+  },
+
   shuttingDown(): Report {
     return {
       severity: 'FATAL',
@@ -91,10 +101,11 @@ export const ProxyErrors = {
     };
   },
 
+  /** Also a second SSLRequest or GSSENCRequest (1234.5679, 1234.5680), as PostgreSQL reads them. */
   unsupportedProtocol(code: number): Report {
     return {
       severity: 'FATAL',
-      code: '08P01',
+      code: '0A000', // feature_not_supported, as PostgreSQL's own
       message: `unsupported frontend protocol ${code >>> 16}.${code & 0xffff}: txproxy supports 3.0 to 3.2`,
       hint: 'Connect with a PostgreSQL client library speaking protocol 3.0 or 3.2.',
     };
@@ -156,7 +167,7 @@ export const ProxyErrors = {
     return {
       severity: 'FATAL',
       code: '08P01',
-      message: `timeout: the client sent no complete startup packet within ${ms} ms`,
+      message: `timeout: the client sent no complete startup packet within ${ms} ms (handshake_timeout)`,
     };
   },
 

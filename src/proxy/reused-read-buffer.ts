@@ -75,6 +75,8 @@ export function readIntoReusedBuffer(socket: net.Socket, onChunk: (chunk: Buffer
   let retained = false;
   const options = {
     handle,
+    // A client's half-close must not end our sending side (see server.ts).
+    allowHalfOpen: socket.allowHalfOpen,
     // Reading starts at resume(), once the caller is ready for chunks.
     pauseOnCreate: true,
     onread: {

@@ -1,5 +1,6 @@
 /**
- * The listener: accepts clients, runs the startup handshake, enforces
+ * The listener: accepts clients, runs the startup handshake (at most
+ * max_pending_handshakes at once, each within handshake_timeout), enforces
  * max_client_conn, routes CancelRequests to the session that owns the
  * backend, and drains sessions on shutdown.
  */
@@ -25,9 +26,15 @@ export interface ProxyServerOptions {
   port: number;
   target: UpstreamTarget;
   maxClientConn: number;
+  /** Connections allowed in the startup handshake at once; more are refused at once. */
+  maxPendingHandshakes: number;
+  /** How long a client may take to send its startup packet. */
+  handshakeTimeoutMs: number;
   maxMessageLength: number;
   reuseReadBuffer: boolean;
   connectTimeoutMs: number;
+  /** After a client stopped sending, how long the server may take to finish what it sent. */
+  settleTimeoutMs: number;
   tlsContext: tls.SecureContext | null;
   listener: TrackerListener;
   log: Logger;
@@ -42,10 +49,15 @@ export class ProxyServer extends EventEmitter {
   private readonly server: net.Server;
   private readonly sockets = new Set<net.Socket>();
   private stopping = false;
+  /** Connections in clientHandshake now. */
+  private pendingHandshakes = 0;
+  private readonly shedLog = new FloodLog();
+  private readonly acceptLog = new FloodLog();
 
   constructor(private readonly options: ProxyServerOptions) {
     super();
-    this.server = net.createServer({ noDelay: true, pauseOnConnect: true }, (socket) => this.accept(socket));
+    // allowHalfOpen: a client that shuts down its sending side still gets its answers, as from PostgreSQL.
+    this.server = net.createServer({ noDelay: true, pauseOnConnect: true, allowHalfOpen: true }, (socket) => this.accept(socket));
   }
 
   /** Starts listening; resolves with the bound address (port 0 picks a free one). */
@@ -54,6 +66,9 @@ export class ProxyServer extends EventEmitter {
       this.server.once('error', reject);
       this.server.listen(this.options.port, this.options.host, () => {
         this.server.off('error', reject);
+        // Once listening, an error is a failed accept (EMFILE when out of file
+        // descriptors): libuv has already closed that connection; log and go on.
+        this.server.on('error', (err) => this.acceptLog.failed(err, this.options.log));
         resolve(this.server.address() as net.AddressInfo);
       });
     });
@@ -68,13 +83,29 @@ export class ProxyServer extends EventEmitter {
     return this.sockets.size;
   }
 
+  /** Connections in the startup handshake now (not yet sessions). */
+  get handshakesInProgress(): number {
+    return this.pendingHandshakes;
+  }
+
   private async accept(socket: net.Socket): Promise<void> {
     this.track(socket);
     socket.on('error', () => undefined);
     const client = socket.remoteAddress ?? 'local';
-    const result = await clientHandshake(socket, { tlsContext: this.options.tlsContext, timeoutMs: this.options.connectTimeoutMs });
+    if (this.pendingHandshakes >= this.options.maxPendingHandshakes) {
+      this.refuseHandshake(socket, client);
+      return;
+    }
+    this.pendingHandshakes++;
+    let result;
+    try {
+      result = await clientHandshake(socket, { tlsContext: this.options.tlsContext, timeoutMs: this.options.handshakeTimeoutMs });
+    } finally {
+      this.pendingHandshakes--;
+    }
     if (result.kind === 'closed') {
       if (result.refusal !== null) this.options.log.warn({ client, code: result.refusal.code, reason: result.reason }, 'client refused during startup');
+      else if (result.violation === true) this.options.log.info({ client, reason: result.reason }, 'client closed without reply: invalid startup packet');
       else this.options.log.debug({ client, reason: result.reason }, 'client left during startup');
       return;
     }
@@ -111,6 +142,7 @@ export class ProxyServer extends EventEmitter {
       maxMessageLength: this.options.maxMessageLength,
       reuseReadBuffer: this.options.reuseReadBuffer,
       connectTimeoutMs: this.options.connectTimeoutMs,
+      settleTimeoutMs: this.options.settleTimeoutMs,
       listener: this.options.listener,
       log: this.options.log,
       backendKeys: this.backendKeys,
@@ -126,6 +158,22 @@ export class ProxyServer extends EventEmitter {
     });
     this.emit('session', session);
     await session.start();
+  }
+
+  /**
+   * Too many connections are still in their startup handshake (clients that
+   * connect and say nothing hold one each): the newcomer is told at once,
+   * as the postmaster tells a client it cannot start a backend for, and its
+   * descriptor is freed as soon as the message is handed to the kernel — a
+   * flood that reconnects as fast as it is refused must not hold more.
+   */
+  private refuseHandshake(socket: net.Socket, client: string): void {
+    const limit = this.options.maxPendingHandshakes;
+    const refused = this.shedLog.count();
+    if (refused > 0) this.options.log.warn({ client, limit, refused }, 'client refused: max_pending_handshakes reached');
+    socket.end(errorResponse(ProxyErrors.tooManyPendingHandshakes(limit)));
+    socket.once('finish', () => socket.destroy());
+    setTimeout(() => socket.destroy(), REFUSED_HANDSHAKE_GRACE_MS).unref();
   }
 
   private track(socket: net.Socket): void {
@@ -169,3 +217,33 @@ export class ProxyServer extends EventEmitter {
     await closed;
   }
 }
+
+/** The longest a refused connection is kept should its last message not go out at once. */
+const REFUSED_HANDSHAKE_GRACE_MS = 1000;
+
+/**
+ * A flood of refused or failed connections logs one line per interval,
+ * with how many there were since the last line.
+ */
+class FloodLog {
+  private lastLogged = 0;
+  private seen = 0;
+
+  /** Counts one; returns how many to report now, or 0 to stay quiet. */
+  count(): number {
+    this.seen++;
+    const now = Date.now();
+    if (now - this.lastLogged < FLOOD_LOG_INTERVAL_MS) return 0;
+    this.lastLogged = now;
+    const n = this.seen;
+    this.seen = 0;
+    return n;
+  }
+
+  failed(err: Error, log: Logger): void {
+    const failed = this.count();
+    if (failed > 0) log.error({ err: err.message, failed }, 'could not accept a client connection');
+  }
+}
+
+const FLOOD_LOG_INTERVAL_MS = 10_000;

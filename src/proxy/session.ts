@@ -20,13 +20,16 @@ import {
 } from '../protocol/decode.js';
 import { cancelRequest, errorResponse, type Report } from '../protocol/encode.js';
 import { MessageLimits } from '../protocol/message-limits.js';
-import { DROP, FORWARD, Inspect, MessageLengthError, MessageScanner, type Verdict } from '../protocol/message-scanner.js';
+import { DROP, FORWARD, MessageLengthError, MessageScanner, type Verdict } from '../protocol/message-scanner.js';
 import { SessionTracker, type Entry } from '../tracker/session-tracker.js';
 import type { SessionInfo, TrackerListener } from '../tracker/types.js';
 import type { BackendKeyRegistry } from './backend-keys.js';
 import { AuthenticationRelay, ClientRefused } from './authentication-relay.js';
+import { LoginDeadline } from './login-deadline.js';
 import { LoginGate } from './login-gate.js';
 import { readIntoReusedBuffer } from './reused-read-buffer.js';
+import { CLIENT_INSPECT, expectsAnswer, SERVER_INSPECT } from './session-inspect.js';
+import { departure } from './client-departure.js';
 import { endClient } from './end-client.js';
 import { connectFailureReason, ProxyErrors } from './errors.js';
 import { describeTarget, sendCancel, startUpstream, UpstreamTlsError, type UpstreamTarget } from './upstream.js';
@@ -40,6 +43,8 @@ export interface SessionOptions {
   /** Read sockets into one reused buffer (reused-read-buffer.ts); false: a fresh Buffer per read. */
   reuseReadBuffer: boolean;
   connectTimeoutMs: number;
+  /** After the client stopped sending, how long the server may take to finish what it sent (see client-departure.ts). */
+  settleTimeoutMs: number;
   listener: TrackerListener;
   log: Logger;
   backendKeys: BackendKeyRegistry<Session>;
@@ -75,59 +80,7 @@ export interface SessionInterceptor {
   onEnd?(clean: boolean): void;
 }
 
-/** How long a clean end waits for the server to answer what was sent before Terminate. */
-const SETTLE_TIMEOUT_MS = 5000;
-
 const DEFAULT = 'default';
-
-/** Client message types the tracker reads (see session-tracker.ts). */
-const CLIENT_INSPECT = flags([
-  Frontend.Query,
-  Frontend.Parse,
-  Frontend.Bind,
-  Frontend.Execute,
-  Frontend.Sync,
-  Frontend.Describe,
-  Frontend.Close,
-  Frontend.FunctionCall,
-  Frontend.Terminate,
-  // Only during authentication: the SCRAM channel-binding check (see onAuthenticationResponse).
-  Frontend.Password,
-  // Once per COPY: the tracker must know where copy-in data ends (see dropSyncsIgnoredByCopy).
-  Frontend.CopyDone,
-  Frontend.CopyFail,
-]);
-// Of these only the names are read: parameter values and arguments stream through, however large.
-CLIENT_INSPECT[Frontend.Bind] = Inspect.head(2);
-CLIENT_INSPECT[Frontend.FunctionCall] = Inspect.head(0);
-
-/** Server message types the tracker reads; DataRow and CopyData only pass. */
-const SERVER_INSPECT = flags([
-  Backend.CommandComplete,
-  Backend.EmptyQueryResponse,
-  Backend.PortalSuspended,
-  Backend.ErrorResponse,
-  Backend.ReadyForQuery,
-  Backend.ParseComplete,
-  Backend.BindComplete,
-  Backend.CloseComplete,
-  Backend.NoData,
-  Backend.RowDescription,
-  Backend.ParameterDescription,
-  Backend.CopyInResponse,
-  Backend.CopyOutResponse,
-  Backend.CopyBothResponse,
-  Backend.FunctionCallResponse,
-  Backend.BackendKeyData,
-  Backend.Authentication,
-  Backend.ParameterStatus,
-]);
-
-function flags(types: number[]): Uint8Array {
-  const table = new Uint8Array(256);
-  for (const t of types) table[t] = 1;
-  return table;
-}
 
 const TERMINATE = serialize.end();
 
@@ -145,12 +98,12 @@ export class Session extends EventEmitter {
   /** What the client sent that was read before its socket moved to reused-buffer reads. */
   private readonly clientPending: Buffer | null;
   private upstream: net.Socket | null = null;
+  /** connect_timeout while the server owes the login an answer; null once the session is ready. */
+  private loginDeadline: LoginDeadline | null = null;
   /** A pooled server connection on loan to this session; null once it went back. */
   private link: ServerLink | null = null;
   /** The server's own cancel key when the client got one txproxy minted (pooling). */
   private serverKey: Buffer | null = null;
-  /** Armed until the server's first answer (see awaitFirstAnswer). */
-  private firstAnswerTimer: NodeJS.Timeout | null = null;
   /** Authentication relayed untouched but for channel binding; null once authenticated. */
   private authentication: AuthenticationRelay | null = null;
   /** Holds client messages sent ahead of the first ReadyForQuery; null once they went their way. */
@@ -163,6 +116,8 @@ export class Session extends EventEmitter {
   private terminated = false;
   /** The interceptor sent messages ahead of Terminate: wait for the server to answer them and close. */
   private settling = false;
+  /** The client sent its last byte (Terminate, FIN, or its socket vanished): see depart. */
+  private departed = false;
   /** The server sent a FATAL error: its close is expected, the client knows why. */
   private serverFatal = false;
   private draining = false;
@@ -232,12 +187,8 @@ export class Session extends EventEmitter {
     const connectStarted = Date.now();
     this.client.on('error', (err) => this.log.debug({ err: err.message }, 'client socket error'));
     this.client.on('close', () => this.onClientGone());
-    // The client's FIN ends the session, as EOF ends a backend: what is
-    // still queued for it is dropped rather than waited for (a client that
-    // stopped reading would hold its socket, and the session, for good).
-    this.client.on('end', () => {
-      if (!this.closed) this.client.destroy();
-    });
+    // The client's FIN: it sends no more, but may still read the answers (see depart).
+    this.client.on('end', () => this.onClientEnded());
     if (this.options.borrowed !== undefined) {
       this.startBorrowed(this.options.borrowed.server);
       return;
@@ -269,13 +220,14 @@ export class Session extends EventEmitter {
     this.state = 'authenticating';
     upstream.on('error', (err) => this.log.debug({ err: err.message }, 'upstream socket error'));
     upstream.on('close', () => this.onUpstreamGone());
-    // What the server already answered (read while choosing the encryption) goes first;
-    // otherwise its first answer must come within connect_timeout.
+    // The server's first whole answer must come within connect_timeout of connecting.
+    const deadline = new LoginDeadline(this.options.connectTimeoutMs, (first) => this.upstreamStalled(upstream, first));
+    this.loginDeadline = deadline;
+    upstream.once('close', () => deadline.clear());
+    deadline.serverOwes(connectStarted + this.options.connectTimeoutMs - Date.now());
+    // What the server already answered (read while choosing the encryption) goes first.
     if (connection.initial.length > 0) this.fromServer(connection.initial);
     if (adopted.pending !== null) this.fromServer(adopted.pending);
-    if (connection.initial.length === 0 && adopted.pending === null) {
-      this.awaitFirstAnswer(upstream, connectStarted + this.options.connectTimeoutMs - Date.now());
-    }
     upstream.resume();
     if (this.startup.rest.length > 0) this.fromClient(this.startup.rest);
     if (this.clientPending !== null) this.fromClient(this.clientPending);
@@ -318,23 +270,21 @@ export class Session extends EventEmitter {
   }
 
   /**
-   * A server that accepts the connection but never answers the
-   * StartupMessage (hung, overloaded, or not PostgreSQL at all) must not hold
-   * the client forever: like libpq's connect_timeout, the wait for its first
-   * answer counts towards connect_timeout. Armed once per session, so the
+   * A server that accepts the connection but stops answering during the
+   * login (hung, overloaded, or not PostgreSQL at all) must not hold the
+   * client forever: see LoginDeadline. Only the login is timed, so the
    * steady state pays nothing.
    */
-  private awaitFirstAnswer(upstream: net.Socket, remainingMs: number): void {
+  private upstreamStalled(upstream: net.Socket, firstAnswer: boolean): void {
+    if (this.closed) return;
     const timeoutMs = this.options.connectTimeoutMs;
-    const timer = setTimeout(() => {
-      if (this.closed) return;
-      const upstreamName = describeTarget(this.options.target);
-      this.log.warn({ upstream: upstreamName, timeoutMs }, 'upstream did not answer the startup message');
-      upstream.destroy();
-      this.close(ProxyErrors.upstreamUnreachable(upstreamName, `the server accepted the connection but did not answer within ${timeoutMs} ms (connect_timeout)`));
-    }, Math.max(0, remainingMs));
-    this.firstAnswerTimer = timer;
-    upstream.once('close', () => clearTimeout(timer));
+    const upstreamName = describeTarget(this.options.target);
+    this.log.warn({ upstream: upstreamName, timeoutMs, firstAnswer }, 'upstream stalled during login');
+    upstream.destroy();
+    const reason = firstAnswer
+      ? `the server accepted the connection but sent no complete answer within ${timeoutMs} ms (connect_timeout)`
+      : `the server stopped answering during login for ${timeoutMs} ms (connect_timeout)`;
+    this.close(ProxyErrors.upstreamUnreachable(upstreamName, reason));
   }
 
   // ------------------------------------------------------------ client → server
@@ -372,7 +322,12 @@ export class Session extends EventEmitter {
       this.settling = true;
       return Buffer.concat([before, buf.subarray(start, end)]);
     }
-    if (type === Frontend.Password) return this.state === 'authenticating' ? (this.authentication?.clientResponse(buf, start, end) ?? FORWARD) : FORWARD;
+    if (type === Frontend.Password) {
+      if (this.state !== 'authenticating') return FORWARD;
+      // The client answered: the server owes the next step.
+      this.loginDeadline?.serverOwes();
+      return this.authentication?.clientResponse(buf, start, end) ?? FORWARD;
+    }
     if (this.state !== 'ready' || this.info.replication) return FORWARD;
     const verdict = this.interceptor?.onClientMessage?.(type, buf, start, end) ?? DEFAULT;
     if (verdict !== DEFAULT) return verdict;
@@ -385,10 +340,6 @@ export class Session extends EventEmitter {
   /** Relays a chunk from the server; true when the chunk's memory is still referenced afterwards (see reused-read-buffer.ts). */
   private fromServer(chunk: Buffer): boolean {
     if (this.closed) return false;
-    if (this.firstAnswerTimer !== null) {
-      clearTimeout(this.firstAnswerTimer);
-      this.firstAnswerTimer = null;
-    }
     let out;
     try {
       out = this.serverScanner.push(chunk);
@@ -475,6 +426,8 @@ export class Session extends EventEmitter {
 
   /** Authentication and the messages before the first ReadyForQuery. */
   private onStartupServerMessage(type: number, buf: Buffer, start: number, end: number): Verdict {
+    const clientsTurn = type === Backend.Authentication && expectsAnswer(decodeAuthCode(buf, start));
+    this.loginDeadline?.serverMessage(clientsTurn, type === Backend.ReadyForQuery);
     switch (type) {
       case Backend.Authentication: {
         const code = decodeAuthCode(buf, start);
@@ -501,6 +454,7 @@ export class Session extends EventEmitter {
       case Backend.ReadyForQuery:
         this.state = 'ready';
         this.authentication = null;
+        this.loginDeadline = null;
         this.log.debug({ pid: this.info.backendPid, user: this.info.user, database: this.info.database }, 'session ready');
         this.tracker.start();
         this.tracker.onServerMessage(type, buf, start, end);
@@ -563,7 +517,7 @@ export class Session extends EventEmitter {
     // message: the client gets a plain close instead of garbage.
     if (report !== null && this.serverScanner.atBoundary) endClient(this.client, errorResponse(report));
     else this.client.destroy();
-    this.closeUpstream(false);
+    this.closeUpstream('cancel');
     this.finish(false);
   }
 
@@ -579,23 +533,73 @@ export class Session extends EventEmitter {
     this.close(report);
   }
 
+  /** The client sent FIN: it has finished sending, and may still read (a half-close). */
+  private onClientEnded(): void {
+    if (this.closed || this.departed) return;
+    this.depart(true);
+  }
+
   private onClientGone(): void {
     if (this.closed) return;
-    const clean = this.terminated;
-    if (!clean) this.log.debug({ status: this.tracker.status }, 'client disconnected without Terminate');
-    this.closeUpstream(clean);
-    const upstream = this.upstream;
-    if (clean && this.settling && upstream !== null && !upstream.destroyed) {
-      // The server closes once it has answered what went ahead of Terminate (onUpstreamGone finishes).
-      setTimeout(() => upstream.destroy(), SETTLE_TIMEOUT_MS).unref();
+    if (!this.departed) {
+      this.depart(false);
       return;
     }
+    // Settling, and now nobody reads the answers: a server blocked writing
+    // them would fail that write to a vanished client, and so it does here.
+    if (this.paused.upstream) this.upstream?.destroy();
+  }
+
+  /** The client stopped sending: client-departure.ts says what becomes of the server connection. */
+  private depart(clientReads: boolean): void {
+    this.departed = true;
+    const clean = this.terminated;
+    if (!clean) this.log.debug({ status: this.tracker.status }, 'client disconnected without Terminate');
+    const upstream = this.upstream;
+    const ready = this.state === 'ready';
+    const how =
+      upstream === null || upstream.destroyed
+        ? null
+        : departure({
+            upstreamBlocked: this.paused.upstream,
+            ownMessagesAhead: this.settling,
+            status: this.tracker.status,
+            pending: ready ? this.tracker.pending : 0,
+            inFlight: ready ? this.tracker.inFlightStatements() : [],
+          });
+    if (how === 'settle') {
+      this.settle(upstream!, clientReads);
+      return;
+    }
+    // Nothing in flight, no transaction: a pooled connection goes back to its pool.
+    if (how === 'close' && this.link !== null) this.returnLink();
+    if (how !== null) this.closeUpstream(how === 'drop' ? 'drop' : how === 'rollback' ? 'cancel' : 'terminate');
+    if (clientReads && how !== 'drop') endClient(this.client);
+    else this.client.destroy();
     this.finish(clean);
+  }
+
+  /**
+   * Lets the server finish what the client sent: Terminate goes behind it
+   * (or a plain EOF after a message the client left unfinished, as the
+   * server would see directly), the answers are still tracked, and relayed
+   * while the client reads; the session ends when the server closes.
+   */
+  private settle(upstream: net.Socket, clientReads: boolean): void {
+    if (!clientReads) this.client.destroy();
+    if ((this.terminated && this.link === null) || !this.clientScanner.idle) upstream.end();
+    else upstream.end(TERMINATE);
+    const timeoutMs = this.options.settleTimeoutMs;
+    setTimeout(() => {
+      if (upstream.destroyed) return;
+      this.log.warn({ timeoutMs, pending: this.tracker.pending }, 'server did not finish within settle_timeout after the client stopped sending');
+      upstream.destroy();
+    }, timeoutMs).unref();
   }
 
   private onUpstreamGone(): void {
     if (this.closed) return;
-    if (!this.terminated && !this.serverFatal) {
+    if (!this.terminated && !this.serverFatal && !this.departed) {
       this.log.warn({ upstream: describeTarget(this.options.target) }, 'upstream connection lost');
       this.close(ProxyErrors.upstreamLost(describeTarget(this.options.target)));
       return;
@@ -605,61 +609,30 @@ export class Session extends EventEmitter {
   }
 
   /**
-   * Closes the server connection.
+   * Closes the server connection now.
    *
-   * While the server side is paused for backpressure, the server is (or
-   * soon will be) blocked writing to us, and a blocked backend acts neither
-   * on a cancel nor on Terminate: the connection is dropped, so its write
-   * fails and it exits (rolling back) at once. Otherwise a clean end passes
-   * on the client's Terminate; an abrupt one cancels a statement still
-   * running (or the server would only notice the lost client when it next
-   * writes) and sends Terminate when the stream is at a message boundary.
+   * While the server side is paused for backpressure (or with `drop`), the
+   * server is (or soon will be) blocked writing to us, and a blocked backend
+   * acts neither on a cancel nor on Terminate: the connection is dropped, so
+   * its write fails and it exits (rolling back) at once. Otherwise `cancel`
+   * cancels a statement still running (or the server would only notice the
+   * lost client when it next writes), and Terminate goes when the stream is
+   * at a message boundary.
    */
-  private closeUpstream(clean: boolean): void {
-    // After a Terminate that had to go to the server (a policy's COMMIT ahead of it), the server closes the link itself.
-    if (this.link !== null && !(clean && this.settling)) {
-      this.returnLink(clean);
-      return;
-    }
+  private closeUpstream(mode: 'drop' | 'cancel' | 'terminate'): void {
     const upstream = this.upstream;
     if (upstream === null || upstream.destroyed) return;
-    if (this.paused.upstream) {
+    if (mode === 'drop' || this.paused.upstream) {
       upstream.destroy();
       return;
     }
-    if (clean) {
-      upstream.end();
-    } else {
-      if (this.tracker.activeStatement !== null && this.backendKey !== null) this.cancelRunningStatement();
-      if (this.clientScanner.atBoundary && this.clientScanner.idle) upstream.end(TERMINATE);
-      else upstream.destroy();
-    }
+    if (mode === 'cancel' && this.tracker.activeStatement !== null && this.backendKey !== null) this.cancelRunningStatement();
+    // The client's own Terminate went ahead already (not to a pooled connection, which never gets it).
+    if (this.terminated && this.link === null) upstream.end();
+    else if (this.clientScanner.atBoundary && this.clientScanner.idle) upstream.end(TERMINATE);
+    else upstream.destroy();
     // Do not wait for a stuck server: the socket goes after a grace period.
     setTimeout(() => upstream.destroy(), 5000).unref();
-  }
-
-  /**
-   * Gives a pooled server connection back. Only a clean end with nothing in
-   * flight leaves it reusable (the pool then resets it); anything else (an
-   * open transaction, unread results, a COPY, a client gone mid-message)
-   * and the pool closes it, so the server rolls back and nobody inherits it.
-   */
-  private returnLink(clean: boolean): void {
-    const link = this.link!;
-    this.link = null;
-    link.socket.off('close', this.onLinkClosed);
-    const reusable =
-      clean &&
-      !this.settling &&
-      !this.paused.upstream &&
-      this.state === 'ready' &&
-      this.tracker.status === 'I' &&
-      this.tracker.pending === 0 &&
-      this.serverScanner.idle &&
-      this.clientScanner.idle;
-    // Blocked writing to us, the server would act on nothing else: drop the connection.
-    if (this.paused.upstream) link.socket.destroy();
-    this.options.borrowed!.release(link, reusable);
   }
 
   private cancelRunningStatement(): void {
@@ -672,13 +645,41 @@ export class Session extends EventEmitter {
   private finish(clean: boolean): void {
     if (this.closed) return;
     this.closed = true;
+    this.loginDeadline?.clear();
     const wasReady = this.state === 'ready';
     this.state = 'closed';
     this.options.backendKeys.unregister(this);
-    if (this.link !== null) this.returnLink(false);
+    // Still here: the connection was closed or is closing (rollback, settle, drop); the pool lets it go.
+    if (this.link !== null) this.returnLink();
     if (wasReady) this.tracker.end(clean);
     this.interceptor?.onEnd?.(clean);
     this.emit('close', clean);
+  }
+
+  /**
+   * Gives a pooled server connection back. Only with nothing in flight,
+   * outside a transaction block, is it reusable (the pool then resets it);
+   * anything else (an open transaction, unread results, a COPY, a client
+   * gone mid-message, a connection already closing) and the pool closes it,
+   * so the server rolls back and nobody inherits it.
+   */
+  private returnLink(): void {
+    const link = this.link!;
+    this.link = null;
+    this.upstream = null;
+    link.socket.off('close', this.onLinkClosed);
+    const reusable =
+      !this.settling &&
+      !this.paused.upstream &&
+      !link.socket.writableEnded &&
+      this.state === 'ready' &&
+      this.tracker.status === 'I' &&
+      this.tracker.pending === 0 &&
+      this.serverScanner.idle &&
+      this.clientScanner.idle;
+    // Blocked writing to us, the server would act on nothing else: drop the connection.
+    if (this.paused.upstream) link.socket.destroy();
+    this.options.borrowed!.release(link, reusable);
   }
 
   get isClosed(): boolean {
@@ -690,11 +691,6 @@ export class Session extends EventEmitter {
 export function isReplication(params: Record<string, string>): boolean {
   const value = params.replication;
   return value !== undefined && value !== 'false' && value !== 'off' && value !== 'no' && value !== '0';
-}
-
-/** Authentication requests the client must answer with a 'p' message (GSSContinue may be the last word, so it is not one). */
-function expectsAnswer(code: number): boolean {
-  return code === AuthCode.CleartextPassword || code === AuthCode.MD5Password || code === AuthCode.SASL || code === AuthCode.SASLContinue || code === AuthCode.GSS || code === AuthCode.SSPI;
 }
 
 /** Writes one chunk or several (corked into one writev); returns false when the socket asks to wait. */

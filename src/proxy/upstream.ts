@@ -180,16 +180,19 @@ function firstAnswer(socket: net.Socket, timeoutMs: number): Promise<Buffer | nu
   });
 }
 
+/** One connection attempt: connecting, the SSL answer and the TLS handshake share one `timeoutMs`, as libpq's connect_timeout. */
 async function connectWith(target: UpstreamTarget, useTls: boolean, timeoutMs: number): Promise<UpstreamConnection> {
+  const deadline = Date.now() + timeoutMs;
+  const left = () => Math.max(1, deadline - Date.now());
   const socket = await openSocket(target, timeoutMs);
   if (!useTls) return { socket, tls: false };
   try {
-    const accepted = await requestSsl(socket, timeoutMs);
+    const accepted = await requestSsl(socket, left(), timeoutMs);
     if (!accepted) {
       if (target.sslmode === 'prefer') return { socket, tls: false };
       throw new UpstreamTlsError(`server does not support SSL, but sslmode=${target.sslmode} requires it`);
     }
-    const secure = await upgrade(socket, target, timeoutMs);
+    const secure = await upgrade(socket, target, left(), timeoutMs);
     return { socket: secure, tls: true };
   } catch (err) {
     socket.destroy();
@@ -220,9 +223,9 @@ function openSocket(target: UpstreamTarget, timeoutMs: number): Promise<net.Sock
 }
 
 /** Sends SSLRequest; resolves true on 'S', false on 'N'. */
-function requestSsl(socket: net.Socket, timeoutMs: number): Promise<boolean> {
+function requestSsl(socket: net.Socket, timeoutMs: number, budgetMs = timeoutMs): Promise<boolean> {
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => done(new Error(`no answer to SSLRequest after ${timeoutMs} ms`)), timeoutMs);
+    const timer = setTimeout(() => done(new Error(`no answer to SSLRequest within ${budgetMs} ms`)), timeoutMs);
     const onData = (chunk: Buffer) => {
       const answer = chunk[0];
       if (chunk.length > 1) {
@@ -259,7 +262,7 @@ function requestSsl(socket: net.Socket, timeoutMs: number): Promise<boolean> {
  * `verify-full`. Without sslrootcert (or with `sslrootcert=system`), the
  * chain is checked against Node's bundled public CAs.
  */
-function upgrade(socket: net.Socket, target: UpstreamTarget, timeoutMs: number): Promise<tls.TLSSocket> {
+function upgrade(socket: net.Socket, target: UpstreamTarget, timeoutMs: number, budgetMs = timeoutMs): Promise<tls.TLSSocket> {
   const rootCert = target.sslrootcert !== null && target.sslrootcert !== 'system' ? target.sslrootcert : null;
   const verifyChain = target.sslmode === 'verify-ca' || target.sslmode === 'verify-full' || (target.sslmode === 'require' && rootCert !== null);
   let ca: Buffer | undefined;
@@ -282,7 +285,7 @@ function upgrade(socket: net.Socket, target: UpstreamTarget, timeoutMs: number):
     const secure = tls.connect(options);
     const timer = setTimeout(() => {
       secure.destroy();
-      reject(new UpstreamTlsError(`TLS handshake timed out after ${timeoutMs} ms`));
+      reject(new UpstreamTlsError(`TLS handshake not done within ${budgetMs} ms`));
     }, timeoutMs);
     secure.once('secureConnect', () => {
       clearTimeout(timer);

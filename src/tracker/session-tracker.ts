@@ -166,6 +166,16 @@ export class SessionTracker {
     return this.queue.length - this.head;
   }
 
+  /** The statements sent and not yet answered, in the order the server runs them. */
+  inFlightStatements(): StatementRecord[] {
+    const statements: StatementRecord[] = [];
+    for (let i = this.head; i < this.queue.length; i++) {
+      const entry = this.queue[i];
+      statements.push(...(entry.kind === EntryKind.Query ? entry.statements.slice(entry.index) : entry.statements));
+    }
+    return statements;
+  }
+
   /**
    * The session's standard_conforming_strings as the server will read the
    * client's next message: how its strings, and so its statements, split.
@@ -600,7 +610,10 @@ export class SessionTracker {
   /**
    * The session is over. Statements still in flight are reported as
    * interrupted, and an open transaction ends as `disconnect` (closing the
-   * server connection rolls it back).
+   * server connection rolls it back) — or as `failed` when an error had
+   * already doomed it (a failed block, an implicit transaction whose
+   * statement failed, a FATAL that ended the session): the server rolled it
+   * back for that error, whether or not its ReadyForQuery came.
    */
   end(clean: boolean): void {
     for (let i = this.head; i < this.queue.length; i++) {
@@ -618,7 +631,7 @@ export class SessionTracker {
     this.queue.length = 0;
     this.head = 0;
     this.active = null;
-    this.ledger.end('disconnect');
+    this.ledger.end(this.ledger.transaction?.failed === true ? 'failed' : 'disconnect');
     this.listener.sessionEnded?.(this.session, clean, this.clock.mono() - this.startMono);
   }
 }

@@ -59,7 +59,8 @@ export async function startFaultHop(target: { host: string; port: number }): Pro
   };
 
   const onConnection = (downstream: net.Socket) => {
-    const upstream = net.connect({ host: target.host, port: target.port });
+    // allowHalfOpen on both sides: a FIN passes on alone, as through a network, and answers still flow back.
+    const upstream = net.connect({ host: target.host, port: target.port, allowHalfOpen: true });
     const connection: HopConnection = { downstream, upstream, fromProxy: [], serverBytes: 0, closed: false, cutting: false };
     connections.push(connection);
     downstream.on('error', () => undefined);
@@ -104,7 +105,7 @@ export async function startFaultHop(target: { host: string; port: number }): Pro
     });
   };
 
-  let server = net.createServer(onConnection);
+  let server = net.createServer({ allowHalfOpen: true }, onConnection);
   const listen = (port: number) =>
     new Promise<number>((resolve, reject) => {
       server.once('error', reject);
@@ -133,7 +134,7 @@ export async function startFaultHop(target: { host: string; port: number }): Pro
       return Promise.resolve();
     },
     async accept() {
-      server = net.createServer(onConnection);
+      server = net.createServer({ allowHalfOpen: true }, onConnection);
       await listen(port);
     },
     async close() {

@@ -22,9 +22,20 @@ export function environment(env: Record<string, string>): NodeJS.ProcessEnv {
   return { ...clean, ...env };
 }
 
-function spawnCli(args: string[], env: Record<string, string>): ChildProcess {
+export interface SpawnOptions {
+  /** The process's limit of open file descriptors (`ulimit -n`). */
+  fileLimit?: number;
+}
+
+function spawnCli(args: string[], env: Record<string, string>, options: SpawnOptions = {}): ChildProcess {
   if (!existsSync(MAIN)) throw new Error(`${MAIN} is missing: run \`npm run build\` first`);
-  return spawn(process.execPath, [MAIN, ...args], { env: environment(env), stdio: ['ignore', 'pipe', 'pipe'] });
+  const stdio: ['ignore', 'pipe', 'pipe'] = ['ignore', 'pipe', 'pipe'];
+  if (options.fileLimit !== undefined) {
+    // The shell sets the limit, then becomes node: the child's pid is txproxy's.
+    const script = `ulimit -n ${options.fileLimit} && exec "$0" "$@"`;
+    return spawn('/bin/sh', ['-c', script, process.execPath, MAIN, ...args], { env: environment(env), stdio });
+  }
+  return spawn(process.execPath, [MAIN, ...args], { env: environment(env), stdio });
 }
 
 /** Runs txproxy until it exits (it is killed after `timeoutMs`). */
@@ -59,8 +70,8 @@ export interface RunningCli {
 }
 
 /** Starts txproxy and resolves once it printed its DATABASE_URL. */
-export async function startCli(args: string[], env: Record<string, string> = {}, timeoutMs = 30_000): Promise<RunningCli> {
-  const child = spawnCli(args, env);
+export async function startCli(args: string[], env: Record<string, string> = {}, timeoutMs = 30_000, options: SpawnOptions = {}): Promise<RunningCli> {
+  const child = spawnCli(args, env, options);
   let stdout = '';
   let stderr = '';
   child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk));

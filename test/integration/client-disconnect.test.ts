@@ -4,7 +4,9 @@
  * server connection at once, cancelling a statement still running, so the
  * backend is gone within moments — checked through pg_stat_activity on a
  * direct connection — and the transaction is rolled back and traced as
- * `disconnect`.
+ * `disconnect`. Outside a transaction block it is the other way round, as
+ * with PostgreSQL directly: a statement the client left running still
+ * finishes and commits, and the trace says `commit`.
  */
 import net from 'node:net';
 import t from 'tap';
@@ -172,4 +174,53 @@ t.test('sessions of other clients are not disturbed', async (t) => {
   await other.query('COMMIT');
   t.ok(await rowExists('kept'));
   await other.end();
+});
+
+/** Runs `sql` on `client` and destroys its socket once the server is busy with it. */
+async function vanishWhileRunning(client: pg.Client, pid: number, sql: string, values?: unknown[]): Promise<void> {
+  client.on('error', () => undefined);
+  const running = client.query(sql, values).catch(() => undefined);
+  await eventually(async () => (await backendState(pid)) === 'active', 5000, 'the statement to start');
+  socketOf(client).destroy();
+  await running;
+}
+
+t.test('while an autocommit statement runs: the server finishes and commits it, as directly', async (t) => {
+  // Directly: PostgreSQL runs the statement to its end and commits.
+  const direct = await postgres.direct();
+  const directPid = (await direct.query('SELECT pg_backend_pid() AS pid')).rows[0].pid as number;
+  await vanishWhileRunning(direct, directPid, "INSERT INTO marks SELECT 'direct-autocommit' FROM pg_sleep(1)");
+  await eventually(async () => (await backendState(directPid)) === null, 10_000, 'the direct backend to exit');
+  t.ok(await rowExists('direct-autocommit'), 'directly, the write commits');
+
+  for (const [name, sql, values] of [
+    ['simple protocol', "INSERT INTO marks SELECT 'vanished-autocommit' FROM pg_sleep(1)", undefined],
+    ['extended protocol', 'INSERT INTO marks SELECT $1::text FROM pg_sleep(1)', ['vanished-autocommit-extended']],
+  ] as const) {
+    proxy.trace.records.length = 0;
+    const { client, pid } = await clientWithPid();
+    proxy.trace.records.length = 0;
+    await vanishWhileRunning(client, pid, sql, values ? [...values] : undefined);
+    await eventually(async () => (await backendState(pid)) === null, 10_000, `${name}: the backend to exit`);
+    t.ok(await rowExists(values ? values[0] : 'vanished-autocommit'), `${name}: through txproxy too`);
+    await eventually(() => proxy.trace.records.some((r) => r.kind === 'transaction'), 2000, 'the transaction record');
+    t.match(
+      proxy.trace.records.filter((r) => r.kind === 'transaction'),
+      [{ implicit: true, outcome: 'commit', writes: 1 }],
+      `${name}: the trace says what the server did`,
+    );
+    t.match(proxy.trace.records.find((r) => r.kind === 'statement'), { 'pg.command_tag': 'INSERT 0 1' });
+    t.match(proxy.trace.records.find((r) => r.kind === 'session' && r.event === 'end'), { clean: false });
+  }
+});
+
+t.test('inside a block with its COMMIT already sent: the server commits, as directly', async (t) => {
+  const { client, pid } = await clientWithPid();
+  await client.query('BEGIN');
+  await client.query("INSERT INTO marks VALUES ('vanished-before-commit')");
+  await vanishWhileRunning(client, pid, 'SELECT pg_sleep(1); COMMIT');
+  await eventually(async () => (await backendState(pid)) === null, 10_000, 'the backend to exit');
+  t.ok(await rowExists('vanished-before-commit'), 'the COMMIT the client sent ran');
+  await eventually(() => explicitTransaction() !== undefined, 2000, 'the transaction record');
+  t.match(explicitTransaction(), { outcome: 'commit', writes: 1 });
 });

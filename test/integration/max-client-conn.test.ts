@@ -2,7 +2,9 @@
  * max_client_conn: a client over the limit gets FATAL 53300 after its
  * startup packet (also when it opened with SSLRequest) and is closed on
  * both ends; the sessions under the limit go on; when one closes, a new
- * client gets in.
+ * client gets in. Connections that never send a startup packet are bounded
+ * by max_pending_handshakes (the excess gets 53300 at once) and cut after
+ * handshake_timeout.
  */
 import net from 'node:net';
 import t from 'tap';
@@ -116,4 +118,70 @@ t.test('a refused client that never closes its side is cut off after a grace per
   t.equal(proxy.app.server.clientConnections, LIMIT + 1, 'the half-open connection is still there');
   await eventually(() => proxy.app.server.clientConnections === LIMIT, 15_000, 'txproxy to drop the half-open connection');
   socket.destroy();
+});
+
+t.test('connections that never send a startup packet', async (t) => {
+  const PENDING = 5;
+  const quiet = await startProxy(postgres, { max_pending_handshakes: PENDING, handshake_timeout: 3000 });
+  t.teardown(() => quiet.stop());
+
+  /** Opens `n` TCP connections that say nothing. */
+  async function silentConnections(n: number): Promise<net.Socket[]> {
+    return Promise.all(
+      Array.from({ length: n }, () => {
+        const socket = net.connect({ host: '127.0.0.1', port: quiet.port });
+        socket.on('error', () => undefined);
+        return new Promise<net.Socket>((resolve) => socket.once('connect', () => resolve(socket)));
+      }),
+    );
+  }
+
+  t.test('beyond max_pending_handshakes, a real client gets FATAL 53300 at once, not a dropped connection', async (t) => {
+    const silent = await silentConnections(PENDING);
+    t.teardown(() => silent.forEach((s) => s.destroy()));
+    await eventually(() => quiet.app.server.handshakesInProgress === PENDING, 2000, 'the silent connections to be in their handshake');
+
+    const startedAt = Date.now();
+    const err = await new pg.Client(quiet.connection()).connect().catch((e: pg.DatabaseError) => e);
+    t.match(err, {
+      severity: 'FATAL',
+      code: '53300',
+      message: `sorry, too many clients already: txproxy allows ${PENDING} connections in the startup handshake at once (max_pending_handshakes)`,
+    });
+    t.ok(Date.now() - startedAt < 2000, 'refused at once, not after the handshake timeout');
+    // Many more are refused the same way, and none of them is kept: the descriptors stay bounded.
+    const flood = await silentConnections(50);
+    t.teardown(() => flood.forEach((s) => s.destroy()));
+    let closedByProxy = 0;
+    for (const socket of flood) {
+      socket.once('end', () => closedByProxy++);
+      socket.resume();
+    }
+    await eventually(() => closedByProxy === flood.length, 5000, 'txproxy to close every refused connection');
+    await eventually(() => quiet.app.server.clientConnections === PENDING, 2000, 'txproxy to hold only the pending connections');
+    t.equal(quiet.app.server.handshakesInProgress, PENDING);
+
+    // Once the silent ones go, real clients get in.
+    silent.forEach((s) => s.destroy());
+    await eventually(() => quiet.app.server.handshakesInProgress === 0, 2000, 'the handshakes to end');
+    const client = await quiet.client();
+    t.equal((await client.query('SELECT 1 AS one')).rows[0].one, 1);
+    await client.end();
+  });
+
+  t.test('a silent connection is cut after handshake_timeout, freeing its place', async (t) => {
+    const silent = await silentConnections(PENDING);
+    t.teardown(() => silent.forEach((s) => s.destroy()));
+    const answers = silent.map((socket) => {
+      const chunks: Buffer[] = [];
+      socket.on('data', (c: Buffer) => chunks.push(c));
+      return new Promise<Buffer>((resolve) => socket.once('close', () => resolve(Buffer.concat(chunks))));
+    });
+    const [first] = await Promise.all(answers);
+    const { messages } = parseMessages(first);
+    t.match(messages, [{ type: 'E', error: { severityV: 'FATAL', code: '08P01', message: 'timeout: the client sent no complete startup packet within 3000 ms (handshake_timeout)' } }]);
+    t.equal(quiet.app.server.handshakesInProgress, 0);
+    const client = await quiet.client();
+    await client.end();
+  });
 });

@@ -2,12 +2,14 @@
  * The upstream server is unreachable, silent, or goes away in the middle of
  * a session: the client gets the FATAL error a PostgreSQL client expects
  * (08001 at connect, 08006 mid-session, or the server's own FATAL), its
- * connection is closed, an open transaction is recorded as `disconnect`,
+ * connection is closed, an open transaction is recorded as `disconnect`
+ * (`failed` when the server's FATAL ended it),
  * and txproxy goes on serving everyone else.
  */
 import net from 'node:net';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import pg from 'pg';
+import { getJson } from '../helpers/admin.js';
 import { startFaultHop } from '../helpers/fault-hop.js';
 import { startPostgres } from '../helpers/postgres.js';
 import { eventually, startProxy, type TestProxy } from '../helpers/proxy.js';
@@ -112,6 +114,106 @@ t.test('an upstream that accepts but never answers: FATAL 08001 within connect_t
   }
 });
 
+/**
+ * A fake server that plays a login up to a point and then stalls: it
+ * answers SSLRequest with 'N', the StartupMessage with `afterStartup`, a
+ * password message with `afterPassword`, and then says nothing more.
+ */
+async function stallingServer(t: Test, afterStartup: Buffer, afterPassword: Buffer = Buffer.alloc(0)) {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => undefined);
+    let pending = Buffer.alloc(0);
+    let started = false;
+    socket.on('data', (chunk: Buffer) => {
+      pending = Buffer.concat([pending, chunk]);
+      for (;;) {
+        if (!started) {
+          if (pending.length < 8) return;
+          const length = pending.readInt32BE(0);
+          if (pending.length < length) return;
+          const code = pending.readInt32BE(4);
+          pending = pending.subarray(length);
+          if (code === 80877103) socket.write('N');
+          else {
+            started = true;
+            socket.write(afterStartup);
+          }
+          continue;
+        }
+        if (pending.length < 5) return;
+        const length = pending.readInt32BE(1);
+        if (pending.length < 1 + length) return;
+        const type = String.fromCharCode(pending[0]);
+        pending = pending.subarray(1 + length);
+        if (type === 'p') socket.write(afterPassword);
+      }
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => {
+    for (const socket of sockets) socket.destroy();
+    server.close();
+  });
+  return { port: (server.address() as net.AddressInfo).port, sockets };
+}
+
+/** A backend message: type letter, then the body after its int32 length. */
+function backendMessage(type: string, body: Buffer): Buffer {
+  const header = Buffer.alloc(5);
+  header[0] = type.charCodeAt(0);
+  header.writeInt32BE(4 + body.length, 1);
+  return Buffer.concat([header, body]);
+}
+
+const int32 = (n: number) => {
+  const b = Buffer.alloc(4);
+  b.writeInt32BE(n);
+  return b;
+};
+const AUTH_CLEARTEXT = backendMessage('R', int32(3));
+const AUTH_OK = backendMessage('R', int32(0));
+
+t.test('an upstream that stalls during login: FATAL 08001 within connect_timeout, and /readyz says unavailable', async (t) => {
+  for (const [name, afterStartup, afterPassword, expected] of [
+    ['one byte, then nothing', AUTH_CLEARTEXT.subarray(0, 1), undefined, /sent no complete answer within 600 ms \(connect_timeout\)/],
+    ['half an authentication request, then nothing', AUTH_CLEARTEXT.subarray(0, 6), undefined, /sent no complete answer within 600 ms/],
+    ['a password request, then nothing after the password', AUTH_CLEARTEXT, Buffer.alloc(0), /stopped answering during login for 600 ms \(connect_timeout\)/],
+    ['AuthenticationOk, then no ReadyForQuery', AUTH_CLEARTEXT, AUTH_OK, /stopped answering during login for 600 ms/],
+  ] as const) {
+    const stalling = await stallingServer(t, afterStartup, afterPassword);
+    const upstream = `postgres://postgres@127.0.0.1:${stalling.port}/postgres?sslmode=prefer`;
+    const stalled = await startProxy(postgres, { connect_timeout: 600, http: '127.0.0.1:0' }, { upstream });
+    const startedAt = Date.now();
+    const err = (await new pg.Client(stalled.connection({ password: 'secret' })).connect().catch((e) => e)) as pg.DatabaseError;
+    const elapsed = Date.now() - startedAt;
+    t.match(err, { severity: 'FATAL', code: '08001', message: `txproxy could not connect to the upstream server at 127.0.0.1:${stalling.port}: ` }, `${name}: 08001 naming the upstream`);
+    t.match(err.message, expected, `${name}: says what the server did`);
+    t.ok(elapsed < 600 + 2500, `${name}: answered soon after connect_timeout (${elapsed} ms)`);
+    await eventually(() => stalling.sockets.size === 0, 2000, 'txproxy to close its connection to the stalled server');
+
+    const ready = await getJson(stalled.app.adminPort!, '/readyz');
+    if (afterPassword === undefined) {
+      t.equal(ready.status, 503, `${name}: /readyz is 503`);
+      t.match(ready.json.reason, `no complete answer from 127.0.0.1:${stalling.port}`);
+    } else {
+      t.equal(ready.status, 200, `${name}: a whole authentication request proves a live server to /readyz`);
+    }
+    await stalled.stop();
+  }
+});
+
+t.test('/readyz needs a whole answer from a server that answers SSLRequest and then stalls', async (t) => {
+  const stalling = await stallingServer(t, Buffer.alloc(0));
+  const stalled = await startProxy(postgres, { connect_timeout: 600, http: '127.0.0.1:0' }, { upstream: `postgres://postgres@127.0.0.1:${stalling.port}/postgres?sslmode=prefer` });
+  t.teardown(() => stalled.stop());
+  const ready = await getJson(stalled.app.adminPort!, '/readyz');
+  t.equal(ready.status, 503);
+  t.match(ready.json.reason, 'no complete answer');
+});
+
 t.test('the server terminates the backend: its FATAL 57P01 reaches the client, and nothing more', async (t) => {
   proxy.trace.records.length = 0;
   const { client, errors, ended } = await connectedClient();
@@ -131,9 +233,20 @@ t.test('the server terminates the backend: its FATAL 57P01 reaches the client, a
   t.equal(wire.messages().trailing, 0, 'the stream ends on a message boundary');
   t.match(errors, [{ code: '57P01' }]);
   await eventually(() => explicitTransactions().length === 1, 2000, 'the transaction record');
-  t.match(explicitTransactions()[0], { outcome: 'disconnect', writes: 1 });
+  // The server's FATAL forced the rollback: what the server did, not a client that left.
+  t.match(explicitTransactions()[0], { outcome: 'failed', writes: 1 });
   t.match(proxy.trace.records.find((r) => r.kind === 'session' && r.event === 'end'), { clean: false });
   t.notOk(await rowExists('terminated'), 'the insert was rolled back');
+});
+
+t.test('a FATAL error ends an autocommit statement: the trace says failed, not disconnect', async (t) => {
+  proxy.trace.records.length = 0;
+  const { client, ended } = await connectedClient();
+  const err = await client.query('SELECT pg_terminate_backend(pg_backend_pid())').catch((e: pg.DatabaseError) => e);
+  await ended;
+  t.match(err, { code: '57P01', severity: 'FATAL' });
+  await eventually(() => transactionRecords().length === 1, 2000, 'the transaction record');
+  t.match(transactionRecords()[0], { implicit: true, outcome: 'failed', first_error: { code: '57P01' } });
 });
 
 t.test('the TCP link to the server breaks inside a transaction: FATAL 08006, client closed, outcome disconnect', async (t) => {

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { serialize } from '../../src/protocol/frontend-messages.js';
 import { decodeStartupPacket } from '../../src/protocol/decode.js';
-import { StartupPacketError, StartupReader } from '../../src/protocol/startup-reader.js';
+import { StartupLengthError, StartupReader } from '../../src/protocol/startup-reader.js';
 
 function protocol32Startup(params: Record<string, string>): Buffer {
   const body = Buffer.concat([...Object.entries(params).flatMap(([k, v]) => [Buffer.from(k + '\0'), Buffer.from(v + '\0')]), Buffer.from([0])]);
@@ -63,8 +63,18 @@ t.test('a TLS ClientHello is recognised by its first byte', async (t) => {
   t.equal(read.kind, 'tls');
 });
 
-t.test('nonsense lengths are refused', async (t) => {
-  t.throws(() => new StartupReader().push(Buffer.from([0, 0, 0, 4, 0, 0, 0, 0])), StartupPacketError);
-  t.throws(() => new StartupReader().push(Buffer.from([0, 1, 0, 0, 0, 3, 0, 0])), StartupPacketError, 'over 10000 bytes');
-  t.throws(() => new StartupReader().push(Buffer.from('GET / HTTP/1.1\r\n')), StartupPacketError, 'an HTTP request');
+t.test('nonsense lengths are refused with the length, as PostgreSQL reads them', async (t) => {
+  const lengthWord = (n: number) => {
+    const b = Buffer.alloc(8);
+    b.writeInt32BE(n, 0);
+    b.writeInt32BE(196608, 4);
+    return b;
+  };
+  for (const length of [0, 4, 7, 10005, 0x58000000, -1]) {
+    t.throws(() => new StartupReader().push(lengthWord(length)), new StartupLengthError(length), `length ${length}`);
+  }
+  t.throws(() => new StartupReader().push(Buffer.from('GET / HTTP/1.1\r\n')), StartupLengthError, 'an HTTP request');
+  // PostgreSQL's cap of 10000 bytes leaves out the length word: 10004 is a length to wait for.
+  t.same(new StartupReader().push(lengthWord(10004)), { kind: 'incomplete' });
+  t.same(new StartupReader().push(lengthWord(8)).kind, 'packet');
 });
