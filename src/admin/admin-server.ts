@@ -11,8 +11,8 @@ import http from 'node:http';
 import type net from 'node:net';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
-import type { Session } from '../proxy/session.js';
 import { describeTarget, type UpstreamTarget } from '../proxy/upstream.js';
+import type { SessionView } from '../sessions/session-view.js';
 import type { TraceBus } from '../trace/trace-sink.js';
 import type { TraceText } from '../trace/trace-text.js';
 import { BearerToken, refuse, type Credentials } from './bearer-token.js';
@@ -28,7 +28,7 @@ export interface AdminServerOptions {
   port: number;
   registry: Registry;
   /** The live client sessions. */
-  sessions: () => Iterable<Session>;
+  sessions: () => Iterable<SessionView>;
   recentTransactions: RecentTransactions;
   traceBus: TraceBus;
   traceText: TraceText;
