@@ -16,9 +16,12 @@ import { eventually, startProxy } from '../helpers/proxy.js';
 const TOKEN = 'f3b8a1c9d07e42a6b5c4d3e2f1a0b9c8';
 const AUTHORIZED = { authorization: `Bearer ${TOKEN}` };
 const VIEWER = { user: 'pool_viewer', password: 'viewer-secret' };
+/** txproxy holds a password for this user that the server no longer takes. */
+const STALE = { user: 'pool_stale', password: 'stale-secret' };
 
 const postgres = await startPostgres();
 await postgres.sql(`CREATE ROLE ${VIEWER.user} LOGIN PASSWORD '${VIEWER.password}'`);
+await postgres.sql(`CREATE ROLE ${STALE.user} LOGIN PASSWORD 'changed-on-the-server'`);
 const proxy = await startProxy(
   postgres,
   {
@@ -33,6 +36,7 @@ const proxy = await startProxy(
       userlist: new Map([
         [postgres.user, parseSecret(postgres.password)],
         [VIEWER.user, parseSecret(VIEWER.password)],
+        [STALE.user, parseSecret(STALE.password)],
       ]),
     },
   },
@@ -129,6 +133,23 @@ t.test('two pools: each link names its backend pid and the client session holdin
     return pool.clients.active === 0 && pool.links.every((l) => l.sessionId === null && (l.state === 'idle' || l.state === 'used'));
   }, 10_000, 'the admin link idle, held by nobody');
   t.match(poolOf(await poolsNow(), postgres.user)!.links, [{ backendPid: adminPid, sessionId: null }]);
+});
+
+t.test('a failed server login shows as the pool\'s loginError while txproxy holds off the next attempt', async (t) => {
+  const client = new pg.Client(proxy.connection(STALE));
+  const refused = await client.connect().then(
+    () => null,
+    (err: unknown) => err as { code?: string },
+  );
+  t.equal(refused?.code, '28P01', 'the client gets the server\'s refusal');
+  const pool = poolOf(await poolsNow(), STALE.user);
+  t.match(pool, {
+    clients: { active: 0, waiting: 0 },
+    servers: { active: 0, idle: 0, login: 0 },
+    loginError: { code: '28P01', message: /password authentication failed for user "pool_stale"/ },
+    links: [],
+  });
+  t.ok(pool!.loginError!.retryInSeconds > 0 && pool!.loginError!.retryInSeconds <= 15, 'seconds until the next attempt (server_login_retry)');
 });
 
 t.test('without pooling /pools answers 200 with mode none and no pools', async (t) => {
