@@ -90,6 +90,7 @@ export class App {
     // Process metrics watch the event loop and GC all the time: only when someone can scrape them.
     this.registry = createRegistry({ processMetrics: config.http !== 'off' && config.metrics.process });
     if (options.trace !== null) registerTraceMetrics(this.registry, options.trace);
+    const pooling = poolMode(config.pool.mode, options.embedded === true);
     const sessions: SessionDirectory = {
       sessions: () => this.server.sessions,
       byBackendPid: (pid) => this.server.backendKeys.get(pid),
@@ -122,6 +123,7 @@ export class App {
         port: adminPort,
         registry: this.registry,
         sessions: () => this.server.sessions,
+        pools: { mode: pooling, snapshot: () => this.pools?.manager.snapshot() ?? [] },
         recentTransactions,
         traceBus: this.traceBus,
         traceText,
@@ -134,7 +136,7 @@ export class App {
         log: options.log,
       });
     }
-    if (poolMode(config.pool.mode, options.embedded === true) === 'session') {
+    if (pooling === 'session') {
       this.pools = new PoolLender({ config: config.pool, mode: 'session', target: options.target, registry: this.registry, log: options.log });
       listeners.push(databaseStatementListener(this.pools));
     }

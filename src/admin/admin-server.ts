@@ -1,7 +1,7 @@
 /**
  * The admin HTTP endpoint (docs/admin-api.md): Prometheus metrics, health
- * and readiness, the live sessions, recent transactions and the live trace
- * stream. Read-only: every route answers GET and nothing else.
+ * and readiness, the live sessions, the server connection pools, recent
+ * transactions and the live trace stream. Read-only: every route answers GET and nothing else.
  *
  * With a token set, every route requires it except the probes `/healthz`
  * and `/readyz`, which orchestrators call without headers; those then tell
@@ -11,13 +11,14 @@ import http from 'node:http';
 import type net from 'node:net';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
-import type { Session } from '../proxy/session.js';
 import { describeTarget, type UpstreamTarget } from '../proxy/upstream.js';
+import type { SessionView } from '../sessions/session-view.js';
 import type { TraceBus } from '../trace/trace-sink.js';
 import type { TraceText } from '../trace/trace-text.js';
 import { BearerToken, refuse, type Credentials } from './bearer-token.js';
 import { EventStream } from './event-stream.js';
 import { json } from './json-answer.js';
+import { viewPools, type PoolSource } from './pools-view.js';
 import { probeUpstream } from './readiness.js';
 import type { RecentTransactions } from './recent-transactions.js';
 import { viewSession, type LockWaitOf } from './sessions-view.js';
@@ -28,7 +29,9 @@ export interface AdminServerOptions {
   port: number;
   registry: Registry;
   /** The live client sessions. */
-  sessions: () => Iterable<Session>;
+  sessions: () => Iterable<SessionView>;
+  /** The server connection pools (an empty list with mode `none` when txproxy does not pool). */
+  pools: PoolSource;
   recentTransactions: RecentTransactions;
   traceBus: TraceBus;
   traceText: TraceText;
@@ -125,13 +128,16 @@ export class AdminServer {
       case '/sessions':
         json(res, 200, { sessions: [...this.options.sessions()].map((s) => viewSession(s, this.sql, this.options.lockWaitOf ?? null)) });
         return;
+      case '/pools':
+        json(res, 200, viewPools(this.options.pools));
+        return;
       case '/transactions':
         return this.transactions(url, res);
       case '/events':
         this.events.subscribe(req, res);
         return;
     }
-    json(res, 404, { error: 'not found', message: `no route ${url.pathname}; try /metrics, /healthz, /readyz, /sessions, /transactions or /events` });
+    json(res, 404, { error: 'not found', message: `no route ${url.pathname}; try /metrics, /healthz, /readyz, /sessions, /pools, /transactions or /events` });
   }
 
   private async metrics(res: http.ServerResponse): Promise<void> {

@@ -4,7 +4,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { sessionActivity, type SessionActivity } from '../metrics/session-activity.js';
-import type { Session } from '../proxy/session.js';
+import type { SessionView } from '../sessions/session-view.js';
 import type { RequestInfo } from '../tracker/types.js';
 import type { ShowSql } from './shown-sql.js';
 
@@ -21,7 +21,8 @@ export interface LockWaitView {
 
 export type LockWaitOf = (sessionId: string) => LockWaitView | null;
 
-export interface SessionView {
+/** One session as `/sessions` answers it. */
+export interface SessionJson {
   id: string;
   user: string;
   database: string;
@@ -40,7 +41,7 @@ export interface SessionView {
   lockWait: LockWaitView | null;
 }
 
-export function viewSession(session: Session, sql: ShowSql, lockWaitOf: LockWaitOf | null): SessionView {
+export function viewSession(session: SessionView, sql: ShowSql, lockWaitOf: LockWaitOf | null): SessionJson {
   const now = performance.now();
   const info = session.info;
   const ready = session.state === 'ready';
@@ -54,7 +55,7 @@ export function viewSession(session: Session, sql: ShowSql, lockWaitOf: LockWait
     database: info.database,
     application: info.applicationName,
     clientAddress: info.clientAddress,
-    backendPid: info.backendPid,
+    backendPid: session.backendPid,
     state: sessionActivity(session),
     startedAt: new Date(info.startedAt).toISOString(),
     request: ready ? viewRequest(tracker.request) : null,
@@ -96,7 +97,7 @@ export function viewSession(session: Session, sql: ShowSql, lockWaitOf: LockWait
   };
 }
 
-function viewRequest(request: RequestInfo): SessionView['request'] {
+function viewRequest(request: RequestInfo): SessionJson['request'] {
   return { id: request.id, traceId: request.traceId, route: request.route };
 }
 

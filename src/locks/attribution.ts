@@ -4,14 +4,16 @@
  * statements that transaction ran so far. Used for the blockers of a lock
  * wait and the processes of a deadlock.
  */
-import type { SessionTracker } from '../tracker/session-tracker.js';
-import type { SessionInfo } from '../tracker/types.js';
+import type { SessionView, TrackerView } from '../sessions/session-view.js';
+import type { StatementRecord } from '../tracker/types.js';
 
-/** What the lock monitor reads of a live proxied session (a src/proxy Session). */
-export interface TrackedSession {
-  readonly info: SessionInfo;
-  readonly tracker: SessionTracker;
-  readonly state: string;
+/**
+ * What the lock monitor reads of a live session (its read-only view), and
+ * the one thing it tells the tracker: how long a statement waited for a
+ * lock, so the statement's and its transaction's records carry it.
+ */
+export interface TrackedSession extends Pick<SessionView, 'info' | 'state'> {
+  readonly tracker: TrackerView & { addLockWait(ms: number, statement?: StatementRecord | null): void };
 }
 
 /** The live sessions, as the proxy server holds them. */

@@ -3,7 +3,7 @@
  * `pg_stat_activity.state`: the session gauge and the admin API's
  * `/sessions` both read it at request time, never per message.
  */
-import type { Session } from '../proxy/session.js';
+import type { SessionView } from '../sessions/session-view.js';
 
 export type SessionActivity =
   /** Connecting upstream or authenticating: no ReadyForQuery yet. */
@@ -24,7 +24,7 @@ export const SESSION_ACTIVITIES: readonly SessionActivity[] = [
   'idle_in_transaction_aborted',
 ];
 
-export function sessionActivity(session: Session): SessionActivity {
+export function sessionActivity(session: SessionView): SessionActivity {
   if (session.state === 'closed') return 'closed';
   if (session.state !== 'ready') return 'startup';
   const tracker = session.tracker;

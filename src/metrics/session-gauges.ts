@@ -4,10 +4,10 @@
  */
 import { performance } from 'node:perf_hooks';
 import { Gauge, type Registry } from 'prom-client';
-import type { Session } from '../proxy/session.js';
+import type { SessionView } from '../sessions/session-view.js';
 import { SESSION_ACTIVITIES, sessionActivity } from './session-activity.js';
 
-export function registerSessionGauges(registry: Registry, sessions: () => Iterable<Session>): void {
+export function registerSessionGauges(registry: Registry, sessions: () => Iterable<SessionView>): void {
   new Gauge({
     name: 'txproxy_client_sessions',
     help: 'Client sessions now, by database and state (startup, active, idle, idle_in_transaction, idle_in_transaction_aborted).',

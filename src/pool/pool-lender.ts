@@ -40,9 +40,9 @@ export class PoolLender implements LinkLender {
     });
   }
 
-  acquire(identity: LinkIdentity, credentials: ServerCredentials, signal: AbortSignal): Promise<ServerLink> {
+  acquire(identity: LinkIdentity, credentials: ServerCredentials, signal: AbortSignal, client: string): Promise<ServerLink> {
     this.credentials.set(identity.user, credentials);
-    return this.manager.acquire(identity.database, identity.user, { signal });
+    return this.manager.acquire(identity.database, identity.user, { signal, client });
   }
 
   release(link: ServerLink, reusable: boolean): void {

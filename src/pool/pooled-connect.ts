@@ -24,8 +24,12 @@ import { settingsSql, startupSettings } from './startup-settings.js';
 
 /** What a pool offers a client session. */
 export interface LinkLender {
-  /** Waits for a logged-in server connection of the identity's pool; rejects with a PoolError (its report is for the client). */
-  acquire(identity: LinkIdentity, credentials: ServerCredentials, signal: AbortSignal): Promise<ServerLink>;
+  /**
+   * Waits for a logged-in server connection of the identity's pool; rejects
+   * with a PoolError (its report is for the client). `client` names the
+   * borrower (its session id) while it holds the link.
+   */
+  acquire(identity: LinkIdentity, credentials: ServerCredentials, signal: AbortSignal, client: string): Promise<ServerLink>;
   /** Back from a client: a reusable link is reset and kept, any other is closed. */
   release(link: ServerLink, reusable: boolean): void;
 }
@@ -57,7 +61,8 @@ export interface BorrowedServer {
 
 export type PooledConnectResult = { kind: 'ready'; server: BorrowedServer } | { kind: 'ended'; reason: string; report: Report | null };
 
-export async function connectPooled(client: net.Socket, startup: StartupRequest, options: PooledConnectOptions): Promise<PooledConnectResult> {
+/** `sessionId`: the session the client gets, minted ahead so the pool can name who holds each link. */
+export async function connectPooled(client: net.Socket, startup: StartupRequest, options: PooledConnectOptions, sessionId: string): Promise<PooledConnectResult> {
   const user = startup.params.user;
   const database = startup.params.database ?? user;
   const login = await loginClient(client, user, startup.rest, {
@@ -74,7 +79,7 @@ export async function connectPooled(client: net.Socket, startup: StartupRequest,
   client.once('close', onClose);
   let link: ServerLink;
   try {
-    link = await options.lender.acquire({ user, database }, login.credentials, abandoned.signal);
+    link = await options.lender.acquire({ user, database }, login.credentials, abandoned.signal, sessionId);
   } catch (err) {
     const report = failureReport(err as Error, user, database);
     if (!client.destroyed) endClient(client, errorResponse(report));

@@ -17,6 +17,7 @@ import { ProxyErrors } from './errors.js';
 import { isReplication, Session, type SessionInterceptor, type SessionOptions } from './session.js';
 import { sendCancel, type UpstreamTarget } from './upstream.js';
 import { connectPooled, type PooledConnectOptions } from '../pool/pooled-connect.js';
+import { newSessionId } from '../tracker/session-ids.js';
 
 /** What the listener needs to pool: how clients log in, and the pools. */
 export type PooledServers = PooledConnectOptions;
@@ -123,11 +124,13 @@ export class ProxyServer extends EventEmitter {
       endClient(result.socket, errorResponse(ProxyErrors.tooManyClients(this.options.maxClientConn)));
       return;
     }
+    // Minted before the login: a pool names the session holding each of its links.
+    const id = newSessionId();
     const pooled = this.options.pooled;
     let borrowed: SessionOptions['borrowed'];
     let startup: { packet: Buffer; params: Record<string, string>; rest: Buffer } = result;
     if (pooled !== undefined && !isReplication(result.params)) {
-      const connected = await connectPooled(result.socket, result, pooled);
+      const connected = await connectPooled(result.socket, result, pooled, id);
       if (connected.kind === 'ended') {
         if (connected.report !== null) this.options.log.warn({ client, code: connected.report.code, reason: connected.reason }, 'client refused at login');
         else this.options.log.debug({ client, reason: connected.reason }, 'client left during login');
@@ -137,6 +140,7 @@ export class ProxyServer extends EventEmitter {
       startup = { ...result, rest: connected.server.rest };
     }
     const session = new Session(result.socket, startup, {
+      id,
       borrowed,
       target: this.options.target,
       maxMessageLength: this.options.maxMessageLength,

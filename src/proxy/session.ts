@@ -36,8 +36,11 @@ import { describeTarget, sendCancel, startUpstream, UpstreamTlsError, type Upstr
 import type { BorrowedServer } from '../pool/pooled-connect.js';
 import type { ServerLink } from '../server-link/server-link.js';
 import { newSessionId } from '../tracker/session-ids.js';
+import type { SessionState, SessionView } from '../sessions/session-view.js';
 
 export interface SessionOptions {
+  /** The session id when it was minted before the session (a pool names its borrower by it); else a new one. */
+  id?: string;
   target: UpstreamTarget;
   maxMessageLength: number;
   /** Read sockets into one reused buffer (reused-read-buffer.ts); false: a fresh Buffer per read. */
@@ -84,9 +87,7 @@ const DEFAULT = 'default';
 
 const TERMINATE = serialize.end();
 
-export type SessionState = 'connecting' | 'authenticating' | 'ready' | 'closed';
-
-export class Session extends EventEmitter {
+export class Session extends EventEmitter implements SessionView {
   readonly info: SessionInfo;
   readonly tracker: SessionTracker;
   state: SessionState = 'connecting';
@@ -134,7 +135,7 @@ export class Session extends EventEmitter {
     super();
     const params = startup.params;
     this.info = {
-      id: newSessionId(),
+      id: options.id ?? newSessionId(),
       user: params.user ?? '',
       database: params.database ?? params.user ?? '',
       applicationName: params.application_name ?? '',

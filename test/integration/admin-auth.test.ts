@@ -25,7 +25,7 @@ t.teardown(async () => {
   await postgres.stop();
 });
 
-const PROTECTED = ['/metrics', '/sessions', '/transactions', '/events', '/no-such-route'];
+const PROTECTED = ['/metrics', '/sessions', '/pools', '/transactions', '/events', '/no-such-route'];
 
 t.test('without a token every route but the probes is 401 with a Bearer challenge', async (t) => {
   for (const route of PROTECTED) {
