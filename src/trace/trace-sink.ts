@@ -5,6 +5,9 @@
  */
 import { terminalSafeJson } from './json-text.js';
 import { BufferedWriter, type TraceDropReason, type WriterProblem } from './buffered-writer.js';
+import type { KeepRules } from './keep-rules.js';
+import { TailSampler } from './tail-sampler.js';
+import type { StatementRecord, TransactionRecord } from '../tracker/types.js';
 
 export interface TraceSink {
   /** One record as JSON text, without a line break. */
@@ -53,12 +56,27 @@ export class MemoryTraceSink implements TraceSink {
  * waits, policy decisions) goes to each attached sink — the trace file, the
  * admin API's live stream, tests. With no sink attached, writers skip
  * building records at all (`active` is false).
+ *
+ * With tail sampling (`trace.keep`), the records of a transaction pass a
+ * TailSampler first, which writes or drops them together; without it
+ * (every transaction kept, the default), they go straight to the sinks.
  */
 export class TraceBus {
   private sinks: TraceSink[] = [];
+  private sampler: TailSampler | null = null;
 
   get active(): boolean {
     return this.sinks.length > 0;
+  }
+
+  /** Tail sampling by these rules; null keeps every transaction. */
+  keep(rules: KeepRules | null, random?: () => number): void {
+    this.sampler = rules === null ? null : new TailSampler(rules, (line) => this.writeLine(line), random);
+  }
+
+  /** Transactions the tail sampling kept and dropped so far; null without it. */
+  get sampled(): Readonly<{ kept: number; dropped: number }> | null {
+    return this.sampler?.counts ?? null;
   }
 
   attach(sink: TraceSink): () => void {
@@ -71,9 +89,33 @@ export class TraceBus {
   /** A record object: serialized once for all sinks, only when one is attached. */
   write(record: object): void {
     if (this.sinks.length === 0) return;
-    this.writeLine(terminalSafeJson(JSON.stringify(record)));
+    const line = terminalSafeJson(JSON.stringify(record));
+    if (this.sampler === null) this.writeLine(line);
+    else this.sampler.record(record as Record<string, unknown>, line);
   }
 
+  /** A statement record's JSON text. */
+  writeStatement(sessionId: string, statement: StatementRecord, line: string): void {
+    if (this.sampler === null) this.writeLine(line);
+    else this.sampler.statement(sessionId, statement, line);
+  }
+
+  /** A transaction record's JSON text: its transaction's records are written or dropped with it. */
+  writeTransaction(sessionId: string, transaction: TransactionRecord, line: string): void {
+    if (this.sampler === null) this.writeLine(line);
+    else this.sampler.transaction(sessionId, transaction, line);
+  }
+
+  /** Told of every session, traced or not, so that tail sampling forgets ended ones. */
+  sessionStarted(sessionId: string): void {
+    this.sampler?.sessionStarted(sessionId);
+  }
+
+  sessionEnded(sessionId: string): void {
+    this.sampler?.sessionEnded(sessionId);
+  }
+
+  /** A line for every sink, as it is. */
   writeLine(line: string): void {
     for (const sink of this.sinks) sink.writeLine(line);
   }

@@ -23,6 +23,7 @@ export class TraceWriter implements TrackerListener {
   ) {}
 
   sessionStarted(session: SessionInfo): void {
+    this.out.sessionStarted(session.id);
     if (!this.out.active) return;
     this.out.write({
       kind: 'session',
@@ -38,6 +39,8 @@ export class TraceWriter implements TrackerListener {
   }
 
   sessionEnded(session: SessionInfo, clean: boolean, durationMs: number): void {
+    // First: a transaction still held is decided before the session's end is written.
+    this.out.sessionEnded(session.id);
     if (!this.out.active) return;
     this.out.write({
       kind: 'session',
@@ -51,7 +54,8 @@ export class TraceWriter implements TrackerListener {
   }
 
   // Statement and transaction records are written for every transaction:
-  // their JSON text is built directly (json-text.ts says why).
+  // their JSON text is built directly (json-text.ts says why). With tail
+  // sampling the bus holds them until their transaction is decided.
 
   statementFinished(session: SessionInfo, s: StatementRecord): void {
     if (!this.out.active) return;
@@ -79,7 +83,7 @@ export class TraceWriter implements TrackerListener {
     if (s.interrupted) line += ',"pg.interrupted":true';
     if (s.suspended) line += ',"pg.portal_suspended":true';
     if (s.copy !== null) line += `,"pg.copy":"${s.copy}"`;
-    this.out.writeLine(line + this.text.requestJson(s.request) + '}');
+    this.out.writeStatement(session.id, s, line + this.text.requestJson(s.request) + '}');
   }
 
   transactionEnded(session: SessionInfo, t: TransactionRecord): void {
@@ -99,7 +103,7 @@ export class TraceWriter implements TrackerListener {
     if (t.idleInTransactionMs > 0) line += `,"idle_in_transaction_ms":${jsonMs(t.idleInTransactionMs)}`;
     if (t.lockWaitMs > 0) line += `,"lock_wait_ms":${jsonMs(t.lockWaitMs)}`;
     if (t.firstError !== null) line += `,"first_error":{"code":${jsonString(t.firstError.code)},"message":${jsonString(this.firstErrorMessage(session, t.firstError.message))}}`;
-    this.out.writeLine(line + this.text.requestJson(t.request) + '}');
+    this.out.writeTransaction(session.id, t, line + this.text.requestJson(t.request) + '}');
   }
 
   private firstErrorMessage(session: SessionInfo, message: string): string {
