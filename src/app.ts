@@ -25,7 +25,7 @@ import { PolicyService, type PolicyViolationCounter } from './proxy/policy-servi
 import { ProxyServer } from './proxy/server.js';
 import type { UpstreamTarget } from './proxy/upstream.js';
 import { keepRules } from './trace/keep-rules.js';
-import { registerTraceMetrics } from './trace/trace-metrics.js';
+import { registerSamplingMetrics, registerTraceMetrics } from './trace/trace-metrics.js';
 import { TraceText } from './trace/trace-text.js';
 import { TraceWriter } from './trace/trace-writer.js';
 import { fanOut, type TrackerListener } from './tracker/types.js';
@@ -71,10 +71,12 @@ export class App {
     const listeners: TrackerListener[] = [];
     const traceText = new TraceText({ sql: config.trace.sql, maxSqlLength: config.trace.max_sql_length, maxTagLength: config.trace.max_tag_length });
     if (options.trace !== null) this.traceBus.attach(options.trace);
-    this.traceBus.keep(keepRules(config.trace.keep));
+    const keep = keepRules(config.trace.keep);
+    this.traceBus.keep(keep);
     // Process metrics watch the event loop and GC all the time: only when someone can scrape them.
     this.registry = createRegistry({ processMetrics: config.http !== 'off' && config.metrics.process });
     if (options.trace !== null) registerTraceMetrics(this.registry, options.trace);
+    if (keep !== null) registerSamplingMetrics(this.registry, () => this.traceBus.sampled);
     const sessions: SessionDirectory = {
       sessions: () => this.server.sessions,
       byBackendPid: (pid) => this.server.backendKeys.get(pid),
