@@ -25,7 +25,16 @@ export interface TraceSink {
  * created. Throws a TraceFileError when the file cannot be opened.
  */
 export function createTraceSink(output: string, onProblem?: (problem: WriterProblem) => void): TraceSink {
-  const writer = output === '-' ? new BufferedWriter(1, { onProblem }) : BufferedWriter.open(output, { onProblem });
+  return ndjsonSink(openTraceWriter(output, onProblem));
+}
+
+/** The writer for a trace output: stdout for `-`, else the file (throws a TraceFileError). */
+export function openTraceWriter(output: string, onProblem?: (problem: WriterProblem) => void): BufferedWriter {
+  return output === '-' ? new BufferedWriter(1, { onProblem }) : BufferedWriter.open(output, { onProblem });
+}
+
+/** NDJSON: each record's JSON text on a line of its own. */
+export function ndjsonSink(writer: BufferedWriter): TraceSink {
   return {
     writeLine(line) {
       writer.writeLine(line);
