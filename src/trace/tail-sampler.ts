@@ -198,14 +198,21 @@ export class TailSampler {
     // One that never got its transaction record is decided on what it showed.
     if (session.current !== null) this.settle(session.current);
     const kept = drawSample(this.rules.sample, this.random) || keeps(this.rules, session.pending, false);
-    const held: HeldTransaction = {
-      id,
-      fate: kept ? Fate.Kept : Fate.Holding,
-      signals: session.pending,
-      lines: kept ? EMPTY : [],
-      statementsHeld: 0,
-      statementsDropped: 0,
-    };
+    // The session's last transaction can no longer be brought back: its object and array serve again.
+    const last = session.last;
+    let held: HeldTransaction;
+    if (last !== null && last !== session.firstWrite) {
+      held = last;
+      held.id = id;
+      held.statementsHeld = 0;
+      held.statementsDropped = 0;
+      if (held.lines !== EMPTY) held.lines.length = 0;
+      else if (!kept) held.lines = [];
+    } else {
+      held = { id, fate: Fate.Holding, signals: 0, lines: kept ? EMPTY : [], statementsHeld: 0, statementsDropped: 0 };
+    }
+    held.fate = kept ? Fate.Kept : Fate.Holding;
+    held.signals = session.pending;
     if (kept) this.counts.kept++;
     session.pending = 0;
     session.current = held;
@@ -257,7 +264,7 @@ export class TailSampler {
     held.fate = Fate.DroppedEarly;
     held.statementsDropped += held.statementsHeld;
     held.statementsHeld = 0;
-    held.lines = [];
+    held.lines.length = 0;
   }
 
   /** A transaction at its end (or its session's): kept or dropped with all it held. */
@@ -280,8 +287,8 @@ export class TailSampler {
     held.fate = Fate.Kept;
     this.counts.kept++;
     const lines = held.lines;
-    held.lines = EMPTY;
     for (let i = 0; i < lines.length; i++) this.out(lines[i]);
+    lines.length = 0;
   }
 
   /** A dropped transaction written after all. */
@@ -320,6 +327,7 @@ export class TailSampler {
   }
 }
 
+/** The lines of a transaction the draw picked: it never holds any. */
 const EMPTY: string[] = [];
 
 function newSession(): SessionState {

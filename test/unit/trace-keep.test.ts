@@ -287,3 +287,35 @@ t.test('TraceBus: with sample 1 records go straight to the sinks; with rules thr
   bus.writeTransaction('1', tx('1.t2'), '{"t":2}');
   t.same(bus.sampled, { kept: 1, dropped: 0 });
 });
+
+t.test('many transactions on one session: exactly the kept ones, whole and in order (objects are reused)', async (t) => {
+  let seed = 7;
+  const rand = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
+  const draws: boolean[] = [];
+  const { out, sampler } = harness(rules({ not_atomic: false, sample: 0.2, max_held: 1000 }), draws);
+  const expected: string[] = [];
+  for (let n = 1; n <= 500; n++) {
+    const id = `1.t${n}`;
+    const sampled = rand() < 0.2;
+    draws.push(sampled);
+    const lines: string[] = [];
+    let reason = false;
+    const count = 1 + Math.floor(rand() * 5);
+    for (let i = 0; i < count; i++) {
+      const error = rand() < 0.05 ? ERROR : null;
+      const lockWaitMs = rand() < 0.05 ? 3 : 0;
+      reason ||= error !== null || lockWaitMs > 0;
+      const line = `${id}/s${i}`;
+      lines.push(line);
+      sampler.statement('1', st(id, i, { error, lockWaitMs }), line);
+    }
+    const slow = rand() < 0.05;
+    reason ||= slow;
+    const txLine = `{"t":"${id}"}`;
+    lines.push(txLine);
+    sampler.transaction('1', tx(id, { durationMs: slow ? 900 : 1 }), txLine);
+    if (sampled || reason) expected.push(...lines);
+  }
+  t.same(out, expected);
+  t.equal(sampler.counts.kept + sampler.counts.dropped, 500);
+});
