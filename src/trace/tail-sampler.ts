@@ -23,9 +23,24 @@
  *   kept aside until the request ends: a second one makes the request not
  *   atomic, and both are written.
  * - Records of no transaction (session, dry_run) are written at once.
+ *
+ * Statement and transaction records are held as the tracker's own record
+ * objects, and their JSON text is built only for a transaction that is
+ * kept: a dropped one costs a few pointers, not the text of its records.
+ * (Those objects are not changed once reported; their request may still
+ * learn its route from a later statement, which the text then shows.)
  */
 import { drawSample, keeps, recordSignal, Signal, transactionSignals, type KeepRules } from './keep-rules.js';
-import type { StatementRecord, TransactionRecord } from '../tracker/types.js';
+import type { SessionInfo, StatementRecord, TransactionRecord } from '../tracker/types.js';
+
+/** Builds the JSON text of statement and transaction records (the TraceWriter). */
+export interface RecordText {
+  statementLine(session: SessionInfo, statement: StatementRecord): string;
+  transactionLine(session: SessionInfo, transaction: TransactionRecord): string;
+}
+
+/** A held record: the text of another kind, or a statement or transaction record still to be written out. */
+type Entry = string | StatementRecord | TransactionRecord;
 
 const enum Fate {
   /** Records are held until the decision. */
@@ -42,10 +57,13 @@ interface HeldTransaction {
   id: string;
   fate: Fate;
   signals: number;
-  lines: string[];
-  /** Statement records among `lines`, and those dropped early. */
+  entries: Entry[];
+  /** Statement records among `entries`, and those dropped early. */
   statementsHeld: number;
   statementsDropped: number;
+  /** Whose records these are, and what writes them out. */
+  session: SessionInfo | null;
+  text: RecordText | null;
 }
 
 interface SessionState {
@@ -91,32 +109,26 @@ export class TailSampler {
     if (current !== null) this.settle(current);
   }
 
-  statement(sessionId: string, s: StatementRecord, line: string): void {
+  statement(info: SessionInfo, s: StatementRecord, text: RecordText): void {
     const id = s.transactionId;
     if (id === null) {
-      this.out(line);
+      this.out(text.statementLine(info, s));
       return;
     }
-    let session = this.sessions.get(sessionId);
-    if (session === undefined) {
-      session = newSession();
-      this.sessions.set(sessionId, session);
-    }
+    const session = this.sessionOf(info.id);
     let held = this.find(session, id);
-    if (held === null) held = this.begin(session, id);
+    if (held === null) held = this.begin(session, id, info, text);
+    else if (held.session === null) this.learn(held, info, text);
     let signals = 0;
     if (s.error !== null) signals |= Signal.Error;
     if (s.lockWaitMs > 0) signals |= Signal.LockWait;
-    this.add(held, line, signals, true);
+    this.add(held, s, signals, true);
   }
 
-  transaction(sessionId: string, t: TransactionRecord, line: string): void {
-    let session = this.sessions.get(sessionId);
-    if (session === undefined) {
-      session = newSession();
-      this.sessions.set(sessionId, session);
-    }
-    const held = this.find(session, t.id) ?? this.begin(session, t.id);
+  transaction(info: SessionInfo, t: TransactionRecord, text: RecordText): void {
+    const session = this.sessionOf(info.id);
+    const held = this.find(session, t.id) ?? this.begin(session, t.id, info, text);
+    if (held.session === null) this.learn(held, info, text);
     if (session.current === held) session.current = null;
     session.last = held;
     let signals = transactionSignals(this.rules, t);
@@ -130,15 +142,16 @@ export class TailSampler {
     held.signals |= signals;
     switch (held.fate) {
       case Fate.Holding:
-        held.lines.push(line);
+        held.entries.push(t);
         this.settle(held);
         if (firstWrite && (held.fate as Fate) === Fate.Dropped) session.firstWrite = held;
         return;
       case Fate.Kept:
-        this.out(line);
+        this.out(text.transactionLine(info, t));
         return;
       case Fate.DroppedEarly:
         if (keeps(this.rules, held.signals, false)) {
+          const line = text.transactionLine(info, t);
           this.out(`${line.slice(0, -1)},"statements_dropped":${held.statementsDropped}}`);
           held.fate = Fate.Kept;
           this.counts.kept++;
@@ -180,7 +193,7 @@ export class TailSampler {
         this.out(line);
         return;
       }
-      held = this.begin(session, id);
+      held = this.begin(session, id, null, null);
     }
     this.add(held, line, signal, false);
   }
@@ -194,7 +207,16 @@ export class TailSampler {
     return null;
   }
 
-  private begin(session: SessionState, id: string): HeldTransaction {
+  private sessionOf(sessionId: string): SessionState {
+    let session = this.sessions.get(sessionId);
+    if (session === undefined) {
+      session = newSession();
+      this.sessions.set(sessionId, session);
+    }
+    return session;
+  }
+
+  private begin(session: SessionState, id: string, info: SessionInfo | null, text: RecordText | null): HeldTransaction {
     // One that never got its transaction record is decided on what it showed.
     if (session.current !== null) this.settle(session.current);
     const kept = drawSample(this.rules.sample, this.random) || keeps(this.rules, session.pending, false);
@@ -206,13 +228,16 @@ export class TailSampler {
       held.id = id;
       held.statementsHeld = 0;
       held.statementsDropped = 0;
-      if (held.lines !== EMPTY) held.lines.length = 0;
-      else if (!kept) held.lines = [];
+      if (held.entries !== EMPTY) held.entries.length = 0;
+      else if (!kept) held.entries = [];
     } else {
-      held = { id, fate: Fate.Holding, signals: 0, lines: kept ? EMPTY : [], statementsHeld: 0, statementsDropped: 0 };
+      held = { id, fate: Fate.Holding, signals: 0, entries: kept ? EMPTY : [], statementsHeld: 0, statementsDropped: 0, session: null, text: null };
     }
     held.fate = kept ? Fate.Kept : Fate.Holding;
     held.signals = session.pending;
+    // A transaction begun by a lock_wait or policy record learns these from its first statement.
+    held.session = info;
+    held.text = text;
     if (kept) this.counts.kept++;
     session.pending = 0;
     session.current = held;
@@ -220,29 +245,46 @@ export class TailSampler {
     return held;
   }
 
-  private add(held: HeldTransaction, line: string, signals: number, statement: boolean): void {
+  private add(held: HeldTransaction, entry: Entry, signals: number, statement: boolean): void {
     const reason = this.mark(held, signals);
     switch (held.fate) {
       case Fate.Kept:
-        this.out(line);
+        this.write(held, entry);
         return;
       case Fate.Holding:
-        held.lines.push(line);
+        held.entries.push(entry);
         if (statement) held.statementsHeld++;
-        if (held.lines.length >= this.rules.maxHeld) this.decideEarly(held);
+        if (held.entries.length >= this.rules.maxHeld) this.decideEarly(held);
         return;
       case Fate.Dropped:
         // A record after its end that is a reason itself (a policy's warning) brings it back.
         if (reason) {
           this.rescue(held);
-          this.out(line);
+          this.write(held, entry);
         }
         return;
       case Fate.DroppedEarly:
-        if (reason) this.out(line);
+        if (reason) this.write(held, entry);
         else if (statement) held.statementsDropped++;
         return;
     }
+  }
+
+  private learn(held: HeldTransaction, info: SessionInfo, text: RecordText): void {
+    held.session = info;
+    held.text = text;
+  }
+
+  /** Writes one record out, building its text now if it is the tracker's record object. */
+  private write(held: HeldTransaction, entry: Entry): void {
+    if (typeof entry === 'string') {
+      this.out(entry);
+      return;
+    }
+    const session = held.session;
+    const text = held.text;
+    if (session === null || text === null) return; // cannot happen: statements and transactions bring both
+    this.out(isTransaction(entry) ? text.transactionLine(session, entry) : text.statementLine(session, entry));
   }
 
   /**
@@ -264,7 +306,7 @@ export class TailSampler {
     held.fate = Fate.DroppedEarly;
     held.statementsDropped += held.statementsHeld;
     held.statementsHeld = 0;
-    held.lines.length = 0;
+    held.entries.length = 0;
   }
 
   /** A transaction at its end (or its session's): kept or dropped with all it held. */
@@ -286,9 +328,9 @@ export class TailSampler {
   private keep(held: HeldTransaction): void {
     held.fate = Fate.Kept;
     this.counts.kept++;
-    const lines = held.lines;
-    for (let i = 0; i < lines.length; i++) this.out(lines[i]);
-    lines.length = 0;
+    const entries = held.entries;
+    for (let i = 0; i < entries.length; i++) this.write(held, entries[i]);
+    entries.length = 0;
   }
 
   /** A dropped transaction written after all. */
@@ -327,8 +369,12 @@ export class TailSampler {
   }
 }
 
-/** The lines of a transaction the draw picked: it never holds any. */
-const EMPTY: string[] = [];
+/** The entries of a transaction the draw picked: it never holds any. */
+const EMPTY: Entry[] = [];
+
+function isTransaction(entry: StatementRecord | TransactionRecord): entry is TransactionRecord {
+  return (entry as TransactionRecord).statementLog !== undefined;
+}
 
 function newSession(): SessionState {
   return { current: null, last: null, pending: 0, requestId: null, requestWrites: 0, firstWrite: null };

@@ -6,8 +6,8 @@
 import { terminalSafeJson } from './json-text.js';
 import { BufferedWriter, type TraceDropReason, type WriterProblem } from './buffered-writer.js';
 import type { KeepRules } from './keep-rules.js';
-import { TailSampler } from './tail-sampler.js';
-import type { StatementRecord, TransactionRecord } from '../tracker/types.js';
+import { TailSampler, type RecordText } from './tail-sampler.js';
+import type { SessionInfo, StatementRecord, TransactionRecord } from '../tracker/types.js';
 
 export interface TraceSink {
   /** One record as JSON text, without a line break. */
@@ -103,16 +103,19 @@ export class TraceBus {
     else this.sampler.record(record as Record<string, unknown>, line);
   }
 
-  /** A statement record's JSON text. */
-  writeStatement(sessionId: string, statement: StatementRecord, line: string): void {
-    if (this.sampler === null) this.writeLine(line);
-    else this.sampler.statement(sessionId, statement, line);
+  /**
+   * A statement record, its JSON text built by `text`: at once, or with
+   * tail sampling only if its transaction is kept.
+   */
+  writeStatement(session: SessionInfo, statement: StatementRecord, text: RecordText): void {
+    if (this.sampler === null) this.writeLine(text.statementLine(session, statement));
+    else this.sampler.statement(session, statement, text);
   }
 
-  /** A transaction record's JSON text: its transaction's records are written or dropped with it. */
-  writeTransaction(sessionId: string, transaction: TransactionRecord, line: string): void {
-    if (this.sampler === null) this.writeLine(line);
-    else this.sampler.transaction(sessionId, transaction, line);
+  /** A transaction record: its transaction's records are written or dropped with it. */
+  writeTransaction(session: SessionInfo, transaction: TransactionRecord, text: RecordText): void {
+    if (this.sampler === null) this.writeLine(text.transactionLine(session, transaction));
+    else this.sampler.transaction(session, transaction, text);
   }
 
   /** Told of every session, traced or not, so that tail sampling forgets ended ones. */

@@ -6,10 +6,11 @@
  */
 import { jsonMs, jsonNullable, jsonString } from './json-text.js';
 import type { TraceText } from './trace-text.js';
+import type { RecordText } from './tail-sampler.js';
 import type { TraceBus } from './trace-sink.js';
 import type { SessionInfo, StatementRecord, TrackerListener, TransactionRecord } from '../tracker/types.js';
 
-export class TraceWriter implements TrackerListener {
+export class TraceWriter implements TrackerListener, RecordText {
   /**
    * A session's last error message that the trace text redacted for its
    * statement's sake (a password statement's, in full mode): its
@@ -54,11 +55,19 @@ export class TraceWriter implements TrackerListener {
   }
 
   // Statement and transaction records are written for every transaction:
-  // their JSON text is built directly (json-text.ts says why). With tail
-  // sampling the bus holds them until their transaction is decided.
+  // their JSON text is built directly (json-text.ts says why). The bus asks
+  // for it (statementLine, transactionLine): at once, or with tail sampling
+  // only for the transactions it keeps.
 
   statementFinished(session: SessionInfo, s: StatementRecord): void {
-    if (!this.out.active) return;
+    if (this.out.active) this.out.writeStatement(session, s, this);
+  }
+
+  transactionEnded(session: SessionInfo, t: TransactionRecord): void {
+    if (this.out.active) this.out.writeTransaction(session, t, this);
+  }
+
+  statementLine(session: SessionInfo, s: StatementRecord): string {
     const text = this.text.sql(s.text, s.info);
     const fields = sessionFields(session);
     let line =
@@ -83,11 +92,10 @@ export class TraceWriter implements TrackerListener {
     if (s.interrupted) line += ',"pg.interrupted":true';
     if (s.suspended) line += ',"pg.portal_suspended":true';
     if (s.copy !== null) line += `,"pg.copy":"${s.copy}"`;
-    this.out.writeStatement(session.id, s, line + this.text.requestJson(s.request) + '}');
+    return line + this.text.requestJson(s.request) + '}';
   }
 
-  transactionEnded(session: SessionInfo, t: TransactionRecord): void {
-    if (!this.out.active) return;
+  transactionLine(session: SessionInfo, t: TransactionRecord): string {
     const fields = sessionFields(session);
     let line =
       `{"kind":"transaction","time":"${isoTime(t.startedAt)}","end":"${isoTime(t.endedAt)}","duration_ms":${jsonMs(t.durationMs)}` +
@@ -103,7 +111,7 @@ export class TraceWriter implements TrackerListener {
     if (t.idleInTransactionMs > 0) line += `,"idle_in_transaction_ms":${jsonMs(t.idleInTransactionMs)}`;
     if (t.lockWaitMs > 0) line += `,"lock_wait_ms":${jsonMs(t.lockWaitMs)}`;
     if (t.firstError !== null) line += `,"first_error":{"code":${jsonString(t.firstError.code)},"message":${jsonString(this.firstErrorMessage(session, t.firstError.message))}}`;
-    this.out.writeTransaction(session.id, t, line + this.text.requestJson(t.request) + '}');
+    return line + this.text.requestJson(t.request) + '}';
   }
 
   private firstErrorMessage(session: SessionInfo, message: string): string {

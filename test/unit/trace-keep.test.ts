@@ -5,9 +5,9 @@
 import t from 'tap';
 import { buildConfig } from '../../src/config/load.js';
 import { keepRules, keeps, Signal, transactionSignals, type KeepConfig, type KeepRules } from '../../src/trace/keep-rules.js';
-import { TailSampler } from '../../src/trace/tail-sampler.js';
+import { TailSampler, type RecordText } from '../../src/trace/tail-sampler.js';
 import { TraceBus } from '../../src/trace/trace-sink.js';
-import type { RequestInfo, StatementRecord, TransactionRecord } from '../../src/tracker/types.js';
+import type { RequestInfo, SessionInfo, StatementRecord, TransactionRecord } from '../../src/tracker/types.js';
 
 const ALL_ON: KeepConfig = {
   sample: 0,
@@ -60,11 +60,34 @@ function st(transactionId: string | null, seq: number, fields: Partial<Statement
   return { transactionId, seq, error: null, lockWaitMs: 0, ...fields } as StatementRecord;
 }
 
-/** A sampler writing to an array; lines are short names, not JSON, except transaction records. */
+/** Records carry the text a test expects for them; the sampler asks for it only when it writes one. */
+const lineOf = new WeakMap<object, string>();
+let built = 0;
+const TEXT: RecordText = {
+  statementLine: (_session, s) => (built++, lineOf.get(s)!),
+  transactionLine: (_session, t) => (built++, lineOf.get(t)!),
+};
+const info = (id: string) => ({ id }) as SessionInfo;
+
+/** A sampler writing to an array, driven with a record and the line it stands for. */
 function harness(r: KeepRules, draws: boolean[] = []) {
   const out: string[] = [];
   const random = () => (draws.shift() ?? false ? 0 : 0.999999);
-  const sampler = new TailSampler(r, (line) => out.push(line), random);
+  const real = new TailSampler(r, (line) => out.push(line), random);
+  const sampler = {
+    statement(sessionId: string, s: StatementRecord, line: string) {
+      lineOf.set(s, line);
+      real.statement(info(sessionId), s, TEXT);
+    },
+    transaction(sessionId: string, t: TransactionRecord, line: string) {
+      lineOf.set(t, line);
+      real.transaction(info(sessionId), t, TEXT);
+    },
+    record: (record: Record<string, unknown>, line: string) => real.record(record, line),
+    sessionStarted: (id: string) => real.sessionStarted(id),
+    sessionEnded: (id: string) => real.sessionEnded(id),
+    counts: real.counts,
+  };
   return { out, sampler };
 }
 
@@ -276,16 +299,35 @@ t.test('TraceBus: with sample 1 records go straight to the sinks; with rules thr
   const bus = new TraceBus();
   bus.attach({ writeLine: (line) => lines.push(line), flush: async () => undefined });
   bus.keep(null);
-  bus.writeStatement('1', st('1.t1', 1), 'a');
+  const a = st('1.t1', 1);
+  lineOf.set(a, 'a');
+  bus.writeStatement(info('1'), a, TEXT);
   t.same(lines, ['a']);
   t.equal(bus.sampled, null);
   bus.keep(rules());
   bus.sessionStarted('1');
-  bus.writeStatement('1', st('1.t2', 2), 'b');
+  const b = st('1.t2', 2);
+  lineOf.set(b, 'b');
+  bus.writeStatement(info('1'), b, TEXT);
   bus.write({ kind: 'policy', 'session.id': '1', 'transaction.id': '1.t2' });
   t.same(lines.slice(1), ['b', '{"kind":"policy","session.id":"1","transaction.id":"1.t2"}']);
-  bus.writeTransaction('1', tx('1.t2'), '{"t":2}');
+  const end = tx('1.t2');
+  lineOf.set(end, '{"t":2}');
+  bus.writeTransaction(info('1'), end, TEXT);
   t.same(bus.sampled, { kept: 1, dropped: 0 });
+});
+
+t.test('the text of a dropped transaction\'s records is never built', async (t) => {
+  const { out, sampler } = harness(rules());
+  const before = built;
+  for (let i = 1; i <= 50; i++) {
+    sampler.statement('1', st(`1.t${i}`, i), `s${i}`);
+    sampler.transaction('1', tx(`1.t${i}`), `{"t":${i}}`);
+  }
+  t.same(out, []);
+  t.equal(built, before);
+  sampler.statement('1', st('1.t51', 51, { error: ERROR }), 's51');
+  t.equal(built, before + 1, 'built once kept');
 });
 
 t.test('many transactions on one session: exactly the kept ones, whole and in order (objects are reused)', async (t) => {
