@@ -69,6 +69,8 @@ const fraction = z.union([z.number(), z.string()], { error: SAMPLE }).transform(
   return n;
 });
 
+const flag = z.boolean({ error: 'expected true or false' });
+
 /** Tail sampling of the trace (docs/traces.md#tail-sampling-tracekeep). */
 const traceKeep = z
   .object({
@@ -80,15 +82,15 @@ const traceKeep = z
       .transform((v) => (v === 'off' ? null : v))
       .default(500),
     /** Transactions with an error, that failed, or whose client went away. */
-    errors: z.boolean().default(true),
+    errors: flag.default(true),
     /** Transactions in a deadlock, the victim's and the other processes'. */
-    deadlocks: z.boolean().default(true),
+    deadlocks: flag.default(true),
     /** Transactions that waited for a lock (the lock monitor found the wait). */
-    lock_waits: z.boolean().default(true),
+    lock_waits: flag.default(true),
     /** Transactions a policy refused, warned about, rewrote or limited. */
-    policies: z.boolean().default(true),
+    policies: flag.default(true),
     /** A request's autocommit transactions with writes, from the second on (and the first). */
-    not_atomic: z.boolean().default(true),
+    not_atomic: flag.default(true),
     /** Records held per transaction before it is decided early. */
     max_held: wholeNumber(16).default(1000),
   })
