@@ -9,6 +9,7 @@
  * people reading along, not for production rates.
  */
 import type { TraceSink } from '../trace/trace-sink.js';
+import { NO_FILTER } from './filter.js';
 import type { Style } from './style.js';
 import { TraceRenderer } from './trace-command.js';
 
@@ -25,8 +26,6 @@ export interface TextWriter {
  * shown (the transcript holds the one that ended last: transcript.ts).
  */
 const HOLD_MS = 250;
-
-const NO_FILTER = { sessionId: null, route: null, minMs: null };
 
 export function transcriptSink(writer: TextWriter, style: Style, holdMs = HOLD_MS): TraceSink {
   // Records come from this process's own trace writer: none is malformed.
