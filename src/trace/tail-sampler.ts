@@ -26,7 +26,8 @@
  *
  * Statement and transaction records are held as the tracker's own record
  * objects, and their JSON text is built only for a transaction that is
- * kept: a dropped one costs a few pointers, not the text of its records.
+ * kept: a dropped one costs a few pointers, not the text of its records
+ * (except a statement with huge SQL text: see LAZY_TEXT_LIMIT).
  * (Those objects are not changed once reported; their request may still
  * learn its route from a later statement, which the text then shows.)
  */
@@ -122,7 +123,9 @@ export class TailSampler {
     let signals = 0;
     if (s.error !== null) signals |= Signal.Error;
     if (s.lockWaitMs > 0) signals |= Signal.LockWait;
-    this.add(held, s, signals, true);
+    // A huge statement is held as its record's text, which trace.max_sql_length cuts.
+    const entry = held.fate === Fate.Holding && s.text.length > LAZY_TEXT_LIMIT ? text.statementLine(info, s) : s;
+    this.add(held, entry, signals, true);
   }
 
   transaction(info: SessionInfo, t: TransactionRecord, text: RecordText): void {
@@ -368,6 +371,14 @@ export class TailSampler {
     }
   }
 }
+
+/**
+ * SQL text up to this length is held as the statement's record object;
+ * longer text (a bulk INSERT of megabytes) is turned into the record's JSON
+ * text at once, cut to trace.max_sql_length, so that holding a statement
+ * never costs more memory than its trace line.
+ */
+const LAZY_TEXT_LIMIT = 16384;
 
 /** The entries of a transaction the draw picked: it never holds any. */
 const EMPTY: Entry[] = [];

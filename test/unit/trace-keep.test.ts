@@ -57,7 +57,7 @@ function tx(id: string, fields: Partial<TransactionRecord> = {}): TransactionRec
 }
 
 function st(transactionId: string | null, seq: number, fields: Partial<StatementRecord> = {}): StatementRecord {
-  return { transactionId, seq, error: null, lockWaitMs: 0, ...fields } as StatementRecord;
+  return { transactionId, seq, text: '', error: null, lockWaitMs: 0, ...fields } as StatementRecord;
 }
 
 /** Records carry the text a test expects for them; the sampler asks for it only when it writes one. */
@@ -328,6 +328,17 @@ t.test('the text of a dropped transaction\'s records is never built', async (t) 
   t.equal(built, before);
   sampler.statement('1', st('1.t51', 51, { error: ERROR }), 's51');
   t.equal(built, before + 1, 'built once kept');
+});
+
+t.test('a statement with huge SQL text is held as its cut trace line, not as the text', async (t) => {
+  const { out, sampler } = harness(rules());
+  const before = built;
+  sampler.statement('1', st('1.t1', 1, { text: 'x'.repeat(20_000) }), 'huge, cut');
+  t.equal(built, before + 1, 'its line is built at once');
+  sampler.statement('1', st('1.t1', 2, { text: 'SELECT 1' }), 'small');
+  t.equal(built, before + 1, 'a small one is not');
+  sampler.transaction('1', tx('1.t1', { outcome: 'failed' }), '{"t":1}');
+  t.same(out, ['huge, cut', 'small', '{"t":1}']);
 });
 
 t.test('many transactions on one session: exactly the kept ones, whole and in order (objects are reused)', async (t) => {
