@@ -15,7 +15,7 @@ export const Signal = {
   Deadlock: 2,
   /** A lock_wait record, or lock wait time on a statement or the transaction. */
   LockWait: 4,
-  /** A policy record names the transaction (refused, warned, rewritten, limited). */
+  /** A policy record names the transaction: a statement refused or warned about, a limit reached. */
   Policy: 8,
   /** It lasted `slower_than` or longer. */
   Slow: 16,
@@ -75,15 +75,24 @@ export function transactionSignals(rules: KeepRules, t: TransactionRecord): numb
   return signals;
 }
 
+/**
+ * Policy decisions that keep their transaction: those that refused, warned
+ * or ended something (the ones txproxy_policy_violations_total counts).
+ * The routine records of single-transaction and dry-run requests (`wrapped`,
+ * `committed`, `rolled_back`) would keep every such request: they follow
+ * their transaction's decision like any record.
+ */
+const KEEPING_DECISIONS = new Set(['refused', 'limit', 'warned']);
+
 /** What a trace record of another kind (lock_wait, deadlock, policy) tells about its transaction. */
-export function recordSignal(kind: unknown): number {
-  switch (kind) {
+export function recordSignal(record: Record<string, unknown>): number {
+  switch (record.kind) {
     case 'lock_wait':
       return Signal.LockWait;
     case 'deadlock':
       return Signal.Deadlock;
     case 'policy':
-      return Signal.Policy;
+      return KEEPING_DECISIONS.has(record.decision as string) ? Signal.Policy : 0;
     default:
       return 0;
   }

@@ -7,13 +7,13 @@
  * - The sample draw is made when a transaction's first record comes: one
  *   the draw picks is written as it runs, nothing held. The others are held
  *   and kept as soon as one of their records shows a reason (an error, a
- *   lock wait, a deadlock, a policy decision), or at their end (slow,
+ *   lock wait, a deadlock, a policy refusal or warning), or at their end (slow,
  *   failed, not atomic); else dropped at their end.
  * - A transaction holds at most `maxHeld` records. At that point it is
  *   decided early: kept if the draw picked it or it already showed a
  *   reason, else its held records are dropped, and after that only its
  *   records that are a reason themselves are written (an error, a lock
- *   wait, a deadlock, a policy decision), and its transaction record if it
+ *   wait, a deadlock, a policy refusal or warning), and its transaction record if it
  *   ends up kept, with `statements_dropped`.
  * - Records that come after a transaction's own record (a policy's warning
  *   about the request) follow its decision; one that is itself a reason
@@ -172,20 +172,12 @@ export class TailSampler {
   record(record: Record<string, unknown>, line: string): void {
     const sessionId = record['session.id'];
     const id = record['transaction.id'];
-    const signal = recordSignal(record.kind);
+    const signal = recordSignal(record);
     if (record.kind === 'deadlock') this.markDeadlocked(record.processes);
     const session = typeof sessionId === 'string' ? this.sessions.get(sessionId) : undefined;
-    if (session === undefined || signal === 0) {
-      if (session !== undefined && typeof id === 'string') {
-        const held = this.find(session, id);
-        if (held !== null) return this.add(held, line, 0, false);
-      }
-      this.out(line);
-      return;
-    }
-    if (typeof id !== 'string') {
-      // A policy decision before its transaction began: it counts for the next one.
-      session.pending |= signal;
+    if (session === undefined || typeof id !== 'string') {
+      // A policy decision before its transaction began: it counts for the session's next one.
+      if (session !== undefined) session.pending |= signal;
       this.out(line);
       return;
     }

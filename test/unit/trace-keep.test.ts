@@ -172,7 +172,7 @@ t.test('lock_wait, deadlock and policy records follow their transaction and keep
   for (const kind of ['lock_wait', 'deadlock', 'policy']) {
     const { out, sampler } = harness(rules());
     sampler.statement('1', st('1.t1', 1), 'BEGIN');
-    sampler.record({ kind, 'session.id': '1', 'transaction.id': '1.t1' }, kind);
+    sampler.record({ kind, 'session.id': '1', 'transaction.id': '1.t1', decision: 'refused' }, kind);
     sampler.statement('1', st('1.t1', 2), 'COMMIT');
     sampler.transaction('1', tx('1.t1'), '{"t":1}');
     t.same(out, ['BEGIN', kind, 'COMMIT', '{"t":1}'], kind);
@@ -180,9 +180,25 @@ t.test('lock_wait, deadlock and policy records follow their transaction and keep
   // With the rule off, the record goes with its dropped transaction.
   const { out, sampler } = harness(rules({ policies: false }));
   sampler.statement('1', st('1.t1', 1), 'UPDATE');
-  sampler.record({ kind: 'policy', 'session.id': '1', 'transaction.id': '1.t1' }, 'policy');
+  sampler.record({ kind: 'policy', 'session.id': '1', 'transaction.id': '1.t1', decision: 'refused' }, 'policy');
   sampler.transaction('1', tx('1.t1'), '{"t":1}');
   t.same(out, [], 'policies: false');
+});
+
+t.test('routine policy records (a request transaction wrapped, committed) do not keep a transaction', async (t) => {
+  const { out, sampler } = harness(rules());
+  sampler.sessionStarted('1');
+  sampler.record({ kind: 'policy', 'session.id': '1', 'transaction.id': '1.t1', decision: 'wrapped' }, 'wrapped');
+  sampler.statement('1', st('1.t1', 1), 'SAVEPOINT');
+  sampler.transaction('1', tx('1.t1'), '{"t":1}');
+  sampler.record({ kind: 'policy', 'session.id': '1', 'transaction.id': '1.t1', decision: 'committed' }, 'committed');
+  t.same(out, [], 'dropped with its transaction');
+  for (const decision of ['refused', 'limit', 'warned']) {
+    const h = harness(rules());
+    h.sampler.statement('1', st('1.t1', 1), 'INSERT');
+    h.sampler.record({ kind: 'policy', 'session.id': '1', 'transaction.id': '1.t1', decision }, decision);
+    t.same(h.out, ['INSERT', decision], `${decision} keeps it`);
+  }
 });
 
 t.test('a deadlock keeps the other processes of the cycle that are still in their transaction', async (t) => {
@@ -203,7 +219,7 @@ t.test('a deadlock keeps the other processes of the cycle that are still in thei
 t.test('a policy decision that names no transaction keeps the session\'s next one', async (t) => {
   const { out, sampler } = harness(rules());
   sampler.sessionStarted('1');
-  sampler.record({ kind: 'policy', 'session.id': '1', 'transaction.id': null }, 'policy');
+  sampler.record({ kind: 'policy', 'session.id': '1', 'transaction.id': null, decision: 'warned' }, 'policy');
   sampler.statement('1', st('1.t1', 1), 'INSERT');
   sampler.transaction('1', tx('1.t1'), '{"t":1}');
   sampler.statement('1', st('1.t2', 2), 'SELECT');
@@ -216,7 +232,7 @@ t.test('a policy warning after the transaction record brings the dropped transac
   sampler.statement('1', st('1.t1', 1), 'INSERT');
   sampler.transaction('1', tx('1.t1', { writes: 1 }), '{"t":1}');
   t.same(out, []);
-  sampler.record({ kind: 'policy', 'session.id': '1', 'transaction.id': '1.t1' }, 'warned');
+  sampler.record({ kind: 'policy', 'session.id': '1', 'transaction.id': '1.t1', decision: 'warned' }, 'warned');
   t.same(out, ['INSERT', '{"t":1}', 'warned']);
   t.same(sampler.counts, { kept: 1, dropped: 0 });
 });
@@ -309,8 +325,8 @@ t.test('TraceBus: with sample 1 records go straight to the sinks; with rules thr
   const b = st('1.t2', 2);
   lineOf.set(b, 'b');
   bus.writeStatement(info('1'), b, TEXT);
-  bus.write({ kind: 'policy', 'session.id': '1', 'transaction.id': '1.t2' });
-  t.same(lines.slice(1), ['b', '{"kind":"policy","session.id":"1","transaction.id":"1.t2"}']);
+  bus.write({ kind: 'policy', 'session.id': '1', 'transaction.id': '1.t2', decision: 'refused' });
+  t.same(lines.slice(1), ['b', '{"kind":"policy","session.id":"1","transaction.id":"1.t2","decision":"refused"}']);
   const end = tx('1.t2');
   lineOf.set(end, '{"t":2}');
   bus.writeTransaction(info('1'), end, TEXT);
