@@ -10,11 +10,12 @@
  *   lock wait, a deadlock, a policy refusal or warning), or at their end (slow,
  *   failed, not atomic); else dropped at their end.
  * - A transaction holds at most `maxHeld` records. At that point it is
- *   decided early: kept if the draw picked it or it already showed a
- *   reason, else its held records are dropped, and after that only its
- *   records that are a reason themselves are written (an error, a lock
- *   wait, a deadlock, a policy refusal or warning), and its transaction record if it
- *   ends up kept, with `statements_dropped`.
+ *   decided early: kept if it already showed a reason, else its held
+ *   records are dropped, and so are its later ones until one shows a
+ *   reason (an error, a lock wait, a deadlock, a policy refusal or
+ *   warning): that one and all after it are written. Its transaction
+ *   record, if it ends up kept, says how many statements were left out
+ *   (`statements_dropped`).
  * - Records that come after a transaction's own record (a policy's warning
  *   about the request) follow its decision; one that is itself a reason
  *   still brings the dropped transaction back, while it is the session's
@@ -150,12 +151,11 @@ export class TailSampler {
         if (firstWrite && (held.fate as Fate) === Fate.Dropped) session.firstWrite = held;
         return;
       case Fate.Kept:
-        this.out(text.transactionLine(info, t));
+        this.out(this.transactionLine(held, info, t, text));
         return;
       case Fate.DroppedEarly:
         if (keeps(this.rules, held.signals, false)) {
-          const line = text.transactionLine(info, t);
-          this.out(`${line.slice(0, -1)},"statements_dropped":${held.statementsDropped}}`);
+          this.out(this.transactionLine(held, info, t, text));
           held.fate = Fate.Kept;
           this.counts.kept++;
         } else {
@@ -259,10 +259,20 @@ export class TailSampler {
         }
         return;
       case Fate.DroppedEarly:
-        if (reason) this.write(held, entry);
-        else if (statement) held.statementsDropped++;
+        if (reason) {
+          // Kept after all: what comes from now on is written.
+          held.fate = Fate.Kept;
+          this.counts.kept++;
+          this.write(held, entry);
+        } else if (statement) held.statementsDropped++;
         return;
     }
+  }
+
+  /** A transaction record's text; one that was decided early says how many statement records it left out. */
+  private transactionLine(held: HeldTransaction, info: SessionInfo, t: TransactionRecord, text: RecordText): string {
+    const line = text.transactionLine(info, t);
+    return held.statementsDropped === 0 ? line : `${line.slice(0, -1)},"statements_dropped":${held.statementsDropped}}`;
   }
 
   private learn(held: HeldTransaction, info: SessionInfo, text: RecordText): void {

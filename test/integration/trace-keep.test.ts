@@ -13,6 +13,7 @@ import { startPostgres } from '../helpers/postgres.js';
 import { eventually, startProxy } from '../helpers/proxy.js';
 
 const SLOWER_THAN_MS = 2500;
+const MAX_HELD = 16;
 
 // The deadlock detector runs once a wait has lasted deadlock_timeout.
 const postgres = await startPostgres({ postgresFlags: ['-c', 'deadlock_timeout=100ms'] });
@@ -20,7 +21,7 @@ await postgres.sql('CREATE TABLE items (id int PRIMARY KEY, name text NOT NULL)'
 await postgres.sql("INSERT INTO items SELECT g, 'item ' || g FROM generate_series(1, 10) g");
 const proxy = await startProxy(postgres, {
   http: '127.0.0.1:0',
-  trace: { keep: { sample: 0, slower_than: SLOWER_THAN_MS } },
+  trace: { keep: { sample: 0, slower_than: SLOWER_THAN_MS, max_held: MAX_HELD } },
   lock_monitor: { threshold: 50, interval: 20 },
   policies: { rules: [{ name: 'audit-warn', match: { application_name: 'audit' }, mode: 'atomic', action: 'warn' }] },
 });
@@ -110,6 +111,13 @@ await orphan.query("INSERT INTO items VALUES (500, 'order')");
 await orphan.query('SELECT 1');
 await orphan.query("INSERT INTO items VALUES (501, 'order line')");
 
+// More statements than a transaction may hold, then an error: decided early, kept at the error.
+const bulk = await client('bulk');
+await bulk.query('BEGIN');
+for (let i = 0; i < 30; i++) await bulk.query('INSERT INTO items VALUES ($1, $2)', [600 + i, 'bulk']);
+await failure(bulk.query("INSERT INTO items VALUES (600, 'again')"));
+await bulk.query('ROLLBACK');
+
 for (const c of clients) await c.end();
 await eventually(() => proxy.app.server.sessions.size === 0, 10_000, 'every session to end');
 
@@ -135,8 +143,8 @@ t.test('the workload ran as planned', async (t) => {
     ['40P01', null],
     'one side of the deadlock was its victim',
   );
-  t.equal(applicationOf.size, 10, 'every session start record is written');
-  t.equal(records.filter((r) => r.kind === 'session' && r.event === 'end').length, 10, 'and every session end record');
+  t.equal(applicationOf.size, 11, 'every session start record is written');
+  t.equal(records.filter((r) => r.kind === 'session' && r.event === 'end').length, 11, 'and every session end record');
 });
 
 t.test('ordinary transactions are dropped', async (t) => {
@@ -177,9 +185,26 @@ t.test('the slow transaction, the one a policy warned about and the request that
   );
 });
 
+t.test('a transaction with more records than max_held: decided early, its error and what follows written', async (t) => {
+  const [bulkTx] = transactionsOf('bulk').filter((tx) => tx.statements > 30);
+  t.equal(bulkTx.statements, 33);
+  const record = keptTransactions.find((r) => r['transaction.id'] === bulkTx.id);
+  t.equal(record?.outcome, 'failed');
+  t.equal(record?.statements_dropped, 31, 'BEGIN and the 30 INSERTs before the error');
+  const own = records.filter((r) => r.kind === 'statement' && r['transaction.id'] === bulkTx.id);
+  t.same(
+    own.map((r) => [r['db.query.text'], r['db.response.status_code'] ?? null]),
+    [
+      ["INSERT INTO items VALUES (600, 'again')", '23505'],
+      ['ROLLBACK', null],
+    ],
+  );
+});
+
 t.test('each kept transaction has every statement; no dropped one has any', async (t) => {
   const statements = records.filter((r) => r.kind === 'statement');
   for (const tx of proxy.transactions) {
+    if (applicationOf.get(tx.sessionId) === 'bulk' && tx.statements > 30) continue;
     const own = statements.filter((s) => s['transaction.id'] === tx.id);
     if (keptIds.has(tx.id)) t.equal(own.length, tx.statements, `${tx.id} (${applicationOf.get(tx.sessionId)}): all its statements`);
     else if (own.length > 0) t.fail(`${tx.id} (${applicationOf.get(tx.sessionId)}) was dropped, but ${own.length} of its statements were written`);
