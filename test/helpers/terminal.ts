@@ -21,7 +21,12 @@ export interface TerminalCli {
   /** Types Ctrl-C, as a person would: the terminal sends SIGINT to txproxy. */
   interrupt(): void;
   exited: Promise<number | null>;
-  kill(): void;
+  /**
+   * Ends it whatever state it is in: Ctrl-C twice (txproxy exits at the
+   * second), then SIGKILL to `script`. Killing `script` alone would leave
+   * txproxy running: the terminal's hangup is SIGHUP, which reloads it.
+   */
+  stop(): Promise<void>;
 }
 
 const quote = (arg: string) => `'${arg.replace(/'/g, `'\\''`)}'`;
@@ -52,7 +57,14 @@ export function startCliOnTerminal(args: string[], env: Record<string, string> =
     port,
     interrupt: () => child.stdin.write('\x03'),
     exited,
-    kill: () => child.kill('SIGKILL'),
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.stdin.write('\x03');
+      child.stdin.write('\x03');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+      await exited;
+      clearTimeout(timer);
+    },
   };
 }
 

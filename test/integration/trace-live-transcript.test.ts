@@ -32,7 +32,7 @@ const onTerminal = scriptCommand() !== null;
 t.test('on a terminal: transaction blocks appear as they happen, not NDJSON', { skip: onTerminal ? false : 'util-linux script is not installed' }, async (t) => {
   // Whatever the test runner's own environment says about colour.
   const cli = startCliOnTerminal(baseArgs, { NO_COLOR: '', FORCE_COLOR: '' });
-  t.teardown(() => cli.kill());
+  t.teardown(() => cli.stop());
   const port = await cli.port;
   await workload(port);
   // Shown while txproxy runs: the block is complete once its COMMIT record came.
@@ -53,7 +53,7 @@ t.test('on a terminal: transaction blocks appear as they happen, not NDJSON', { 
 
 t.test('on a terminal, --trace-format ndjson keeps NDJSON', { skip: onTerminal ? false : 'util-linux script is not installed' }, async (t) => {
   const cli = startCliOnTerminal([...baseArgs, '--trace-format', 'ndjson']);
-  t.teardown(() => cli.kill());
+  t.teardown(() => cli.stop());
   await workload(await cli.port);
   await eventually(() => /"kind":"transaction"/.test(cli.output()), 15_000, 'the transaction record');
   t.notMatch(plainText(cli.output()), /── tx/);
