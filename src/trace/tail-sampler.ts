@@ -51,7 +51,7 @@ const enum Fate {
   Kept,
   /** Dropped at its end; its records stay in memory a little longer, to be brought back. */
   Dropped,
-  /** Dropped early (too many records held): only records that are a reason themselves are written. */
+  /** Dropped early (too many records held): its records are dropped until one is a reason to keep it. */
   DroppedEarly,
 }
 
