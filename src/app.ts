@@ -29,7 +29,8 @@ import { databaseStatementListener } from './pool/database-statements.js';
 import { poolMode } from './pool/pool-config.js';
 import { PoolLender } from './pool/pool-lender.js';
 import type { UpstreamTarget } from './proxy/upstream.js';
-import { registerTraceMetrics } from './trace/trace-metrics.js';
+import { keepRules } from './trace/keep-rules.js';
+import { registerSamplingMetrics, registerTraceMetrics } from './trace/trace-metrics.js';
 import { TraceText } from './trace/trace-text.js';
 import { TraceWriter } from './trace/trace-writer.js';
 import { fanOut, type TrackerListener } from './tracker/types.js';
@@ -87,9 +88,12 @@ export class App {
     const listeners: TrackerListener[] = [];
     const traceText = new TraceText({ sql: config.trace.sql, maxSqlLength: config.trace.max_sql_length, maxTagLength: config.trace.max_tag_length });
     if (options.trace !== null) this.traceBus.attach(options.trace);
+    const keep = keepRules(config.trace.keep);
+    this.traceBus.keep(keep);
     // Process metrics watch the event loop and GC all the time: only when someone can scrape them.
     this.registry = createRegistry({ processMetrics: config.http !== 'off' && config.metrics.process });
     if (options.trace !== null) registerTraceMetrics(this.registry, options.trace);
+    if (keep !== null) registerSamplingMetrics(this.registry, () => this.traceBus.sampled);
     const pooling = poolMode(config.pool.mode, options.embedded === true);
     const sessions: SessionDirectory = {
       sessions: () => this.server.sessions,

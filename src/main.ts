@@ -26,8 +26,9 @@ import { parseUserlist, UserlistError, type Secret } from './auth/userlist.js';
 import { startEmbeddedPostgres, type EmbeddedServer } from './embedded/embedded-postgres.js';
 import type { WriterProblem } from './trace/buffered-writer.js';
 import { TraceFileError } from './trace/trace-file.js';
-import { createTraceSink, type TraceSink } from './trace/trace-sink.js';
+import { ndjsonSink, openTraceWriter, type TraceSink } from './trace/trace-sink.js';
 import { parseUpstreamUrl, UpstreamUrlError, type UpstreamTarget } from './proxy/upstream.js';
+import { transcriptSink } from './trace-render/live-transcript.js';
 import { colourStyle, plainStyle, wantsColour } from './trace-render/style.js';
 import {
   followTrace,
@@ -99,18 +100,33 @@ function readUserlist(file: string | null): Map<string, Secret> {
 }
 
 /**
+ * Whether the trace is written as a transcript for people: when asked for,
+ * or (`auto`) when it goes to stdout and stdout is a terminal. Files,
+ * pipes and containers get NDJSON.
+ */
+function tracesAsTranscript(config: Config): boolean {
+  const format = config.trace.format;
+  if (format !== 'auto') return format === 'transcript';
+  return config.trace.output === '-' && process.stdout.isTTY === true;
+}
+
+/**
  * Opens the trace output, checked like the rest of the configuration: a
  * path that cannot be written is a ConfigError naming the key.
  */
 function openTrace(loaded: LoadedConfig, onProblem: (problem: WriterProblem) => void): TraceSink | null {
   const output = loaded.config.trace.output;
   if (output === 'off') return null;
+  let writer;
   try {
-    return createTraceSink(output, onProblem);
+    writer = openTraceWriter(output, onProblem);
   } catch (err) {
     if (!(err instanceof TraceFileError)) throw err;
     throw new ConfigError(`invalid value for 'trace.output' ${loaded.originOf('trace.output')}: ${err.message}; got '${output}'`);
   }
+  if (!tracesAsTranscript(loaded.config)) return ndjsonSink(writer);
+  const colour = wantsColour(output === '-' && process.stdout.isTTY === true, process.env);
+  return transcriptSink(writer, colour ? colourStyle : plainStyle);
 }
 
 /** Reads admin.token_file into admin.token, so the secret can live in a file of its own. */
@@ -331,6 +347,9 @@ async function main(): Promise<void> {
     const [adminHost] = config.http.split(/:(?=\d+$)/);
     const access = config.admin.token === null ? '' : '; every route but /healthz and /readyz requires the admin token';
     process.stderr.write(`admin: http://${adminHost}:${app.adminPort}/ (metrics at /metrics${access})\n`);
+  }
+  if (trace !== null && config.trace.output === '-' && config.trace.format === 'auto' && tracesAsTranscript(config)) {
+    process.stderr.write('trace: a transcript on this terminal, one block per transaction (--trace-format ndjson for NDJSON records)\n');
   }
 }
 

@@ -10,7 +10,8 @@ export function parseDuration(value: number | string): number | null {
   return Number(match[1]) * UNITS[match[2] ?? 'ms'];
 }
 
-const DURATION = 'expected a duration such as 500ms, 30s, 5m, or a number of milliseconds';
+/** What a duration may look like, for error messages. */
+export const DURATION = 'expected a duration such as 500ms, 30s, 5m, or a number of milliseconds';
 
 /** A configuration duration: a number of milliseconds or a string such as `500ms`, `30s`, `5m`; parsed to ms. */
 export const durationSchema = z.union([z.number(), z.string()], { error: DURATION }).transform((value, ctx) => {

@@ -47,6 +47,9 @@ export const ENV_KEYS: Record<string, string> = {
   TXPROXY_TRACE_SQL: 'trace.sql',
   TXPROXY_TRACE_MAX_SQL_LENGTH: 'trace.max_sql_length',
   TXPROXY_TRACE_MAX_TAG_LENGTH: 'trace.max_tag_length',
+  TXPROXY_TRACE_FORMAT: 'trace.format',
+  TXPROXY_TRACE_KEEP_SAMPLE: 'trace.keep.sample',
+  TXPROXY_TRACE_KEEP_SLOWER_THAN: 'trace.keep.slower_than',
   TXPROXY_MAX_CLIENT_CONN: 'max_client_conn',
   TXPROXY_MAX_PENDING_HANDSHAKES: 'max_pending_handshakes',
   TXPROXY_HANDSHAKE_TIMEOUT: 'handshake_timeout',
@@ -75,6 +78,7 @@ const FLAG_KEYS: Record<string, string> = {
   http: 'http',
   trace: 'trace.output',
   'trace-sql': 'trace.sql',
+  'trace-format': 'trace.format',
   'max-client-conn': 'max_client_conn',
   'log-level': 'log.level',
 };
@@ -96,7 +100,8 @@ const NUMERIC_KEYS = new Set([
 ]);
 
 export const USAGE = `usage: txproxy [--config FILE] [--listen HOST:PORT] [--upstream URL] [--http HOST:PORT|off]
-               [--trace FILE|-|off] [--trace-sql full|redacted|off] [--max-client-conn N]
+               [--trace FILE|-|off] [--trace-sql full|redacted|off] [--trace-format auto|ndjson|transcript]
+               [--max-client-conn N]
        txproxy trace [FILE|-] [--follow URL] [--session ID] [--route R] [--min-ms N]`;
 
 /** `txproxy --help`: every flag, the variable that sets the same key, and the default. */
@@ -109,6 +114,9 @@ export const OPTIONS_HELP = `Options (flags override TXPROXY_* variables, which 
       --trace FILE|-|off      trace output, - for stdout (TXPROXY_TRACE; default -)
       --trace-sql full|redacted|off
                               SQL text in traces (TXPROXY_TRACE_SQL; default full)
+      --trace-format auto|ndjson|transcript
+                              NDJSON records, or a transcript for people; auto: the
+                              transcript on a terminal (TXPROXY_TRACE_FORMAT; default auto)
       --max-client-conn N     client connections allowed (TXPROXY_MAX_CLIENT_CONN; default 1000)
       --log-level LEVEL       fatal, error, warn, info, debug, trace or silent (TXPROXY_LOG_LEVEL; default info)
   -h, --help                  show this help
@@ -137,6 +145,7 @@ export function parseCommandLine(argv: string[]): CommandLine {
         http: { type: 'string' },
         trace: { type: 'string' },
         'trace-sql': { type: 'string' },
+        'trace-format': { type: 'string' },
         'max-client-conn': { type: 'string' },
         'log-level': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
@@ -268,6 +277,7 @@ function envNameOf(key: string): string {
 
 function coerce(key: string, value: string): unknown {
   // A number given as text stays text when malformed, so the error names the key.
+  // (trace.keep.sample reads its own text: 0.01 or 1%.)
   return NUMERIC_KEYS.has(key) && /^\d+$/.test(value) ? Number(value) : value;
 }
 

@@ -7,7 +7,7 @@ import { authSchema } from '../auth/auth-config.js';
 import { poolSchema } from '../pool/pool-config.js';
 import { policiesSchema } from '../policy/policy-config.js';
 import { parseUpstreamUrl, UpstreamUrlError } from '../proxy/upstream.js';
-import { durationSchema } from './duration.js';
+import { DURATION, durationSchema } from './duration.js';
 
 // Every error message says what is allowed; load.ts adds the key, where the
 // value came from and the value itself.
@@ -48,6 +48,57 @@ const upstreamUrl = z.string({ error: `expected ${UPSTREAM_URL}` }).superRefine(
     ctx.addIssue({ code: 'custom', message: err.message.includes('must be one of') ? err.message : `${err.message}; expected ${UPSTREAM_URL}` });
   }
 });
+
+const SAMPLE = 'expected a fraction from 0 to 1 (such as 0.01) or a percentage (such as 1%)';
+
+/** A fraction from 0 to 1, or a percentage string such as `1%`. */
+const fraction = z.union([z.number(), z.string()], { error: SAMPLE }).transform((value, ctx) => {
+  const match = typeof value === 'string' ? /^\s*(\d+(?:\.\d+)?)\s*(%?)\s*$/.exec(value) : null;
+  const n = typeof value === 'number' ? value : match === null ? NaN : Number(match[1]) / (match[2] === '%' ? 100 : 1);
+  if (!(n >= 0 && n <= 1)) {
+    ctx.addIssue({ code: 'custom', message: SAMPLE });
+    return z.NEVER;
+  }
+  return n;
+});
+
+const flag = z.boolean({ error: 'expected true or false' });
+
+/** Tail sampling of the trace (docs/traces.md#tail-sampling-tracekeep). */
+const traceKeep = z
+  .object({
+    /** Fraction of the transactions that no rule below keeps that is written anyway; 1 writes every transaction. */
+    sample: fraction.default(1),
+    /** Transactions lasting this long or longer are kept; null or `off`: none for being slow. */
+    slower_than: z
+      .union([z.literal('off'), z.null(), duration], { error: `${DURATION}, or off` })
+      .transform((v) => (v === 'off' ? null : v))
+      .default(500),
+    /** Transactions with an error, that failed, or whose client went away. */
+    errors: flag.default(true),
+    /** Transactions in a deadlock, the victim's and the other processes'. */
+    deadlocks: flag.default(true),
+    /** Transactions that waited for a lock (the lock monitor found the wait). */
+    lock_waits: flag.default(true),
+    /** Transactions a policy refused, warned about, rewrote or limited. */
+    policies: flag.default(true),
+    /** A request's autocommit transactions with writes, from the second on (and the first). */
+    not_atomic: flag.default(true),
+    /** Records held per transaction before it is decided early. */
+    max_held: wholeNumber(16).default(1000),
+  })
+  .strict();
+
+const TRACE_KEEP_DEFAULTS = {
+  sample: 1,
+  slower_than: 500,
+  errors: true,
+  deadlocks: true,
+  lock_waits: true,
+  policies: true,
+  not_atomic: true,
+  max_held: 1000,
+};
 
 const filePath = z.string({ error: 'expected a file path' }).min(1, { error: 'expected a file path' }).nullable().default(null);
 
@@ -124,9 +175,12 @@ export const configSchema = z
         max_sql_length: wholeNumber(64).default(16384),
         /** Longest sqlcommenter tag key or value a trace record keeps, in characters. */
         max_tag_length: wholeNumber(64).default(512),
+        /** `ndjson` records, a `transcript` for people, or `auto`: the transcript when the output is stdout on a terminal. */
+        format: oneOf(['auto', 'ndjson', 'transcript']).default('auto'),
+        keep: traceKeep.default(TRACE_KEEP_DEFAULTS),
       })
       .strict()
-      .default({ output: '-', sql: 'full', max_sql_length: 16384, max_tag_length: 512 }),
+      .default({ output: '-', sql: 'full', max_sql_length: 16384, max_tag_length: 512, format: 'auto', keep: TRACE_KEEP_DEFAULTS }),
     log: z
       .object({
         level: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

@@ -76,6 +76,8 @@ export interface TransactionEvent extends Attribution {
   idleInTransactionMs: number;
   lockWaitMs: number;
   firstError: { code: string; message: string } | null;
+  /** Statement records tail sampling left out (`statements_dropped`): it held too many to decide on. */
+  statementsDropped: number;
 }
 
 export interface Blocker {
@@ -329,6 +331,7 @@ function decodeTransaction(r: Json): TransactionEvent {
     idleInTransactionMs: num(r, 'idle_in_transaction_ms') ?? 0,
     lockWaitMs: num(r, 'lock_wait_ms') ?? 0,
     firstError: error,
+    statementsDropped: num(r, 'statements_dropped') ?? 0,
     ...attribution(r),
   };
 }

@@ -127,7 +127,10 @@ function blockDetails(block: TransactionBlock): string {
     if (tx.lockWaitMs > 0) parts.push(`waited on locks ${formatMs(tx.lockWaitMs)}`);
     if (tx.idleInTransactionMs >= 1) parts.push(`idle in transaction ${formatMs(tx.idleInTransactionMs)}`);
     if (tx.firstError !== null) parts.push(`first error ${tx.firstError.code}`);
-    const missing = tx.statements - block.statements.length;
+    // Left out by tail sampling (trace.keep) on purpose, or lost (a file cut short, records dropped).
+    const left = Math.min(tx.statementsDropped, tx.statements - block.statements.length);
+    if (left > 0) parts.push(`${plural(left, 'statement')} not traced (trace.keep held too many)`);
+    const missing = tx.statements - block.statements.length - left;
     if (missing > 0) parts.push(`${plural(missing, 'statement')} missing from the trace`);
   }
   return parts.join(' · ');

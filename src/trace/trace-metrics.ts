@@ -22,3 +22,23 @@ export function registerTraceMetrics(registry: Registry, sink: TraceSink): void 
     },
   });
 }
+
+/**
+ * Tail sampling's decisions (`trace.keep`): transactions whose records the
+ * trace kept and dropped. Only registered when sampling is on; the
+ * transaction metrics count every transaction either way.
+ */
+export function registerSamplingMetrics(registry: Registry, counts: () => Readonly<{ kept: number; dropped: number }> | null): void {
+  new Counter({
+    name: 'txproxy_trace_transactions_total',
+    help: "Transactions tail sampling (trace.keep) decided on: 'kept' were written to the trace, 'dropped' were left out.",
+    labelNames: ['decision'],
+    registers: [registry],
+    collect() {
+      const now = counts();
+      this.reset();
+      this.inc({ decision: 'kept' }, now?.kept ?? 0);
+      this.inc({ decision: 'dropped' }, now?.dropped ?? 0);
+    },
+  });
+}

@@ -5,6 +5,9 @@
  */
 import { terminalSafeJson } from './json-text.js';
 import { BufferedWriter, type TraceDropReason, type WriterProblem } from './buffered-writer.js';
+import type { KeepRules } from './keep-rules.js';
+import { TailSampler, type RecordText } from './tail-sampler.js';
+import type { SessionInfo, StatementRecord, TransactionRecord } from '../tracker/types.js';
 
 export interface TraceSink {
   /** One record as JSON text, without a line break. */
@@ -22,7 +25,16 @@ export interface TraceSink {
  * created. Throws a TraceFileError when the file cannot be opened.
  */
 export function createTraceSink(output: string, onProblem?: (problem: WriterProblem) => void): TraceSink {
-  const writer = output === '-' ? new BufferedWriter(1, { onProblem }) : BufferedWriter.open(output, { onProblem });
+  return ndjsonSink(openTraceWriter(output, onProblem));
+}
+
+/** The writer for a trace output: stdout for `-`, else the file (throws a TraceFileError). */
+export function openTraceWriter(output: string, onProblem?: (problem: WriterProblem) => void): BufferedWriter {
+  return output === '-' ? new BufferedWriter(1, { onProblem }) : BufferedWriter.open(output, { onProblem });
+}
+
+/** NDJSON: each record's JSON text on a line of its own. */
+export function ndjsonSink(writer: BufferedWriter): TraceSink {
   return {
     writeLine(line) {
       writer.writeLine(line);
@@ -53,12 +65,27 @@ export class MemoryTraceSink implements TraceSink {
  * waits, policy decisions) goes to each attached sink — the trace file, the
  * admin API's live stream, tests. With no sink attached, writers skip
  * building records at all (`active` is false).
+ *
+ * With tail sampling (`trace.keep`), the records of a transaction pass a
+ * TailSampler first, which writes or drops them together; without it
+ * (every transaction kept, the default), they go straight to the sinks.
  */
 export class TraceBus {
   private sinks: TraceSink[] = [];
+  private sampler: TailSampler | null = null;
 
   get active(): boolean {
     return this.sinks.length > 0;
+  }
+
+  /** Tail sampling by these rules; null keeps every transaction. */
+  keep(rules: KeepRules | null, random?: () => number): void {
+    this.sampler = rules === null ? null : new TailSampler(rules, (line) => this.writeLine(line), random);
+  }
+
+  /** Transactions the tail sampling kept and dropped so far; null without it. */
+  get sampled(): Readonly<{ kept: number; dropped: number }> | null {
+    return this.sampler?.counts ?? null;
   }
 
   attach(sink: TraceSink): () => void {
@@ -71,9 +98,36 @@ export class TraceBus {
   /** A record object: serialized once for all sinks, only when one is attached. */
   write(record: object): void {
     if (this.sinks.length === 0) return;
-    this.writeLine(terminalSafeJson(JSON.stringify(record)));
+    const line = terminalSafeJson(JSON.stringify(record));
+    if (this.sampler === null) this.writeLine(line);
+    else this.sampler.record(record as Record<string, unknown>, line);
   }
 
+  /**
+   * A statement record, its JSON text built by `text`: at once, or with
+   * tail sampling only if its transaction is kept.
+   */
+  writeStatement(session: SessionInfo, statement: StatementRecord, text: RecordText): void {
+    if (this.sampler === null) this.writeLine(text.statementLine(session, statement));
+    else this.sampler.statement(session, statement, text);
+  }
+
+  /** A transaction record: its transaction's records are written or dropped with it. */
+  writeTransaction(session: SessionInfo, transaction: TransactionRecord, text: RecordText): void {
+    if (this.sampler === null) this.writeLine(text.transactionLine(session, transaction));
+    else this.sampler.transaction(session, transaction, text);
+  }
+
+  /** Told of every session, traced or not, so that tail sampling forgets ended ones. */
+  sessionStarted(sessionId: string): void {
+    this.sampler?.sessionStarted(sessionId);
+  }
+
+  sessionEnded(sessionId: string): void {
+    this.sampler?.sessionEnded(sessionId);
+  }
+
+  /** A line for every sink, as it is. */
   writeLine(line: string): void {
     for (const sink of this.sinks) sink.writeLine(line);
   }

@@ -6,10 +6,11 @@
  */
 import { jsonMs, jsonNullable, jsonString } from './json-text.js';
 import type { TraceText } from './trace-text.js';
+import type { RecordText } from './tail-sampler.js';
 import type { TraceBus } from './trace-sink.js';
 import type { SessionInfo, StatementRecord, TrackerListener, TransactionRecord } from '../tracker/types.js';
 
-export class TraceWriter implements TrackerListener {
+export class TraceWriter implements TrackerListener, RecordText {
   /**
    * A session's last error message that the trace text redacted for its
    * statement's sake (a password statement's, in full mode): its
@@ -23,6 +24,7 @@ export class TraceWriter implements TrackerListener {
   ) {}
 
   sessionStarted(session: SessionInfo): void {
+    this.out.sessionStarted(session.id);
     if (!this.out.active) return;
     this.out.write({
       kind: 'session',
@@ -38,6 +40,8 @@ export class TraceWriter implements TrackerListener {
   }
 
   sessionEnded(session: SessionInfo, clean: boolean, durationMs: number): void {
+    // First: a transaction still held is decided before the session's end is written.
+    this.out.sessionEnded(session.id);
     if (!this.out.active) return;
     this.out.write({
       kind: 'session',
@@ -51,10 +55,19 @@ export class TraceWriter implements TrackerListener {
   }
 
   // Statement and transaction records are written for every transaction:
-  // their JSON text is built directly (json-text.ts says why).
+  // their JSON text is built directly (json-text.ts says why). The bus asks
+  // for it (statementLine, transactionLine): at once, or with tail sampling
+  // only for the transactions it keeps.
 
   statementFinished(session: SessionInfo, s: StatementRecord): void {
-    if (!this.out.active) return;
+    if (this.out.active) this.out.writeStatement(session, s, this);
+  }
+
+  transactionEnded(session: SessionInfo, t: TransactionRecord): void {
+    if (this.out.active) this.out.writeTransaction(session, t, this);
+  }
+
+  statementLine(session: SessionInfo, s: StatementRecord): string {
     const text = this.text.sql(s.text, s.info);
     const fields = sessionFields(session);
     let line =
@@ -80,11 +93,10 @@ export class TraceWriter implements TrackerListener {
     if (s.suspended) line += ',"pg.portal_suspended":true';
     if (s.copy !== null) line += `,"pg.copy":"${s.copy}"`;
     if (s.origin !== undefined) line += this.originJson(s);
-    this.out.writeLine(line + this.text.requestJson(s.request) + '}');
+    return line + this.text.requestJson(s.request) + '}';
   }
 
-  transactionEnded(session: SessionInfo, t: TransactionRecord): void {
-    if (!this.out.active) return;
+  transactionLine(session: SessionInfo, t: TransactionRecord): string {
     const fields = sessionFields(session);
     let line =
       `{"kind":"transaction","time":"${isoTime(t.startedAt)}","end":"${isoTime(t.endedAt)}","duration_ms":${jsonMs(t.durationMs)}` +
@@ -100,7 +112,7 @@ export class TraceWriter implements TrackerListener {
     if (t.idleInTransactionMs > 0) line += `,"idle_in_transaction_ms":${jsonMs(t.idleInTransactionMs)}`;
     if (t.lockWaitMs > 0) line += `,"lock_wait_ms":${jsonMs(t.lockWaitMs)}`;
     if (t.firstError !== null) line += `,"first_error":{"code":${jsonString(t.firstError.code)},"message":${jsonString(this.firstErrorMessage(session, t.firstError.message))}}`;
-    this.out.writeLine(line + this.text.requestJson(t.request) + '}');
+    return line + this.text.requestJson(t.request) + '}';
   }
 
   /** A policy's statement: who sent it, and the client's statement it stands for. */

@@ -160,8 +160,13 @@ t.test('config file mistakes exit with code 2 and name the file and the key', as
     `txproxy: unknown key 'listen_port' in ${unknownKey}; allowed: listen, upstream, http, max_client_conn, max_pending_handshakes, handshake_timeout, max_message_length, connect_timeout, settle_timeout, read_buffer, drain_timeout, tls, embedded, trace, log, policies, metrics, admin, lock_monitor, pool, auth\n`,
   );
 
-  const nestedUnknown = writeScratch('nested-unknown.yaml', 'trace:\n  format: json\n');
-  await expectUsageError(t, ['--config', nestedUnknown], {}, `txproxy: unknown key 'trace.format' in ${nestedUnknown}; allowed in 'trace': output, sql, max_sql_length, max_tag_length\n`);
+  const nestedUnknown = writeScratch('nested-unknown.yaml', 'trace:\n  colour: yes\n');
+  await expectUsageError(
+    t,
+    ['--config', nestedUnknown],
+    {},
+    `txproxy: unknown key 'trace.colour' in ${nestedUnknown}; allowed in 'trace': output, sql, max_sql_length, max_tag_length, format, keep\n`,
+  );
 
   const wrongValue = writeScratch('wrong-value.yaml', 'max_client_conn: many\n');
   await expectUsageError(
@@ -234,7 +239,7 @@ t.test('--help lists every option; --version prints the package version', async 
   const help = await runCli(['--help']);
   t.equal(help.code, 0);
   t.equal(help.stderr, '');
-  for (const flag of ['--config FILE', '--listen HOST:PORT', '--upstream URL', '--http HOST:PORT|off', '--trace FILE|-|off', '--trace-sql full|redacted|off', '--max-client-conn N', '--log-level LEVEL', '--help', '--version']) {
+  for (const flag of ['--config FILE', '--listen HOST:PORT', '--upstream URL', '--http HOST:PORT|off', '--trace FILE|-|off', '--trace-sql full|redacted|off', '--trace-format auto|ndjson|transcript', '--max-client-conn N', '--log-level LEVEL', '--help', '--version']) {
     t.match(help.stdout, flag, `--help mentions ${flag}`);
   }
   t.match(help.stdout, /TXPROXY_LISTEN/);
