@@ -1,10 +1,9 @@
 #!/usr/bin/env node
 /**
  * `npm run bench`: one PostgreSQL, pgbench through each endpoint (direct,
- * a bare Node.js pipe proxy, txproxy relaying and pooling, PgBouncer when
- * installed), the
- * workloads interleaved round-robin so that a change in machine load hits
- * every endpoint alike. Prints a table per workload and writes the runs to
+ * a bare Node.js pipe proxy, txproxy relaying and pooling, PgBouncer in
+ * session and transaction mode when installed), the workloads interleaved
+ * round-robin so that a change in machine load hits every endpoint alike. Prints a table per workload and writes the runs to
  * bench/results/<timestamp>.json. See bench/README.md.
  */
 import { execFileSync } from 'node:child_process';
