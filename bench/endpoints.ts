@@ -1,83 +1,180 @@
 /**
- * The four ways pgbench reaches PostgreSQL: directly, through a bare Node.js
- * pipe proxy, through txproxy and through PgBouncer. Each proxy runs as its
- * own process so its CPU time can be read from /proc.
+ * The ways pgbench reaches PostgreSQL: directly, through a bare Node.js pipe
+ * proxy, through txproxy (relaying, session-pooling, transaction-pooling)
+ * and through PgBouncer (session and transaction pooling). Each proxy runs
+ * as its own process so its CPU time can be read from /proc. ENDPOINTS is
+ * the list: one line per endpoint, in table order.
  */
+import { writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { freePort } from '../src/embedded/embedded-postgres.js';
 import type { Child, ChildRegistry } from './children.js';
-import { findPgbouncer, pgbouncerVersion, unprivilegedUser, writePgbouncerConfig } from './pgbouncer.js';
+import { findPgbouncer, pgbouncerVersion, preparesAcrossConnections, unprivilegedUser, writePgbouncerConfig } from './pgbouncer.js';
+import { TRANSACTION_POOL, usesPreparedStatements, type Workload, type WorkloadKind } from './workloads.js';
 
-export const ENDPOINT_NAMES = ['direct', 'pipe', 'txproxy', 'pgbouncer'] as const;
-export type EndpointName = (typeof ENDPOINT_NAMES)[number];
-
-export interface Endpoint {
-  name: EndpointName;
-  host: string;
-  port: number;
-  /** The proxy process, whose CPU time is measured; null for direct. */
-  child: Child | null;
-  /** What runs there, for the results file. */
-  description: string;
-}
+/** How an endpoint gives clients server connections: one each (`none`), lent per session, or lent per transaction. */
+export type Pooling = 'none' | 'session' | 'transaction';
 
 export interface EndpointContext {
   children: ChildRegistry;
   server: { host: string; port: number; user: string; password: string; database: string };
   /** The compiled output directory (dist/). */
   distDir: string;
-  /** Scratch space: the trace file, PgBouncer's configuration. */
+  /** Scratch space: trace files, configuration files. */
   tempDir: string;
+  /** `--clients`: the session pools hold one server connection per client, and some to spare. */
   clients: number;
+  /** The most clients any workload connects at once. */
+  maxClients: number;
+}
+
+/** A running endpoint, as its start function returns it. */
+export interface Started {
+  host: string;
+  port: number;
+  /** The proxy process, whose CPU time is measured; null for direct. */
+  child: Child | null;
+  /** What runs there, for the results file. */
+  description: string;
+  /** The file txproxy traces to, emptied before each run; null when not tracing. */
+  traceFile: string | null;
+  /** Why this endpoint cannot run `workload` (reported in the table), or null when it can. */
+  cannotRun?: (workload: Workload) => string | null;
+}
+
+/** An endpoint that is not there to measure, and why: PgBouncer not installed, a txproxy without the pool mode. */
+export interface Unavailable {
+  unavailable: string;
+}
+
+interface EndpointSpec {
+  name: string;
+  pooling: Pooling;
+  start: (ctx: EndpointContext) => Promise<Started | Unavailable>;
+}
+
+export const ENDPOINTS = [
+  { name: 'direct', pooling: 'none', start: async (ctx) => direct(ctx) },
+  { name: 'pipe', pooling: 'none', start: (ctx) => startPipeProxy(ctx) },
+  { name: 'txproxy', pooling: 'none', start: (ctx) => startTxproxy(ctx, 'txproxy', { mode: 'none' }) },
+  { name: 'txproxy-pooled', pooling: 'session', start: (ctx) => startTxproxy(ctx, 'txproxy-pooled', { mode: 'session', poolSize: sessionPoolSize(ctx) }) },
+  { name: 'txproxy-tx', pooling: 'transaction', start: (ctx) => startTxproxy(ctx, 'txproxy-tx', { mode: 'transaction', poolSize: TRANSACTION_POOL.poolSize }) },
+  { name: 'pgbouncer', pooling: 'session', start: (ctx) => startPgbouncer(ctx, 'pgbouncer', { mode: 'session', poolSize: sessionPoolSize(ctx) }) },
+  { name: 'pgbouncer-tx', pooling: 'transaction', start: (ctx) => startPgbouncer(ctx, 'pgbouncer-tx', { mode: 'transaction', poolSize: TRANSACTION_POOL.poolSize }) },
+] as const satisfies readonly EndpointSpec[];
+
+export type EndpointName = (typeof ENDPOINTS)[number]['name'];
+export const ENDPOINT_NAMES: readonly EndpointName[] = ENDPOINTS.map((e) => e.name);
+
+export interface Endpoint extends Started {
+  name: EndpointName;
+  pooling: Pooling;
+}
+
+/**
+ * Whether an endpoint of `pooling` takes part in workloads of `kind`. A
+ * transaction pool has fewer server connections than the other workloads
+ * have clients, and the transaction-pool workloads have more clients than a
+ * session pool sized for `--clients` would hold.
+ */
+export function takesPart(pooling: Pooling, kind: WorkloadKind): boolean {
+  return (pooling === 'transaction') === (kind === 'transaction-pool');
+}
+
+/** A session pool: a server connection per client, and two to spare for links still being reset when the next client comes. */
+function sessionPoolSize(ctx: EndpointContext): number {
+  return ctx.clients + 2;
 }
 
 const START_TIMEOUT_MS = 15_000;
 
-export function directEndpoint(ctx: EndpointContext): Endpoint {
-  return { name: 'direct', host: ctx.server.host, port: ctx.server.port, child: null, description: 'PostgreSQL itself' };
+function direct(ctx: EndpointContext): Started {
+  return { host: ctx.server.host, port: ctx.server.port, child: null, description: 'PostgreSQL itself', traceFile: null };
 }
 
-export async function startPipeProxy(ctx: EndpointContext): Promise<Endpoint> {
+async function startPipeProxy(ctx: EndpointContext): Promise<Started> {
   const script = path.join(ctx.distDir, 'bench', 'pipe-proxy.js');
   const child = ctx.children.spawn('pipe proxy', process.execPath, [script, ctx.server.host, String(ctx.server.port)]);
   const [, port] = await child.waitForLine(/^listening (\d+)$/, START_TIMEOUT_MS);
-  return { name: 'pipe', host: '127.0.0.1', port: Number(port), child, description: `Node.js ${process.version} socket.pipe() proxy` };
+  return { host: '127.0.0.1', port: Number(port), child, description: `Node.js ${process.version} socket.pipe() proxy`, traceFile: null };
 }
+
+type TxproxyPooling = { mode: 'none' } | { mode: 'session' | 'transaction'; poolSize: number };
 
 /**
- * txproxy as deployed by default: tracing every statement and transaction to
- * `traceFile`, metrics and the admin endpoint on (on a free port).
+ * txproxy as deployed by default (config/txproxy.yaml): tracing every
+ * statement and transaction to a file, metrics and the admin endpoint on
+ * (on a free port). Pooling is set through its environment variables: when
+ * it pools, it logs clients in with SCRAM from an auth file holding the
+ * server's password, as PgBouncer here does.
  */
-export async function startTxproxy(ctx: EndpointContext, traceFile: string): Promise<Endpoint> {
+async function startTxproxy(ctx: EndpointContext, name: string, pooling: TxproxyPooling): Promise<Started | Unavailable> {
   const main = path.join(ctx.distDir, 'src', 'main.js');
   const upstream = `postgres://${ctx.server.host}:${ctx.server.port}/${ctx.server.database}?sslmode=disable`;
+  const traceFile = path.join(ctx.tempDir, `${name}-trace.ndjson`);
   // TXPROXY_* variables from the caller's shell would change what is measured.
-  const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('TXPROXY_')));
+  const env: NodeJS.ProcessEnv = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('TXPROXY_')));
+  env.TXPROXY_POOL_MODE = pooling.mode;
+  if (pooling.mode !== 'none') {
+    const authFile = path.join(ctx.tempDir, `${name}-users.txt`);
+    const quote = (s: string) => `"${s.replaceAll('"', '""')}"`;
+    writeFileSync(authFile, `${quote(ctx.server.user)} ${quote(ctx.server.password)}\n`, { mode: 0o600 });
+    Object.assign(env, { TXPROXY_POOL_DEFAULT_POOL_SIZE: String(pooling.poolSize), TXPROXY_AUTH_TYPE: 'scram-sha-256', TXPROXY_AUTH_FILE: authFile });
+  }
   const args = [main, '--listen', '127.0.0.1:0', '--upstream', upstream, '--http', '127.0.0.1:0', '--trace', traceFile, '--log-level', 'warn'];
-  const child = ctx.children.spawn('txproxy', process.execPath, args, { env });
-  const [, port] = await child.waitForLine(/^txproxy listening on \S+?:(\d+),/, START_TIMEOUT_MS);
-  return { name: 'txproxy', host: '127.0.0.1', port: Number(port), child, description: `txproxy (${path.relative(process.cwd(), main)}), trace to a file, metrics on` };
+  const child = ctx.children.spawn(name, process.execPath, args, { env });
+  let port: string;
+  try {
+    [, port] = await child.waitForLine(/^txproxy listening on \S+?:(\d+),/, START_TIMEOUT_MS);
+  } catch (err) {
+    // A txproxy built before this pool mode existed refuses it at start (exit 2): not a failure of the benchmark.
+    const refusal = child.tail().match(/^.*invalid value for 'pool\.mode'.*$/m);
+    if (child.status === 2 && refusal) return { unavailable: `this txproxy has no pool.mode ${pooling.mode} (${refusal[0].trim()})` };
+    throw err;
+  }
+  const mode = pooling.mode === 'none' ? 'pool.mode none' : `pool.mode ${pooling.mode}, default_pool_size ${pooling.poolSize}, SCRAM auth file`;
+  return {
+    host: '127.0.0.1',
+    port: Number(port),
+    child,
+    description: `txproxy (${path.relative(process.cwd(), main)}), ${mode}, trace to a file, metrics on`,
+    traceFile,
+  };
 }
 
-/** Null when PgBouncer is not installed. */
-export async function startPgbouncer(ctx: EndpointContext): Promise<Endpoint | null> {
+async function startPgbouncer(ctx: EndpointContext, name: string, pooling: { mode: 'session' | 'transaction'; poolSize: number }): Promise<Started | Unavailable> {
   const binary = findPgbouncer();
-  if (binary === null) return null;
+  if (binary === null) return { unavailable: 'PgBouncer is not installed (no pgbouncer on PATH or in /usr/sbin). Install it with: apt-get install -y pgbouncer' };
+  const version = pgbouncerVersion(binary);
+  const prepares = pooling.mode === 'session' || preparesAcrossConnections(version);
   const port = await freePort();
   const ini = writePgbouncerConfig({
-    dir: path.join(ctx.tempDir, 'pgbouncer'),
+    dir: path.join(ctx.tempDir, name),
     listenPort: port,
     upstreamHost: ctx.server.host,
     upstreamPort: ctx.server.port,
     database: ctx.server.database,
     user: ctx.server.user,
     password: ctx.server.password,
-    poolSize: ctx.clients + 2,
+    poolMode: pooling.mode,
+    poolSize: pooling.poolSize,
+    maxClients: ctx.maxClients,
+    maxPreparedStatements: pooling.mode === 'transaction' && prepares ? 200 : null,
   });
-  const child = ctx.children.spawn('pgbouncer', binary, [ini], { ...unprivilegedUser() });
+  const child = ctx.children.spawn(name, binary, [ini], { ...unprivilegedUser() });
   await waitForPort(child, '127.0.0.1', port);
-  return { name: 'pgbouncer', host: '127.0.0.1', port, child, description: `${pgbouncerVersion(binary)}, pool_mode=session` };
+  return {
+    host: '127.0.0.1',
+    port,
+    child,
+    description: `${version}, pool_mode=${pooling.mode}, default_pool_size=${pooling.poolSize}`,
+    traceFile: null,
+    cannotRun: (workload) =>
+      !prepares && usesPreparedStatements(workload)
+        ? `${version} in transaction mode cannot run -M prepared: a statement prepared on one server connection is missing on the next (max_prepared_statements came in 1.21)`
+        : null,
+  };
 }
 
 /** Polls until something accepts connections on host:port, failing early if `child` exits. */

@@ -1,7 +1,8 @@
 /**
  * PgBouncer as the yardstick: a C proxy that reads message headers only.
- * Session pooling, so each client keeps one server connection, as with
- * txproxy; authentication the same as the server's (SCRAM), from a
+ * In session mode each client keeps one server connection, as with txproxy;
+ * in transaction mode clients share the pool's connections between
+ * transactions. Authentication the same as the server's (SCRAM), from a
  * generated userlist holding the password.
  *
  * PgBouncer refuses to run as root, so when we are root it runs as the
@@ -32,6 +33,19 @@ export function pgbouncerVersion(binary: string): string {
   return execFileSync(binary, ['--version']).toString().split('\n')[0].trim();
 }
 
+/**
+ * Whether this PgBouncer can run prepared statements in transaction mode:
+ * `max_prepared_statements` (1.21) re-prepares them on whichever server
+ * connection a transaction gets; before it, a statement prepared on one
+ * connection is missing on the next.
+ */
+export function preparesAcrossConnections(version: string): boolean {
+  const match = version.match(/(\d+)\.(\d+)/);
+  if (!match) return false;
+  const [major, minor] = [Number(match[1]), Number(match[2])];
+  return major > 1 || (major === 1 && minor >= 21);
+}
+
 /** uid/gid to run as: the `postgres` user when we are root, else ourselves (undefined). */
 export function unprivilegedUser(): { uid: number; gid: number } | undefined {
   if (process.getuid?.() !== 0) return undefined;
@@ -48,8 +62,13 @@ export interface PgbouncerSetup {
   database: string;
   user: string;
   password: string;
-  /** Server connections per database/user pair: at least the number of clients. */
+  poolMode: 'session' | 'transaction';
+  /** Server connections per database/user pair: in session mode at least the number of clients. */
   poolSize: number;
+  /** The most clients any workload connects at once. */
+  maxClients: number;
+  /** Set `max_prepared_statements`, for a PgBouncer that has it (1.21+) in transaction mode. */
+  maxPreparedStatements: number | null;
 }
 
 /** Writes pgbouncer.ini and userlist.txt into `setup.dir`; returns the ini path. */
@@ -71,9 +90,10 @@ export function writePgbouncerConfig(setup: PgbouncerSetup): string {
       'unix_socket_dir =',
       'auth_type = scram-sha-256',
       `auth_file = ${userlist}`,
-      'pool_mode = session',
+      `pool_mode = ${setup.poolMode}`,
       `default_pool_size = ${setup.poolSize}`,
-      `max_client_conn = ${setup.poolSize * 2 + 10}`,
+      `max_client_conn = ${setup.maxClients + 10}`,
+      ...(setup.maxPreparedStatements === null ? [] : [`max_prepared_statements = ${setup.maxPreparedStatements}`]),
       'server_tls_sslmode = disable',
       'client_tls_sslmode = disable',
       // Per-connection log lines would cost CPU that txproxy (at log level warn) does not spend.

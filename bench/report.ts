@@ -3,7 +3,8 @@
  * over the rounds) and prints them as tables with the ratios that matter.
  */
 import type { EndpointName } from './endpoints.js';
-import type { Workload } from './workloads.js';
+import { ratiosOf, type Ratio } from './ratios.js';
+import { clientsOf, type Workload } from './workloads.js';
 
 export interface RunResult {
   /** When the run started (ISO 8601) and the 1-minute load average then: for spotting runs disturbed by other work. */
@@ -38,12 +39,19 @@ export interface SummaryRow {
 export interface WorkloadSummary {
   workload: string;
   description: string;
+  clients: number;
+  /** Server connections the clients share, for the transaction-pool workloads. */
+  poolSize: number | null;
   rows: SummaryRow[];
-  /** TPS of txproxy divided by that of the other endpoint; CPU per transaction likewise. */
-  ratios: {
-    tps: Partial<Record<'direct' | 'pipe' | 'pgbouncer', number>>;
-    cpu: Partial<Record<'pipe' | 'pgbouncer', number>>;
-  };
+  /** Endpoints that cannot run this workload, and why. */
+  skipped: Skip[];
+  ratios: Ratio[];
+}
+
+export interface Skip {
+  workload: string;
+  endpoint: EndpointName;
+  reason: string;
 }
 
 export function median(values: number[]): number {
@@ -52,7 +60,7 @@ export function median(values: number[]): number {
   return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
 }
 
-export function summarise(workloads: Workload[], endpoints: EndpointName[], runs: RunResult[]): WorkloadSummary[] {
+export function summarise(workloads: Workload[], endpoints: EndpointName[], runs: RunResult[], skipped: Skip[] = [], clients = 8): WorkloadSummary[] {
   return workloads.map((workload) => {
     const rows: SummaryRow[] = [];
     for (const endpoint of endpoints) {
@@ -74,28 +82,24 @@ export function summarise(workloads: Workload[], endpoints: EndpointName[], runs
         traceBytesPerTx: traced.length > 0 ? median(traced.map((r) => r.traceBytes! / r.transactions)) : null,
       });
     }
-    const row = (name: EndpointName) => rows.find((r) => r.endpoint === name);
-    const txproxy = row('txproxy');
-    const ratios: WorkloadSummary['ratios'] = { tps: {}, cpu: {} };
-    if (txproxy) {
-      for (const other of ['direct', 'pipe', 'pgbouncer'] as const) {
-        const o = row(other);
-        if (o && o.tpsMedian > 0) ratios.tps[other] = txproxy.tpsMedian / o.tpsMedian;
-      }
-      for (const other of ['pipe', 'pgbouncer'] as const) {
-        const o = row(other);
-        if (o?.cpuUsPerTxMedian && txproxy.cpuUsPerTxMedian !== null) ratios.cpu[other] = txproxy.cpuUsPerTxMedian / o.cpuUsPerTxMedian;
-      }
-    }
-    return { workload: workload.name, description: workload.description, rows, ratios };
+    return {
+      workload: workload.name,
+      description: workload.description,
+      clients: clientsOf(workload, clients),
+      poolSize: workload.poolSize ?? null,
+      rows,
+      skipped: skipped.filter((s) => s.workload === workload.name),
+      ratios: ratiosOf(workload, rows),
+    };
   });
 }
 
-export function formatTables(summaries: WorkloadSummary[], header: { clients: number; rounds: number; durationS: number }): string {
+export function formatTables(summaries: WorkloadSummary[], header: { rounds: number; durationS: number }): string {
   const out: string[] = [];
   for (const s of summaries) {
-    if (s.rows.length === 0) continue;
-    out.push(`${s.workload}: ${s.description}, ${header.clients} clients, ${header.rounds} × ${header.durationS} s`);
+    if (s.rows.length === 0 && s.skipped.length === 0) continue;
+    const clients = s.poolSize === null ? `${s.clients} clients` : `${s.clients} clients on a pool of ${s.poolSize}`;
+    out.push(`${s.workload}: ${s.description}, ${clients}, ${header.rounds} × ${header.durationS} s`);
     const table = [
       ['endpoint', 'TPS (median)', 'TPS min–max', 'latency ms', 'proxy CPU µs/tx', 'µs/round trip'],
       ...s.rows.map((r) => [
@@ -107,23 +111,53 @@ export function formatTables(summaries: WorkloadSummary[], header: { clients: nu
         r.cpuUsPerRoundTrip === null ? '—' : r.cpuUsPerRoundTrip.toFixed(1),
       ]),
     ];
-    out.push(...alignColumns(table).map((line) => '  ' + line));
-    const ratio = (value: number | undefined) => (value === undefined ? '—' : value.toFixed(2));
-    if (s.rows.some((r) => r.endpoint === 'txproxy')) {
-      out.push(
-        `  txproxy TPS ratio: /direct ${ratio(s.ratios.tps.direct)}  /pgbouncer ${ratio(s.ratios.tps.pgbouncer)}  /pipe ${ratio(s.ratios.tps.pipe)}` +
-          `   CPU/tx ratio: /pipe ${ratio(s.ratios.cpu.pipe)}  /pgbouncer ${ratio(s.ratios.cpu.pgbouncer)}`,
-      );
-      const trace = s.rows.find((r) => r.endpoint === 'txproxy')?.traceBytesPerTx;
-      if (trace != null) out.push(`  txproxy trace written: ${trace.toFixed(0)} bytes/tx`);
+    const width = Math.max(...[...table, ...s.skipped.map((skip) => [skip.endpoint])].map((row) => [...row[0]].length));
+    out.push(...alignColumns(table, width).map((line) => '  ' + line));
+    for (const skip of s.skipped) out.push(`  ${skip.endpoint.padEnd(width)}  skipped: ${skip.reason}`);
+    out.push(...formatRatios(s.ratios).map((line) => '  ' + line));
+    for (const r of s.rows) {
+      if (r.traceBytesPerTx !== null) out.push(`  ${r.endpoint} trace written: ${r.traceBytesPerTx.toFixed(0)} bytes/tx`);
     }
     out.push('');
   }
+  const targets = formatTargets(summaries);
+  if (targets.length > 0) out.push('targets (ratios of median TPS, this run):', ...targets.map((line) => '  ' + line), '');
   return out.join('\n');
 }
 
-/** Left-aligns the first column, right-aligns the others. */
-function alignColumns(rows: string[][]): string[] {
-  const widths = rows[0].map((_, i) => Math.max(...rows.map((row) => [...row[i]].length)));
-  return rows.map((row) => row.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join('  '));
+/** One line per subject: `txproxy TPS ratio: /direct 0.43  /pgbouncer 0.72 (target ≥ 0.90: met)   CPU/tx ratio: /pipe 2.29`. */
+function formatRatios(ratios: Ratio[]): string[] {
+  const subjects = [...new Set(ratios.map((r) => r.subject))];
+  return subjects.map((subject) => {
+    const part = (metric: Ratio['metric']) =>
+      ratios
+        .filter((r) => r.subject === subject && r.metric === metric)
+        .map((r) => `/${r.baseline} ${r.value === null ? '—' : r.value.toFixed(2)}${r.target === null ? '' : ` (target ≥ ${r.target.toFixed(2)}${verdict(r)})`}`)
+        .join('  ');
+    const cpu = part('cpu');
+    return `${subject} TPS ratio: ${part('tps')}${cpu === '' ? '' : `   CPU/tx ratio: ${cpu}`}`;
+  });
+}
+
+function formatTargets(summaries: WorkloadSummary[]): string[] {
+  const targeted = summaries.flatMap((s) => s.ratios.filter((r) => r.target !== null).map((r) => ({ workload: s.workload, ...r })));
+  const rows = targeted.map((r) => [
+    r.workload,
+    `${r.subject} / ${r.baseline}`,
+    r.value === null ? '—' : r.value.toFixed(2),
+    `target ≥ ${r.target!.toFixed(2)}`,
+    r.value === null ? 'not measured' : r.value >= r.target! ? 'met' : 'not met',
+  ]);
+  return rows.length === 0 ? [] : alignColumns(rows, 0, 2);
+}
+
+function verdict(r: Ratio): string {
+  if (r.value === null || r.target === null) return '';
+  return r.value >= r.target ? ': met' : ': not met';
+}
+
+/** Left-aligns the first `leftColumns` columns (the first at least `firstWidth` wide), right-aligns the others. */
+function alignColumns(rows: string[][], firstWidth = 0, leftColumns = 1): string[] {
+  const widths = rows[0].map((_, i) => Math.max(i === 0 ? firstWidth : 0, ...rows.map((row) => [...row[i]].length)));
+  return rows.map((row) => row.map((cell, i) => (i < leftColumns ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join('  ').trimEnd());
 }

@@ -1,9 +1,9 @@
 #!/usr/bin/env node
 /**
  * `npm run bench`: one PostgreSQL, pgbench through each endpoint (direct,
- * a bare Node.js pipe proxy, txproxy, PgBouncer when installed), the
- * workloads interleaved round-robin so that a change in machine load hits
- * every endpoint alike. Prints a table per workload and writes the runs to
+ * a bare Node.js pipe proxy, txproxy relaying and pooling, PgBouncer in
+ * session and transaction mode when installed), the workloads interleaved
+ * round-robin so that a change in machine load hits every endpoint alike. Prints a table per workload and writes the runs to
  * bench/results/<timestamp>.json. See bench/README.md.
  */
 import { execFileSync } from 'node:child_process';
@@ -14,12 +14,12 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { startEmbeddedPostgres, type EmbeddedServer } from '../src/embedded/embedded-postgres.js';
 import { ChildRegistry } from './children.js';
-import { directEndpoint, startPgbouncer, startPipeProxy, startTxproxy, type Endpoint, type EndpointContext } from './endpoints.js';
+import { ENDPOINTS, takesPart, type Endpoint, type EndpointContext } from './endpoints.js';
 import { parseBenchOptions, UsageError, USAGE, type BenchOptions } from './options.js';
 import { findPgbench, Pgbench, type PgbenchTarget } from './pgbench.js';
 import { clockTicksPerSecond, readCpuTicks } from './process-cpu.js';
-import { formatTables, summarise, type RunResult } from './report.js';
-import { WORKLOADS, type Workload } from './workloads.js';
+import { formatTables, summarise, type RunResult, type Skip } from './report.js';
+import { clientsOf, WORKLOADS, type Workload } from './workloads.js';
 
 const DIST_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const PACKAGE_ROOT = path.resolve(DIST_DIR, '..');
@@ -42,8 +42,8 @@ function postgresSettings(options: BenchOptions): Record<string, string> {
     fsync: 'off',
     synchronous_commit: 'off',
     full_page_writes: 'off',
-    // Direct, txproxy's upstream connections and PgBouncer's pool, with room for lingering sessions.
-    max_connections: String(Math.max(100, options.clients * 3 + 20)),
+    // Direct, txproxy's upstream connections and the pools (which keep their connections open between runs), with room for lingering sessions.
+    max_connections: String(Math.max(100, options.clients * 5 + 20)),
     shared_buffers: '512MB',
     max_wal_size: '4GB',
     checkpoint_timeout: '1h',
@@ -62,6 +62,8 @@ interface State {
   serverStarting: Promise<EmbeddedServer> | null;
   tempDir: string | null;
   runs: RunResult[];
+  /** Workloads an endpoint cannot run, reported in the tables. */
+  skipped: Skip[];
   interrupted: boolean;
 }
 
@@ -79,7 +81,7 @@ async function main(): Promise<number> {
     return 0;
   }
 
-  const state: State = { children: new ChildRegistry(), server: null, serverStarting: null, tempDir: null, runs: [], interrupted: false };
+  const state: State = { children: new ChildRegistry(), server: null, serverStarting: null, tempDir: null, runs: [], skipped: [], interrupted: false };
   const cleanup = once(() => cleanUp(state));
   const onSignal = (signal: NodeJS.Signals) => {
     if (state.interrupted) {
@@ -91,7 +93,7 @@ async function main(): Promise<number> {
     void cleanup().finally(() => {
       if (state.runs.length > 0) {
         process.stdout.write('\nInterrupted; the runs finished so far (no results file written):\n\n');
-        process.stdout.write(formatTables(summarise(options.workloads, options.endpoints, state.runs), options));
+        process.stdout.write(formatTables(summarise(options.workloads, options.endpoints, state.runs, state.skipped, options.clients), options));
       }
       process.exit(130);
     });
@@ -144,25 +146,35 @@ async function benchmark(options: BenchOptions, state: State): Promise<number> {
   await pgbench.initialise(server, options.scale);
   progress(`  done in ${((Date.now() - t) / 1000).toFixed(1)} s`);
 
-  const ctx: EndpointContext = { children: state.children, server, distDir: DIST_DIR, tempDir: state.tempDir, clients: options.clients };
-  const traceFile = path.join(state.tempDir, 'txproxy-trace.ndjson');
+  const maxClients = Math.max(...options.workloads.map((w) => clientsOf(w, options.clients)));
+  const ctx: EndpointContext = { children: state.children, server, distDir: DIST_DIR, tempDir: state.tempDir, clients: options.clients, maxClients };
   const endpoints: Endpoint[] = [];
-  const notes: string[] = [];
-  for (const name of options.endpoints) {
-    if (name === 'direct') endpoints.push(directEndpoint(ctx));
-    if (name === 'pipe') endpoints.push(await startPipeProxy(ctx));
-    if (name === 'txproxy') endpoints.push(await startTxproxy(ctx, traceFile));
-    if (name === 'pgbouncer') {
-      const bouncer = await startPgbouncer(ctx);
-      if (bouncer) endpoints.push(bouncer);
-      else notes.push('PgBouncer is not installed (no pgbouncer on PATH or in /usr/sbin): skipped. Install it with: apt-get install -y pgbouncer');
-    }
+  const notes = new Set<string>();
+  for (const spec of ENDPOINTS) {
+    if (!options.endpoints.includes(spec.name)) continue;
+    if (!options.workloads.some((w) => takesPart(spec.pooling, w.kind))) continue;
+    const started = await spec.start(ctx);
+    if ('unavailable' in started) notes.add(`${spec.name} skipped: ${started.unavailable}`);
+    else endpoints.push({ name: spec.name, pooling: spec.pooling, ...started });
   }
   for (const note of notes) progress(`note: ${note}`);
-  for (const e of endpoints) progress(`${e.name.padEnd(9)} 127.0.0.1:${e.port}  ${e.description}${e.child ? ` (pid ${e.child.pid})` : ''}`);
+  const nameWidth = Math.max(...endpoints.map((e) => e.name.length));
+  for (const e of endpoints) progress(`${e.name.padEnd(nameWidth)} 127.0.0.1:${e.port}  ${e.description}${e.child ? ` (pid ${e.child.pid})` : ''}`);
+
+  // Which endpoints run each workload; those that cannot say why, once, in the table.
+  const plan = options.workloads.map((workload) => {
+    const runners: Endpoint[] = [];
+    for (const endpoint of endpoints.filter((e) => takesPart(e.pooling, workload.kind))) {
+      const reason = endpoint.cannotRun?.(workload) ?? null;
+      if (reason === null) runners.push(endpoint);
+      else state.skipped.push({ workload: workload.name, endpoint: endpoint.name, reason });
+    }
+    if (!endpoints.some((e) => takesPart(e.pooling, workload.kind))) notes.add(`${workload.name}: none of the endpoints measured runs ${workload.kind} workloads`);
+    return { workload, endpoints: runners };
+  });
 
   const perRunS = options.durationS + 1;
-  const total = options.rounds * options.workloads.length * endpoints.length;
+  const total = options.rounds * plan.reduce((sum, p) => sum + p.endpoints.length, 0);
   progress(`${total} runs of ${options.durationS} s, about ${Math.ceil((total * perRunS + endpoints.length * options.warmupS) / 60)} min`);
 
   if (options.warmupS > 0) {
@@ -176,10 +188,10 @@ async function benchmark(options: BenchOptions, state: State): Promise<number> {
   const dead = new Set<string>();
   let n = 0;
   for (let round = 1; round <= options.rounds; round++) {
-    for (const workload of options.workloads) {
+    for (const { workload, endpoints: runners } of plan) {
       // Each round starts with a different endpoint, so none is always first after a workload change.
-      const shift = (round - 1) % endpoints.length;
-      for (const endpoint of [...endpoints.slice(shift), ...endpoints.slice(0, shift)]) {
+      const shift = runners.length === 0 ? 0 : (round - 1) % runners.length;
+      for (const endpoint of [...runners.slice(shift), ...runners.slice(0, shift)]) {
         n++;
         const label = `[${String(n).padStart(String(total).length)}/${total}] round ${round} ${workload.name} ${endpoint.name}`;
         if (dead.has(endpoint.name)) continue;
@@ -191,7 +203,7 @@ async function benchmark(options: BenchOptions, state: State): Promise<number> {
         }
         try {
           if (workload.writes) await resetWrites(server);
-          const result = await measure(pgbench, options, workload, endpoint, round, clockTicks, endpoint.name === 'txproxy' ? traceFile : null);
+          const result = await measure(pgbench, options, workload, endpoint, round, clockTicks);
           state.runs.push(result);
           progress(
             `${label}: ${result.tps.toFixed(0)} tps, ${result.latencyAvgMs.toFixed(3)} ms` +
@@ -207,12 +219,12 @@ async function benchmark(options: BenchOptions, state: State): Promise<number> {
     }
   }
 
-  const summaries = summarise(options.workloads, endpoints.map((e) => e.name), state.runs);
+  const summaries = summarise(options.workloads, endpoints.map((e) => e.name), state.runs, state.skipped, options.clients);
   const loadAfter = os.loadavg();
   process.stdout.write('\n' + formatTables(summaries, options));
   process.stdout.write(
     `load average ${loadBefore[0].toFixed(1)} before, ${loadAfter[0].toFixed(1)} after, on ${os.cpus().length} cores` +
-      ` shared by pgbench, PostgreSQL and the proxy; fsync off. Ratios > 1: txproxy faster (TPS) or costlier (CPU).\n`,
+      ` shared by pgbench, PostgreSQL and the proxy; fsync off. Ratios are the first endpoint's over the other's: TPS > 1 faster, CPU > 1 costlier.\n`,
   );
   for (const note of notes) process.stdout.write(`note: ${note}\n`);
   for (const failure of failures) process.stdout.write(`FAILED ${failure}\n`);
@@ -236,8 +248,9 @@ async function benchmark(options: BenchOptions, state: State): Promise<number> {
         loadAverageAfter: loadAfter,
         git: gitState(),
       },
-      endpoints: endpoints.map((e) => ({ name: e.name, description: e.description })),
-      notes,
+      endpoints: endpoints.map((e) => ({ name: e.name, pooling: e.pooling, description: e.description })),
+      notes: [...notes],
+      skipped: state.skipped,
       failures,
       summaries,
       runs: state.runs,
@@ -256,14 +269,15 @@ async function measure(
   endpoint: Endpoint,
   round: number,
   clockTicks: number,
-  traceFile: string | null,
 ): Promise<RunResult> {
+  const traceFile = endpoint.traceFile;
+  const clients = clientsOf(workload, options.clients);
   const pid = endpoint.child?.pid ?? null;
   const startedAt = new Date().toISOString();
   const loadAverage = os.loadavg()[0];
   if (traceFile !== null && existsSync(traceFile)) truncateSync(traceFile);
   const ticksBefore = pid === null ? 0 : readCpuTicks(pid);
-  const { summary } = await pgbench.run(target(endpoint), { clients: options.clients, jobs: options.jobs, durationS: options.durationS, args: workload.args });
+  const { summary } = await pgbench.run(target(endpoint), { clients, jobs: Math.min(options.jobs, clients), durationS: options.durationS, args: workload.args });
   await new Promise((r) => setTimeout(r, SETTLE_MS));
   const proxyCpuUs = pid === null ? null : ((readCpuTicks(pid) - ticksBefore) * 1e6) / clockTicks;
   return {

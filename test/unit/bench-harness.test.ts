@@ -6,7 +6,7 @@ import t from 'tap';
 import { parseBenchOptions, UsageError } from '../../bench/options.js';
 import { parsePgbenchOutput } from '../../bench/pgbench.js';
 import { parseCpuTicks } from '../../bench/process-cpu.js';
-import { median, summarise, type RunResult } from '../../bench/report.js';
+import { formatTables, median, summarise, type RunResult } from '../../bench/report.js';
 import { WORKLOADS } from '../../bench/workloads.js';
 
 // pgbench 15 against PostgreSQL 18, as printed on this project's machines.
@@ -56,14 +56,24 @@ t.test('CPU ticks from /proc/<pid>/stat', async (t) => {
 
 t.test('command line', async (t) => {
   const defaults = parseBenchOptions([])!;
-  t.match(defaults, { durationS: 10, rounds: 3, clients: 8, jobs: 2, scale: 10, warmupS: 2, endpoints: ['direct', 'pipe', 'txproxy', 'pgbouncer'], writeJson: true });
-  t.same(defaults.workloads.map((w) => w.name), ['select-simple', 'select-extended', 'select-prepared', 'tpcb']);
+  t.match(defaults, { durationS: 10, rounds: 3, clients: 8, jobs: 2, scale: 10, warmupS: 2, writeJson: true });
+  t.same(defaults.endpoints, ['direct', 'pipe', 'txproxy', 'txproxy-pooled', 'txproxy-tx', 'pgbouncer', 'pgbouncer-tx']);
+  t.same(defaults.workloads.map((w) => w.name), [
+    'select-simple',
+    'select-extended',
+    'select-prepared',
+    'tpcb',
+    'select-connect',
+    'pool2-select-simple',
+    'pool2-select-prepared',
+    'pool2-tpcb',
+  ]);
   const quick = parseBenchOptions(['--quick', '--rounds', '2', '--only', 'pgbouncer,txproxy', '--workloads', 'tpcb'])!;
   t.match(quick, { durationS: 3, rounds: 2, scale: 1, endpoints: ['txproxy', 'pgbouncer'] }, 'flags override --quick; table order kept');
   t.same(quick.workloads.map((w) => w.name), ['tpcb']);
   t.equal(parseBenchOptions(['--clients', '1'])!.jobs, 1, 'one client gets one thread');
   t.equal(parseBenchOptions(['--help']), null);
-  t.throws(() => parseBenchOptions(['--only', 'txproxy,pgpool']), new UsageError("--only expects a comma-separated list of direct, pipe, txproxy, pgbouncer; got 'txproxy,pgpool'"));
+  t.throws(() => parseBenchOptions(['--only', 'txproxy,pgpool']), new UsageError("--only expects a comma-separated list of direct, pipe, txproxy, txproxy-pooled, txproxy-tx, pgbouncer, pgbouncer-tx; got 'txproxy,pgpool'"));
   t.throws(() => parseBenchOptions(['--duration', '0']), /--duration expects a whole number of at least 1/);
   t.throws(() => parseBenchOptions(['--clients', '2', '--jobs', '4']), /--jobs 4 is more than --clients 2/);
   t.throws(() => parseBenchOptions(['--fast']), UsageError);
@@ -98,7 +108,7 @@ t.test('summary: medians over rounds and txproxy ratios', async (t) => {
     run('txproxy', 3, 900, 434),
   ];
   const tpcb = WORKLOADS.filter((w) => w.name === 'tpcb');
-  const [summary] = summarise(tpcb, ['direct', 'pipe', 'txproxy', 'pgbouncer'], runs);
+  const [summary] = summarise(tpcb, ['direct', 'pipe', 'txproxy', 'pgbouncer'], runs, [], 8);
   t.same(
     summary.rows.map((r) => [r.endpoint, r.tpsMedian, r.tpsMin, r.tpsMax, r.cpuUsPerTxMedian]),
     [
@@ -110,5 +120,60 @@ t.test('summary: medians over rounds and txproxy ratios', async (t) => {
   );
   t.equal(summary.rows[1].cpuUsPerRoundTrip, 434 / 7, 'TPC-B is seven round trips a transaction');
   t.equal(summary.rows[1].traceBytesPerTx, 4000);
-  t.same(summary.ratios, { tps: { direct: 0.8, pgbouncer: 880 / 900 }, cpu: { pgbouncer: 434 / 210 } });
+  t.same(summary.ratios, [
+    { subject: 'txproxy', baseline: 'direct', metric: 'tps', value: 0.8, target: null },
+    { subject: 'txproxy', baseline: 'pgbouncer', metric: 'tps', value: 880 / 900, target: null },
+    { subject: 'txproxy', baseline: 'pipe', metric: 'tps', value: null, target: null },
+    { subject: 'txproxy', baseline: 'pipe', metric: 'cpu', value: null, target: null },
+    { subject: 'txproxy', baseline: 'pgbouncer', metric: 'cpu', value: 434 / 210, target: null },
+  ]);
+});
+
+t.test('pooling: targets per workload kind, skipped endpoints in the table', async (t) => {
+  const run = (workload: string, endpoint: RunResult['endpoint'], tps: number, cpuPerTx: number): RunResult => ({
+    startedAt: '2026-01-01T00:00:00.000Z',
+    loadAverage: 1,
+    workload,
+    endpoint,
+    round: 1,
+    tps,
+    latencyAvgMs: 8 / tps,
+    transactions: tps * 10,
+    failed: 0,
+    proxyCpuUs: cpuPerTx * tps * 10,
+    proxyCpuUsPerTx: cpuPerTx,
+    traceBytes: null,
+  });
+  const pick = (...names: string[]) => WORKLOADS.filter((w) => names.includes(w.name));
+  const runs = [
+    run('select-connect', 'txproxy', 300, 900),
+    run('select-connect', 'txproxy-pooled', 850, 400),
+    run('select-connect', 'pgbouncer', 1000, 300),
+    run('select-simple', 'txproxy', 10000, 50),
+    run('select-simple', 'txproxy-pooled', 10500, 48),
+    run('select-simple', 'pgbouncer', 12000, 20),
+    run('pool2-select-simple', 'pgbouncer-tx', 9000, 30),
+  ];
+  const skipped = [{ workload: 'pool2-select-prepared', endpoint: 'pgbouncer-tx' as const, reason: 'cannot run -M prepared' }];
+  const summaries = summarise(
+    pick('select-simple', 'select-connect', 'pool2-select-simple', 'pool2-select-prepared'),
+    ['txproxy', 'txproxy-pooled', 'pgbouncer', 'pgbouncer-tx'],
+    runs,
+    skipped,
+    8,
+  );
+  const targets = (name: string) =>
+    summaries.find((s) => s.workload === name)!.ratios.filter((r) => r.target !== null).map((r) => [r.subject, r.baseline, r.value, r.target]);
+  t.same(targets('select-connect'), [['txproxy-pooled', 'pgbouncer', 0.85, 0.9]], 'a connection per transaction: pooled against PgBouncer session mode');
+  t.same(targets('select-simple'), [['txproxy-pooled', 'txproxy', 1.05, 1]], 'persistent connections: pooled no slower than relayed');
+  t.same(targets('pool2-select-simple'), [], 'no transaction-mode txproxy measured: no target to print');
+  const pool2 = summaries.find((s) => s.workload === 'pool2-select-simple')!;
+  t.match(pool2, { clients: 16, poolSize: 2 }, '16 clients whatever --clients says');
+
+  const text = formatTables(summaries, { rounds: 1, durationS: 3 });
+  t.match(text, /select-connect: .*8 clients, 1 × 3 s/);
+  t.match(text, /pool2-select-simple: .*16 clients on a pool of 2, 1 × 3 s/);
+  t.match(text, /txproxy-pooled TPS ratio: \/pgbouncer 0\.85 \(target ≥ 0\.90: not met\)  \/txproxy 2\.83/);
+  t.match(text, /pool2-select-prepared: [^\n]*\n[^\n]*\n  pgbouncer-tx\s+skipped: cannot run -M prepared\n/, 'a skipped endpoint has its own line under the header');
+  t.match(text, /targets \(ratios of median TPS, this run\):\n  select-simple +txproxy-pooled \/ txproxy +1\.05 +target ≥ 1\.00 +met\n  select-connect +txproxy-pooled \/ pgbouncer +0\.85 +target ≥ 0\.90 +not met\n/);
 });
