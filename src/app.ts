@@ -16,6 +16,7 @@ import { deadlockCounter } from './locks/lock-metrics.js';
 import { LockMonitor } from './locks/lock-monitor.js';
 import { ProxyMetrics } from './metrics/proxy-metrics.js';
 import { createRegistry } from './metrics/registry.js';
+import { startOtelExport, type OtelExport } from './otel/otel-export.js';
 import { registerSessionGauges } from './metrics/session-gauges.js';
 import { TraceBus, type TraceSink } from './trace/trace-sink.js';
 import type { Config } from './config/schema.js';
@@ -58,6 +59,8 @@ export class App {
    * is off (nothing could read them, so nothing is counted).
    */
   readonly metrics: ProxyMetrics | null = null;
+  /** OpenTelemetry span export; null when it is off (no endpoint), and then nothing listens for it. */
+  readonly otel: OtelExport | null;
   /** The lock-wait sampler; null when `lock_monitor.enabled` is false. */
   readonly lockMonitor: LockMonitor | null;
   private readonly admin: AdminServer | null = null;
@@ -114,6 +117,11 @@ export class App {
         draining: () => this.draining,
         log: options.log,
       });
+    }
+    this.otel = startOtelExport({ config: config.otel, server: options.target, text: traceText, registry: this.registry, log: options.log, exemplars: this.metrics ?? undefined });
+    if (this.otel !== null) {
+      listeners.push(this.otel.spans);
+      this.traceBus.attach(this.otel.recordSink);
     }
     // Always present, so a reload can turn policies on; sessions with no
     // enforcing rule get no per-message hooks.
@@ -188,6 +196,7 @@ export class App {
     this.draining = true;
     await this.server.shutdown(drainMs);
     await this.lockMonitor?.stop();
+    await this.otel?.shutdown();
     await this.admin?.close();
   }
 }

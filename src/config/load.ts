@@ -6,6 +6,7 @@
 import { parseArgs } from 'node:util';
 import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
+import { OTEL_ENV_KEYS } from '../otel/otel-config.js';
 import { configSchema, type Config } from './schema.js';
 
 /** A configuration mistake: names the key and what is allowed. Exit code 2. */
@@ -32,6 +33,8 @@ export const ENV_KEYS: Record<string, string> = {
   TXPROXY_DATA_DIR: 'embedded.data_dir',
   TXPROXY_EMBEDDED_PORT: 'embedded.port',
   TXPROXY_LOG_LEVEL: 'log.level',
+  // The standard OpenTelemetry variables, as any OpenTelemetry SDK reads them.
+  ...OTEL_ENV_KEYS,
 };
 
 /** Command-line flags and the config key each one sets. */

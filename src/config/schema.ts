@@ -3,6 +3,7 @@
  * docs/configuration.md documents each key; keep the two in step.
  */
 import { z } from 'zod';
+import { otelSchema } from '../otel/otel-config.js';
 import { policiesSchema } from '../policy/policy-config.js';
 import { parseUpstreamUrl, UpstreamUrlError } from '../proxy/upstream.js';
 import { parseDuration } from './duration.js';
@@ -149,6 +150,8 @@ export const configSchema = z
       })
       .strict()
       .default({ enabled: true, threshold: 200, interval: 100 }),
+    /** OpenTelemetry span export (docs/opentelemetry.md); on when an endpoint is set. */
+    otel: otelSchema,
   })
   .strict();
 
