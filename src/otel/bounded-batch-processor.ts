@@ -28,6 +28,9 @@ export interface BatchCounters {
   exported(spans: number): void;
 }
 
+/** How long shutdown waits for the receiver, ms. */
+export const SHUTDOWN_TIMEOUT_MS = 5000;
+
 export class BoundedBatchProcessor implements SpanProcessor {
   private queue: ReadableSpan[] = [];
   private timer: NodeJS.Timeout | null = null;
@@ -73,13 +76,23 @@ export class BoundedBatchProcessor implements SpanProcessor {
     }
   }
 
-  async shutdown(): Promise<void> {
+  /**
+   * Sends what is queued and stops, waiting at most `timeoutMs` for the
+   * receiver: a receiver that is down must not hold up txproxy's exit.
+   * Spans still queued then are counted as dropped.
+   */
+  async shutdown(timeoutMs = SHUTDOWN_TIMEOUT_MS): Promise<void> {
     if (this.stopped) return;
-    await this.forceFlush();
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)));
+    await Promise.race([this.forceFlush(), deadline]);
     this.stopped = true;
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
-    await this.exporter.shutdown();
+    if (this.queue.length > 0) this.counters.dropped('export_failed', this.queue.length);
+    this.queue = [];
+    await Promise.race([this.exporter.shutdown(), deadline]);
+    clearTimeout(timer);
   }
 
   /** Starts an export unless one is in flight; that one starts the next when it ends. */
