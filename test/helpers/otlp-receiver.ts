@@ -35,6 +35,10 @@ export interface OtlpReceiver {
   requests: number;
   /** Content types of the requests, in order. */
   contentTypes: string[];
+  /** Headers of the requests, in order. */
+  headers: http.IncomingHttpHeaders[];
+  /** Bodies of protobuf requests, accepted undecoded (this receiver decodes OTLP's JSON encoding). */
+  protobufBodies: Buffer[];
   mode: ReceiverMode;
   close(): Promise<void>;
 }
@@ -46,6 +50,8 @@ export async function startOtlpReceiver(mode: ReceiverMode = 'accept'): Promise<
     spans: [],
     requests: 0,
     contentTypes: [],
+    headers: [],
+    protobufBodies: [],
     mode,
     close: async () => {
       for (const res of held) res.destroy();
@@ -59,12 +65,18 @@ export async function startOtlpReceiver(mode: ReceiverMode = 'accept'): Promise<
     req.on('end', () => {
       receiver.requests++;
       receiver.contentTypes.push(String(req.headers['content-type']));
+      receiver.headers.push(req.headers);
       if (receiver.mode === 'hang') {
         held.push(res);
         return;
       }
       if (receiver.mode === 'refuse') {
         res.writeHead(503).end();
+        return;
+      }
+      if (req.url === '/v1/traces' && req.headers['content-type'] === 'application/x-protobuf') {
+        receiver.protobufBodies.push(Buffer.concat(chunks));
+        res.writeHead(200, { 'Content-Type': 'application/x-protobuf' }).end();
         return;
       }
       if (req.url !== '/v1/traces' || !String(req.headers['content-type']).startsWith('application/json')) {
