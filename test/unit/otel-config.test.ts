@@ -1,6 +1,7 @@
+import { readFileSync } from 'node:fs';
 import t from 'tap';
-import { buildConfig, ConfigError, settingsFromEnv } from '../../src/config/load.js';
-import { OTEL_DEFAULTS, parseKeyValues, tracesUrl } from '../../src/otel/otel-config.js';
+import { buildConfig, ConfigError, parseConfigFile, settingsFromEnv } from '../../src/config/load.js';
+import { OTEL_DEFAULTS, OTEL_ENV_KEYS, parseKeyValues, tracesUrl } from '../../src/otel/otel-config.js';
 
 const fromEnv = (env: Record<string, string>) => buildConfig({}, settingsFromEnv(env), {}).otel;
 
@@ -85,4 +86,16 @@ t.test('key=value lists as OTEL_EXPORTER_OTLP_HEADERS and OTEL_RESOURCE_ATTRIBUT
   t.same(parseKeyValues('k=a=b'), { k: 'a=b' }, 'the first = separates');
   t.equal(parseKeyValues('=1'), null);
   t.equal(parseKeyValues('k=%zz'), null, 'malformed percent-encoding');
+});
+
+t.test('config/otel.example.yaml is valid and shows the defaults', async (t) => {
+  const file = new URL('../../config/otel.example.yaml', import.meta.url);
+  const otel = buildConfig(parseConfigFile(readFileSync(file, 'utf8'), 'otel.example.yaml'), {}, {}).otel;
+  t.same(otel, { ...OTEL_DEFAULTS, endpoint: 'http://127.0.0.1:4318' });
+});
+
+t.test('docs/opentelemetry.md documents every otel key and variable', async (t) => {
+  const doc = readFileSync(new URL('../../docs/opentelemetry.md', import.meta.url), 'utf8');
+  for (const key of Object.keys(OTEL_DEFAULTS)) t.match(doc, `| \`otel.${key}\` |`, key);
+  for (const name of Object.keys(OTEL_ENV_KEYS)) t.match(doc, `\`${name}\``, name);
 });
