@@ -118,6 +118,7 @@ export class App {
         log: options.log,
       });
     }
+    // After the lock monitor (a statement's lock wait is added to it first) and the metrics (exemplars go into their cells).
     this.otel = startOtelExport({ config: config.otel, server: options.target, text: traceText, registry: this.registry, log: options.log, exemplars: this.metrics ?? undefined });
     if (this.otel !== null) {
       listeners.push(this.otel.spans);

@@ -89,3 +89,15 @@ t.test('a receiver that refuses: failed batches are counted and the queue drains
   t.equal(receiver.spans[0].parentSpanId, '', 'an untraced transaction is a root span with untraced: root');
   t.equal(await metricValue(registry, 'txproxy_otel_spans_exported_total'), 1);
 });
+
+t.test('without an endpoint nothing of the export exists: no listener, no queue, no metrics', async (t) => {
+  const proxy = await startProxy(postgres, { http: '127.0.0.1:0' });
+  t.teardown(() => proxy.stop());
+  t.equal(proxy.app.otel, null);
+  const client = await proxy.client();
+  await client.query('SELECT 1');
+  await client.end();
+  t.equal(proxy.app.registry.getSingleMetric('txproxy_otel_spans_dropped_total'), undefined);
+  const text = await (await fetch(`http://127.0.0.1:${proxy.app.adminPort}/metrics`, { headers: { Accept: 'application/openmetrics-text' } })).text();
+  t.notMatch(text, /trace_id=/, 'and no exemplars');
+});
