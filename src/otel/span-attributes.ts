@@ -47,25 +47,26 @@ function common(session: SessionInfo, server: ServerAddress): Attributes {
     [ATTR_DB_NAMESPACE]: session.database,
     [ATTR_SERVER_ADDRESS]: server.host,
     [ATTR_SERVER_PORT]: server.port,
-    'pg.backend_pid': session.backendPid,
-    'db.user': session.user,
-    'txproxy.session.id': session.id,
   };
 }
 
+/**
+ * A statement span's attributes. Per statement, so kept to what the
+ * conventions ask of a database span and what tells statements apart; the
+ * session's own (user, backend pid, ids) are on the transaction span, and
+ * values that are usually zero or null are left out when they are.
+ */
 export function statementAttributes(s: StatementRecord, session: SessionInfo, server: ServerAddress, text: TraceText): Attributes {
   const attributes = common(session, server);
   attributes[ATTR_DB_OPERATION_NAME] = s.info.operation;
   const sql = text.sql(s.text, s.info);
   if (sql !== undefined) attributes[ATTR_DB_QUERY_TEXT] = sql;
   attributes['txproxy.statement.seq'] = s.seq;
-  attributes['pg.protocol'] = s.protocol;
-  attributes['pg.tx_status_before'] = s.txStatusBefore;
-  if (s.txStatusAfter !== null) attributes['pg.tx_status_after'] = s.txStatusAfter;
   if (s.commandTag !== null) attributes['pg.command_tag'] = s.commandTag;
   if (s.rows !== null) attributes[ATTR_DB_RESPONSE_RETURNED_ROWS] = s.rows;
+  if (s.protocol === 'extended') attributes['pg.protocol'] = 'extended';
   if (s.statementName !== null) attributes['pg.statement_name'] = s.statementName;
-  attributes['pg.savepoint_depth'] = s.savepointDepth;
+  if (s.savepointDepth > 0) attributes['pg.savepoint_depth'] = s.savepointDepth;
   if (s.lockWaitMs > 0) attributes['pg.lock_wait_ms'] = round(s.lockWaitMs);
   if (s.error !== null) {
     attributes[ATTR_DB_RESPONSE_STATUS_CODE] = s.error.code;
@@ -79,13 +80,11 @@ export function statementAttributes(s: StatementRecord, session: SessionInfo, se
   return attributes;
 }
 
-/**
- * `request` is the request the transaction's spans belong to: the first of
- * its statements that carried sqlcommenter tags (a driver's own BEGIN comes
- * before the tags), else the transaction's.
- */
 export function transactionAttributes(tx: TransactionRecord, request: RequestInfo, session: SessionInfo, server: ServerAddress): Attributes {
   const attributes = common(session, server);
+  attributes['db.user'] = session.user;
+  attributes['pg.backend_pid'] = session.backendPid;
+  attributes['txproxy.session.id'] = session.id;
   attributes['txproxy.transaction.id'] = tx.id;
   attributes['txproxy.transaction.outcome'] = tx.outcome ?? 'disconnect';
   attributes['txproxy.transaction.implicit'] = tx.implicit;

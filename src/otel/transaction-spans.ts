@@ -198,7 +198,9 @@ export class TransactionSpans implements TrackerListener {
     const parentContext = parent === null ? ROOT_CONTEXT : trace.setSpanContext(ROOT_CONTEXT, parent);
     const attributes = transactionAttributes(tx, request, session, server);
     if (open.statementsOver > 0) attributes['txproxy.statement_spans_dropped'] = open.statementsOver;
-    const span = tracer.startSpan(transactionSpanName(session), { kind: SpanKind.INTERNAL, startTime: tx.startedAt, attributes }, parentContext);
+    // Attributes are set on the span rather than passed to startSpan, which would copy them once more for the sampler.
+    const span = tracer.startSpan(transactionSpanName(session), { kind: SpanKind.INTERNAL, startTime: tx.startedAt }, parentContext);
+    span.setAttributes(attributes);
     const failed = tx.outcome === 'failed' || tx.outcome === 'disconnect' || tx.outcome === null;
     if (failed) span.setStatus({ code: SpanStatusCode.ERROR, message: this.failure(tx) });
     for (const event of open.events) span.addEvent(event.name, event.attributes, event.time);
@@ -206,11 +208,8 @@ export class TransactionSpans implements TrackerListener {
     const statementParent = trace.setSpan(ROOT_CONTEXT, span);
     for (const s of open.statements) {
       const start = tx.startedAt + (s.startMono - tx.startMono);
-      const child = tracer.startSpan(
-        statementSpanName(s, session),
-        { kind: SpanKind.CLIENT, startTime: start, attributes: statementAttributes(s, session, server, text) },
-        statementParent,
-      );
+      const child = tracer.startSpan(statementSpanName(s, session), { kind: SpanKind.CLIENT, startTime: start }, statementParent);
+      child.setAttributes(statementAttributes(s, session, server, text));
       if (s.error !== null) child.setStatus({ code: SpanStatusCode.ERROR, message: `${s.error.code}: ${text.errorMessage(s.error.message, s.text)}` });
       else if (s.interrupted) child.setStatus({ code: SpanStatusCode.ERROR, message: 'the session ended before the server answered' });
       child.end(start + s.durationMs);

@@ -74,7 +74,17 @@ t.test('span times are the transaction wall-clock start plus monotonic offsets, 
   t.equal(ms(select.startTime), EPOCH + 10.5);
   t.equal(ms(select.endTime), EPOCH + 12.75);
   t.equal(select.attributes['db.query.text'], 'SELECT * FROM t WHERE name = ?', 'SQL as the trace shows it (trace.sql: redacted)');
-  t.match(select.attributes, { 'db.system.name': 'postgresql', 'db.namespace': 'shop', 'db.operation.name': 'SELECT', 'server.address': 'db', 'server.port': 5432, 'pg.backend_pid': 42 });
+  t.same(select.attributes, {
+    'db.system.name': 'postgresql',
+    'db.namespace': 'shop',
+    'server.address': 'db',
+    'server.port': 5432,
+    'db.operation.name': 'SELECT',
+    'db.query.text': 'SELECT * FROM t WHERE name = ?',
+    'txproxy.statement.seq': 2,
+    'pg.command_tag': 'SELECT',
+  }, 'a statement span: what tells it apart, values that are usually zero left out');
+  t.match(txSpan.attributes, { 'db.system.name': 'postgresql', 'db.user': 'app', 'pg.backend_pid': 42, 'txproxy.session.id': 'b-1', 'txproxy.transaction.id': tx.id });
 });
 
 t.test('statement_spans: slow keeps slow, failed and lock-waiting statements; none keeps none', async (t) => {
