@@ -323,3 +323,22 @@ t.test('exemplars: the duration histograms name the trace of an exported transac
   t.notMatch(classic, /trace_id=/, 'the classic format has no exemplars');
   t.match(classic, /^# TYPE txproxy_statements_total counter$/m, 'and, after an OpenMetrics scrape, its counters keep their names');
 });
+
+t.test('two transactions of one request on one session: both in the app trace, under its first query span', async (t) => {
+  const c = await client();
+  t.teardown(() => c.end());
+  await c.query('SELECT 1');
+  const { traceId, spanId: appSpanId } = await app.inSpan('order', async () => {
+    await c.query('BEGIN');
+    await c.query("UPDATE items SET name = 'first' WHERE id = 5");
+    await c.query('COMMIT');
+    await c.query("UPDATE items SET name = 'second' WHERE id = 5");
+  });
+  const [first, second] = await waitForTransactionSpans(traceId, 2);
+  t.match(first.attributes, { 'txproxy.transaction.implicit': false, 'txproxy.transaction.statements': 3 });
+  t.match(second.attributes, { 'txproxy.transaction.implicit': true, 'txproxy.transaction.statements': 1 });
+  const firstQuery = spanById(first.parentSpanId)!;
+  t.equal(firstQuery.parentSpanId, appSpanId, "the first transaction hangs under its BEGIN's query span");
+  t.equal(second.parentSpanId, first.parentSpanId, 'the request keeps the traceparent it began with');
+  t.ok(second.start >= first.end, 'one after the other');
+});
