@@ -342,3 +342,21 @@ t.test('two transactions of one request on one session: both in the app trace, u
   t.equal(second.parentSpanId, first.parentSpanId, 'the request keeps the traceparent it began with');
   t.ok(second.start >= first.end, 'one after the other');
 });
+
+t.test('a client that goes away inside its transaction: the span ends in error, outcome disconnect', async (t) => {
+  const c = await client();
+  const sessionId = await sessionIdOf(await backendPid(c));
+  const { traceId } = await app.inSpan('abandon', async () => {
+    await c.query('BEGIN');
+    await c.query("UPDATE items SET name = 'abandoned' WHERE id = 6");
+  });
+  c.on('error', () => undefined);
+  (c as unknown as { connection: { stream: { destroy(): void } } }).connection.stream.destroy();
+  await eventually(() => ![...proxy.app.server.sessions].some((s) => s.info.id === sessionId), 10_000, 'the session to end');
+  const [tx] = await waitForTransactionSpans(traceId, 1);
+  t.equal(tx.status.code, SpanStatusCode.ERROR);
+  t.match(tx.status.message, /client went away inside the transaction/);
+  t.match(tx.attributes, { 'txproxy.transaction.outcome': 'disconnect', 'error.type': 'disconnect' });
+  t.same(childrenOf(tx).map((s) => s.name), ['BEGIN postgres', 'UPDATE postgres']);
+  t.equal((await postgres.sql('SELECT name FROM items WHERE id = 6')).rows[0].name, 'item 6', 'rolled back on the server');
+});
