@@ -21,7 +21,7 @@ import { BoundedBatchProcessor } from './bounded-batch-processor.js';
 import { OTEL_DEFAULTS, tracesUrl, type OtelConfig } from './otel-config.js';
 import { recordEventSink } from './record-events.js';
 import type { ServerAddress } from './span-attributes.js';
-import { TransactionSpans, type ExemplarSink } from './transaction-spans.js';
+import { SPAN_LIMITS, TransactionSpans, type ExemplarSink } from './transaction-spans.js';
 
 export interface OtelExportOptions {
   config: OtelConfig;
@@ -98,7 +98,7 @@ export function startOtelExport(options: OtelExportOptions): OtelExport | null {
     resource: resourceOf(config),
     // txproxy decides itself which transactions get spans (the client's sampled flag, `untraced`): every span it starts is kept.
     sampler: new AlwaysOnSampler(),
-    spanLimits: { attributeCountLimit: 128, eventCountLimit: 256, attributePerEventCountLimit: 32 },
+    spanLimits: SPAN_LIMITS,
     spanProcessors: [processor],
   });
   const spans = new TransactionSpans({

@@ -62,10 +62,15 @@ interface OpenTransaction {
   request: RequestInfo | null;
   parent: SpanContext | null;
   events: PendingEvent[];
+  /** Events left out by MAX_EVENTS. */
+  eventsOver: number;
 }
 
 /** Events kept for one transaction; more are counted, not kept (a loop of savepoints must not grow memory). */
 const MAX_EVENTS = 256;
+
+/** The tracer provider's limits for these spans: room for every event kept. */
+export const SPAN_LIMITS = { attributeCountLimit: 128, eventCountLimit: MAX_EVENTS, attributePerEventCountLimit: 32 };
 
 export class TransactionSpans implements TrackerListener {
   private readonly open = new Map<SessionInfo, OpenTransaction>();
@@ -83,7 +88,7 @@ export class TransactionSpans implements TrackerListener {
   // ------------------------------------------------------------ tracker events
 
   transactionStarted(session: SessionInfo, tx: TransactionRecord): void {
-    const open: OpenTransaction = { session, tx, statements: [], statementsOver: 0, request: null, parent: null, events: [] };
+    const open: OpenTransaction = { session, tx, statements: [], statementsOver: 0, request: null, parent: null, events: [], eventsOver: 0 };
     const early = this.early.get(session.id);
     if (early !== undefined) {
       this.early.delete(session.id);
@@ -198,6 +203,7 @@ export class TransactionSpans implements TrackerListener {
     const parentContext = parent === null ? ROOT_CONTEXT : trace.setSpanContext(ROOT_CONTEXT, parent);
     const attributes = transactionAttributes(tx, request, session, server);
     if (open.statementsOver > 0) attributes['txproxy.statement_spans_dropped'] = open.statementsOver;
+    if (open.eventsOver > 0) attributes['txproxy.events_dropped'] = open.eventsOver;
     // Attributes are set on the span rather than passed to startSpan, which would copy them once more for the sampler.
     const span = tracer.startSpan(transactionSpanName(session), { kind: SpanKind.INTERNAL, startTime: tx.startedAt }, parentContext);
     span.setAttributes(attributes);
@@ -227,6 +233,7 @@ export class TransactionSpans implements TrackerListener {
 
   private addEvent(open: OpenTransaction, event: PendingEvent): void {
     if (open.events.length < MAX_EVENTS) open.events.push(event);
+    else open.eventsOver++;
   }
 }
 

@@ -3,7 +3,7 @@ import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan, type SpanExporter } from '@opentelemetry/sdk-trace-base';
 import { wantsOpenMetrics } from '../../src/metrics/exposition.js';
 import { BoundedBatchProcessor } from '../../src/otel/bounded-batch-processor.js';
-import { parseTraceparent, TransactionSpans, type TransactionSpansOptions } from '../../src/otel/transaction-spans.js';
+import { parseTraceparent, SPAN_LIMITS, TransactionSpans, type TransactionSpansOptions } from '../../src/otel/transaction-spans.js';
 import { classifyStatement as classify } from '../../src/sql/classify.js';
 import { TraceText } from '../../src/trace/trace-text.js';
 import type { RequestInfo, SessionInfo, StatementRecord, TransactionRecord } from '../../src/tracker/types.js';
@@ -37,7 +37,7 @@ function statement(tx: TransactionRecord, seq: number, sql: string, startMono: n
 
 function setup(options: Partial<TransactionSpansOptions> = {}) {
   const exporter = new InMemorySpanExporter();
-  const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
+  const provider = new BasicTracerProvider({ spanLimits: SPAN_LIMITS, spanProcessors: [new SimpleSpanProcessor(exporter)] });
   const spans = new TransactionSpans({
     tracer: provider.getTracer('txproxy'),
     server: { host: 'db', port: 5432 },
@@ -216,4 +216,15 @@ t.test('OpenMetrics only when the Accept header asks for it', async (t) => {
   t.equal(wantsOpenMetrics('application/openmetrics-text; version=1.0.0; charset=utf-8'), true);
   t.equal(wantsOpenMetrics('application/openmetrics-text;version=1.0.0;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1'), true, "Prometheus' own header");
   t.equal(wantsOpenMetrics('application/openmetrics-text;q=0, text/plain'), false);
+});
+
+t.test('a transaction span keeps 256 events and counts the rest', async (t) => {
+  const { spans, finished } = setup();
+  const tx = transaction(request(`00-${TRACE}-${PARENT}-01`), 0, 10);
+  spans.transactionStarted(session, tx);
+  for (let i = 0; i < 300; i++) spans.savepoint(session, 'create', `s${i}`, i + 1, tx);
+  spans.transactionEnded(session, tx);
+  const span = finished().at(-1)!;
+  t.equal(span.events.length, 256);
+  t.equal(span.attributes['txproxy.events_dropped'], 44);
 });
