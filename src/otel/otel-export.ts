@@ -64,6 +64,7 @@ export function startOtelExport(options: OtelExportOptions): OtelExport | null {
     registers: [registry],
   });
   let lastFailureLog = 0;
+  let lastBuildErrorLog = 0;
   const processor = new BoundedBatchProcessor(
     createExporter(config, url),
     {
@@ -111,6 +112,12 @@ export function startOtelExport(options: OtelExportOptions): OtelExport | null {
     untraced: config.untraced,
     untracedRatio: config.untraced_ratio,
     exemplars: options.exemplars,
+    onError: (err) => {
+      const now = Date.now();
+      if (now - lastBuildErrorLog < 60_000) return;
+      lastBuildErrorLog = now;
+      log.warn({ err: err.message }, 'transaction span not built');
+    },
   });
   log.info({ url, protocol: config.protocol, statement_spans: config.statement_spans, untraced: config.untraced }, 'span export on');
   return {

@@ -24,9 +24,14 @@ export function recordEventSink(spans: TransactionSpans): TraceSink {
     writeLine(line: string): void {
       // Records are built with `kind` first: one comparison skips the statement and transaction lines.
       if (line.charCodeAt(9) !== 0x6c /* l */ && line.charCodeAt(9) !== 0x64 /* d */ && line.charCodeAt(9) !== 0x70 /* p */) return;
-      if (line.startsWith(LOCK_WAIT)) lockWait(spans, JSON.parse(line) as TraceRecord);
-      else if (line.startsWith(DEADLOCK)) deadlock(spans, JSON.parse(line) as TraceRecord);
-      else if (line.startsWith(POLICY)) policy(spans, JSON.parse(line) as TraceRecord);
+      // The writers of these records call this synchronously: an unreadable record is skipped, never thrown back at them.
+      try {
+        if (line.startsWith(LOCK_WAIT)) lockWait(spans, JSON.parse(line) as TraceRecord);
+        else if (line.startsWith(DEADLOCK)) deadlock(spans, JSON.parse(line) as TraceRecord);
+        else if (line.startsWith(POLICY)) policy(spans, JSON.parse(line) as TraceRecord);
+      } catch {
+        // Nothing to add to a span.
+      }
     },
     async flush(): Promise<void> {},
   };

@@ -46,6 +46,8 @@ export interface TransactionSpansOptions {
   untraced: Untraced;
   untracedRatio: number;
   exemplars?: ExemplarSink;
+  /** A span could not be built; the transaction is left out, the session goes on. */
+  onError?: (err: Error) => void;
   /** Defaults to Math.random; tests pass their own. */
   random?: () => number;
 }
@@ -121,7 +123,12 @@ export class TransactionSpans implements TrackerListener {
     this.byId.delete(tx.id);
     const parent = this.parentFor(open);
     if (parent === undefined) return;
-    this.emit(open, parent);
+    // Listeners run on the session's path: nothing here may throw into it.
+    try {
+      this.emit(open, parent);
+    } catch (err) {
+      this.options.onError?.(err as Error);
+    }
   }
 
   sessionEnded(session: SessionInfo): void {

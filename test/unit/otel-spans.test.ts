@@ -228,3 +228,17 @@ t.test('a transaction span keeps 256 events and counts the rest', async (t) => {
   t.equal(span.events.length, 256);
   t.equal(span.attributes['txproxy.events_dropped'], 44);
 });
+
+t.test('a span that cannot be built never throws into the session: the error is reported', async (t) => {
+  const errors: string[] = [];
+  const failing = {
+    startSpan() {
+      throw new Error('exporter state broken');
+    },
+  } as unknown as TransactionSpansOptions['tracer'];
+  const { spans } = setup({ tracer: failing, onError: (err) => errors.push(err.message) });
+  const tx = transaction(request(`00-${TRACE}-${PARENT}-01`), 0, 1);
+  spans.transactionStarted(session, tx);
+  t.doesNotThrow(() => spans.transactionEnded(session, tx));
+  t.same(errors, ['exporter state broken']);
+});
