@@ -69,6 +69,7 @@ export const OPTIONS_HELP = `Options (flags override TXPROXY_* variables, which 
       --log-level LEVEL       fatal, error, warn, info, debug, trace or silent (TXPROXY_LOG_LEVEL; default info)
   -h, --help                  show this help
       --version               print the version
+OpenTelemetry span export: set OTEL_EXPORTER_OTLP_ENDPOINT (the other OTEL_* variables: docs/opentelemetry.md).
 Every setting, with its variable: docs/configuration.md. Exit codes: 0 stopped, 1 runtime failure, 2 bad usage or configuration.`;
 
 export interface CommandLine {

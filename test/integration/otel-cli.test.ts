@@ -9,7 +9,7 @@ import pg from 'pg';
 import { startOtlpReceiver } from '../helpers/otlp-receiver.js';
 import { startPostgres } from '../helpers/postgres.js';
 import { eventually } from '../helpers/proxy.js';
-import { startCli } from '../helpers/txproxy-cli.js';
+import { runCli, startCli } from '../helpers/txproxy-cli.js';
 
 t.test('OTEL_EXPORTER_OTLP_ENDPOINT alone: spans go out as protobuf, with the configured headers and service name', async (t) => {
   const postgres = await startPostgres();
@@ -40,4 +40,10 @@ t.test('OTEL_EXPORTER_OTLP_ENDPOINT alone: spans go out as protobuf, with the co
   t.ok(body.includes(Buffer.from(traceId, 'hex')), 'the trace id of the traceparent');
   t.ok(body.includes(Buffer.from('orders-db-proxy')), 'OTEL_SERVICE_NAME');
   t.match(cli.stderr() + cli.stdout(), /span export on/);
+});
+
+t.test('--help says how to turn span export on', async (t) => {
+  const help = await runCli(['--help']);
+  t.equal(help.code, 0);
+  t.match(help.stdout, /OpenTelemetry span export: set OTEL_EXPORTER_OTLP_ENDPOINT \(the other OTEL_\* variables: docs\/opentelemetry\.md\)/);
 });
