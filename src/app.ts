@@ -16,6 +16,7 @@ import { deadlockCounter } from './locks/lock-metrics.js';
 import { LockMonitor } from './locks/lock-monitor.js';
 import { ProxyMetrics } from './metrics/proxy-metrics.js';
 import { createRegistry } from './metrics/registry.js';
+import { startOtelExport, type OtelExport } from './otel/otel-export.js';
 import { registerSessionGauges } from './metrics/session-gauges.js';
 import { TraceBus, type TraceSink } from './trace/trace-sink.js';
 import type { Config } from './config/schema.js';
@@ -74,6 +75,8 @@ export class App {
    * is off (nothing could read them, so nothing is counted).
    */
   readonly metrics: ProxyMetrics | null = null;
+  /** OpenTelemetry span export; null when it is off (no endpoint), and then nothing listens for it. */
+  readonly otel: OtelExport | null;
   /** The lock-wait sampler; null when `lock_monitor.enabled` is false. */
   readonly lockMonitor: LockMonitor | null;
   private readonly admin: AdminServer | null = null;
@@ -139,6 +142,12 @@ export class App {
         maxEventSubscribers: config.admin.max_event_subscribers,
         log: options.log,
       });
+    }
+    // After the lock monitor (a statement's lock wait is added to it first) and the metrics (exemplars go into their cells).
+    this.otel = startOtelExport({ config: config.otel, server: options.target, text: traceText, registry: this.registry, log: options.log, exemplars: this.metrics ?? undefined });
+    if (this.otel !== null) {
+      listeners.push(this.otel.spans);
+      this.traceBus.attach(this.otel.recordSink);
     }
     if (pooling === 'session') {
       this.pools = new PoolLender({ config: config.pool, mode: 'session', target: options.target, registry: this.registry, log: options.log });
@@ -234,6 +243,7 @@ export class App {
     await this.server.shutdown(drainMs);
     await this.pools?.close();
     await this.lockMonitor?.stop();
+    await this.otel?.shutdown();
     await this.admin?.close();
   }
 }

@@ -10,7 +10,8 @@
 import http from 'node:http';
 import type net from 'node:net';
 import type { Logger } from 'pino';
-import type { Registry } from 'prom-client';
+import { Counter, Gauge, type Registry } from 'prom-client';
+import { OPENMETRICS_CONTENT_TYPE, openMetricsText, wantsOpenMetrics } from '../metrics/exposition.js';
 import { describeTarget, type UpstreamTarget } from '../proxy/upstream.js';
 import type { SessionView } from '../sessions/session-view.js';
 import type { TraceBus } from '../trace/trace-sink.js';
@@ -119,7 +120,7 @@ export class AdminServer {
     }
     switch (url.pathname) {
       case '/metrics':
-        return this.metrics(res);
+        return this.metrics(res, wantsOpenMetrics(req.headers.accept));
       case '/healthz':
         json(res, 200, { status: 'ok' });
         return;
@@ -140,8 +141,15 @@ export class AdminServer {
     json(res, 404, { error: 'not found', message: `no route ${url.pathname}; try /metrics, /healthz, /readyz, /sessions, /pools, /transactions or /events` });
   }
 
-  private async metrics(res: http.ServerResponse): Promise<void> {
+  /** OpenMetrics (with exemplars) when the scraper's Accept header asks for it. */
+  private async metrics(res: http.ServerResponse, openMetrics: boolean): Promise<void> {
     const registry = this.options.registry;
+    if (openMetrics) {
+      const text = await openMetricsText(registry);
+      res.writeHead(200, { 'Content-Type': OPENMETRICS_CONTENT_TYPE });
+      res.end(text);
+      return;
+    }
     const body = await registry.metrics();
     res.writeHead(200, { 'Content-Type': registry.contentType });
     res.end(body);

@@ -6,6 +6,7 @@
 import { parseArgs } from 'node:util';
 import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
+import { OTEL_ENV_KEYS } from '../otel/otel-config.js';
 import { DATABASE_OVERRIDE_KEYS, USER_OVERRIDE_KEYS } from '../pool/pool-config.js';
 import { ADMIN_TOKEN, adminToken, configSchema, type Config } from './schema.js';
 
@@ -69,6 +70,8 @@ export const ENV_KEYS: Record<string, string> = {
   TXPROXY_AUTH_USER: 'auth.user',
   TXPROXY_AUTH_QUERY: 'auth.query',
   TXPROXY_AUTH_QUERY_CACHE_TTL: 'auth.query_cache_ttl',
+  // The standard OpenTelemetry variables, as any OpenTelemetry SDK reads them.
+  ...OTEL_ENV_KEYS,
 };
 
 /** Command-line flags and the config key each one sets. */
@@ -121,6 +124,7 @@ export const OPTIONS_HELP = `Options (flags override TXPROXY_* variables, which 
       --log-level LEVEL       fatal, error, warn, info, debug, trace or silent (TXPROXY_LOG_LEVEL; default info)
   -h, --help                  show this help
       --version               print the version
+OpenTelemetry span export: set OTEL_EXPORTER_OTLP_ENDPOINT (the other OTEL_* variables: docs/opentelemetry.md).
 Every setting, with its variable: docs/configuration.md. Exit codes: 0 stopped, 1 runtime failure, 2 bad usage or configuration.`;
 
 export interface CommandLine {

@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { authSchema } from '../auth/auth-config.js';
 import { poolSchema } from '../pool/pool-config.js';
+import { otelSchema } from '../otel/otel-config.js';
 import { policiesSchema } from '../policy/policy-config.js';
 import { parseUpstreamUrl, UpstreamUrlError } from '../proxy/upstream.js';
 import { DURATION, durationSchema } from './duration.js';
@@ -230,6 +231,8 @@ export const configSchema = z
     pool: poolSchema.prefault({}),
     /** How clients log in to txproxy when it pools (docs/pooling.md). */
     auth: authSchema.prefault({}),
+    /** OpenTelemetry span export (docs/opentelemetry.md); on when an endpoint is set. */
+    otel: otelSchema,
   })
   .strict();
 

@@ -22,6 +22,16 @@ export interface HistogramCell {
   readonly buckets: Float64Array;
   sum: number;
   count: number;
+  /** The latest exemplar per bucket (OpenMetrics); null until the first one. */
+  exemplars: (Exemplar | null)[] | null;
+}
+
+/** An observation that names the trace it came from (OpenMetrics exemplar). */
+export interface Exemplar {
+  labelSet: Readonly<Record<string, string>>;
+  value: number;
+  /** Epoch seconds. */
+  timestamp: number;
 }
 
 interface FamilyOptions {
@@ -35,6 +45,8 @@ interface MetricValue {
   value: number;
   labels: Record<string, string | number>;
   metricName?: string;
+  /** Written only in the OpenMetrics exposition. */
+  exemplar?: Exemplar;
 }
 
 abstract class CellFamily<C extends { labels: Readonly<Record<string, string>> }> {
@@ -113,17 +125,31 @@ export class HistogramFamily extends CellFamily<HistogramCell> {
   }
 
   protected create(labels: Readonly<Record<string, string>>): HistogramCell {
-    return { labels, buckets: new Float64Array(this.upperBounds.length + 1), sum: 0, count: 0 };
+    return { labels, buckets: new Float64Array(this.upperBounds.length + 1), sum: 0, count: 0, exemplars: null };
   }
 
   /** Records one value in a cell of this family. */
   observe(cell: HistogramCell, value: number): void {
-    const bounds = this.upperBounds;
-    let i = 0;
-    while (i < bounds.length && value > bounds[i]) i++;
+    const i = this.bucketOf(value);
     cell.buckets[i]++;
     cell.sum += value;
     cell.count++;
+  }
+
+  /**
+   * Names the trace of a value already observed in `cell`: the bucket it fell
+   * in shows it as its exemplar until a later one replaces it.
+   */
+  exemplar(cell: HistogramCell, value: number, labelSet: Readonly<Record<string, string>>, timestampMs: number): void {
+    const exemplars = (cell.exemplars ??= new Array<Exemplar | null>(this.upperBounds.length + 1).fill(null));
+    exemplars[this.bucketOf(value)] = { labelSet, value, timestamp: timestampMs / 1000 };
+  }
+
+  private bucketOf(value: number): number {
+    const bounds = this.upperBounds;
+    let i = 0;
+    while (i < bounds.length && value > bounds[i]) i++;
+    return i;
   }
 
   protected values(): MetricValue[] {
@@ -131,11 +157,16 @@ export class HistogramFamily extends CellFamily<HistogramCell> {
     const bucketName = `${this.name}_bucket`;
     for (const c of this.cells.values()) {
       let cumulative = 0;
+      const exemplars = c.exemplars;
       for (let i = 0; i < this.upperBounds.length; i++) {
         cumulative += c.buckets[i];
-        out.push({ metricName: bucketName, labels: { ...c.labels, le: this.upperBounds[i] }, value: cumulative });
+        const value: MetricValue = { metricName: bucketName, labels: { ...c.labels, le: this.upperBounds[i] }, value: cumulative };
+        if (exemplars?.[i] != null) value.exemplar = exemplars[i]!;
+        out.push(value);
       }
-      out.push({ metricName: bucketName, labels: { ...c.labels, le: '+Inf' }, value: c.count });
+      const inf: MetricValue = { metricName: bucketName, labels: { ...c.labels, le: '+Inf' }, value: c.count };
+      if (exemplars?.[this.upperBounds.length] != null) inf.exemplar = exemplars[this.upperBounds.length]!;
+      out.push(inf);
       out.push({ metricName: `${this.name}_sum`, labels: { ...c.labels }, value: c.sum });
       out.push({ metricName: `${this.name}_count`, labels: { ...c.labels }, value: c.count });
     }
@@ -147,6 +178,7 @@ export class HistogramFamily extends CellFamily<HistogramCell> {
       c.buckets.fill(0);
       c.sum = 0;
       c.count = 0;
+      c.exemplars = null;
     }
   }
 }

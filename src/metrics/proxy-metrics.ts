@@ -72,7 +72,17 @@ interface SessionScope {
   retry: { requestId: string; sqlstate: string } | null;
 }
 
-export class ProxyMetrics implements TrackerListener, PolicyViolationCounter {
+/**
+ * Where OpenTelemetry export reports the trace of a transaction or
+ * statement it exported: the duration histograms then carry it as an
+ * exemplar (src/otel/transaction-spans.ts calls it, only for exported ones).
+ */
+export interface TracedObservations {
+  transactionTraced(session: SessionInfo, tx: TransactionRecord, traceId: string, spanId: string): void;
+  statementTraced(session: SessionInfo, statement: StatementRecord, traceId: string, spanId: string): void;
+}
+
+export class ProxyMetrics implements TrackerListener, PolicyViolationCounter, TracedObservations {
   private readonly routes: RouteLabels;
   private readonly statements: CounterFamily;
   private readonly statementDuration: HistogramFamily;
@@ -256,6 +266,25 @@ export class ProxyMetrics implements TrackerListener, PolicyViolationCounter {
 
   savepoint(_session: SessionInfo, op: SavepointOp): void {
     this.savepointCells[op].value++;
+  }
+
+  // ------------------------------------------------------------ exemplars
+
+  // Called after this listener observed the same record, so the cells exist.
+
+  transactionTraced(session: SessionInfo, tx: TransactionRecord, traceId: string, spanId: string): void {
+    const scope = this.scopes.get(session);
+    if (scope === undefined) return;
+    const route = scope.request === tx.request ? scope.route : scope.db.routes.get(this.routes.label(tx.request.route));
+    const cell = route?.transactionDuration[tx.implicit ? 1 : 0];
+    if (cell == null) return;
+    this.transactionDuration.exemplar(cell, tx.durationMs / 1000, { trace_id: traceId, span_id: spanId }, tx.endedAt);
+  }
+
+  statementTraced(session: SessionInfo, s: StatementRecord, traceId: string, spanId: string): void {
+    const cell = this.scopes.get(session)?.db.statementDuration.get(commandLabel(s.info.operation));
+    if (cell === undefined) return;
+    this.statementDuration.exemplar(cell, s.durationMs / 1000, { trace_id: traceId, span_id: spanId }, s.startedAt + s.durationMs);
   }
 
   // ------------------------------------------------------------ policy

@@ -157,7 +157,7 @@ t.test('config file mistakes exit with code 2 and name the file and the key', as
     t,
     ['--config', unknownKey],
     {},
-    `txproxy: unknown key 'listen_port' in ${unknownKey}; allowed: listen, upstream, http, max_client_conn, max_pending_handshakes, handshake_timeout, max_message_length, connect_timeout, settle_timeout, read_buffer, drain_timeout, tls, embedded, trace, log, policies, metrics, admin, lock_monitor, pool, auth\n`,
+    `txproxy: unknown key 'listen_port' in ${unknownKey}; allowed: listen, upstream, http, max_client_conn, max_pending_handshakes, handshake_timeout, max_message_length, connect_timeout, settle_timeout, read_buffer, drain_timeout, tls, embedded, trace, log, policies, metrics, admin, lock_monitor, pool, auth, otel\n`,
   );
 
   const nestedUnknown = writeScratch('nested-unknown.yaml', 'trace:\n  colour: yes\n');
