@@ -41,7 +41,7 @@ import { answerPlan, controlSequence, markOrigins, originOf, queryMessage, type 
 import { PendingDecisions } from './pending-decisions.js';
 import { TransactionTimers } from './policy-timers.js';
 import { RequestTransaction, type Binding, type OutcomeSink, type PolicyDecision, type SqlError } from './request-transaction.js';
-import type { SessionInterceptor } from './session.js';
+import type { SessionInterceptor } from '../proxy/session.js';
 
 /** What the enforcer needs of its session (src/proxy/session.ts). */
 export interface EnforcedSession {
