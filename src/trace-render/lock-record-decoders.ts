@@ -1,5 +1,5 @@
 /** Decoders of the lock monitor's records: lock waits (with their blockers) and deadlocks. */
-import { attribution, num, objects, required, sql, str, transactionIdOf, type Json } from './record-fields.js';
+import { attribution, num, objects, sessionIdOf, sql, str, timeOf, transactionIdOf, type Json } from './record-fields.js';
 import type { Blocker, DeadlockEvent, LockWaitEvent } from './record-types.js';
 
 function decodeBlocker(b: Json): Blocker {
@@ -21,10 +21,10 @@ function decodeBlocker(b: Json): Blocker {
 export function decodeLockWait(r: Json): LockWaitEvent {
   return {
     kind: 'lock_wait',
-    time: str(r, 'time') ?? '',
+    time: timeOf(r),
     end: str(r, 'end'),
     durationMs: num(r, 'duration_ms') ?? 0,
-    sessionId: required(r, 'session.id', str(r, 'session.id')),
+    sessionId: sessionIdOf(r),
     transactionId: transactionIdOf(r),
     seq: num(r, 'statement.seq'),
     backendPid: num(r, 'pg.backend_pid'),
@@ -40,8 +40,8 @@ export function decodeLockWait(r: Json): LockWaitEvent {
 export function decodeDeadlock(r: Json): DeadlockEvent {
   return {
     kind: 'deadlock',
-    time: str(r, 'time') ?? '',
-    sessionId: required(r, 'session.id', str(r, 'session.id')),
+    time: timeOf(r),
+    sessionId: sessionIdOf(r),
     transactionId: transactionIdOf(r),
     backendPid: num(r, 'pg.backend_pid'),
     processes: objects(r, 'processes').map((p) => ({

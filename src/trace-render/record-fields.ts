@@ -56,3 +56,13 @@ export function transactionIdOf(r: Json): string | null {
 export function attribution(r: Json): Attribution {
   return { requestId: str(r, 'request.id'), route: str(r, 'http.route') };
 }
+
+/** When the record was written, as the writer put it ('' when missing). */
+export function timeOf(r: Json): string {
+  return str(r, 'time') ?? '';
+}
+
+/** Every record names its session: one without is malformed. */
+export function sessionIdOf(r: Json): string {
+  return required(r, 'session.id', str(r, 'session.id'));
+}

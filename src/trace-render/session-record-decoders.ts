@@ -1,5 +1,5 @@
 /** Decoders of the records of a session's own activity: session, statement, transaction. */
-import { attribution, bool, num, required, sql, str, transactionIdOf, type Json } from './record-fields.js';
+import { attribution, bool, num, required, sessionIdOf, sql, str, timeOf, transactionIdOf, type Json } from './record-fields.js';
 import type { SessionEvent, StatementEvent, TransactionEvent } from './record-types.js';
 
 export function decodeSession(r: Json): SessionEvent {
@@ -7,8 +7,8 @@ export function decodeSession(r: Json): SessionEvent {
   return {
     kind: 'session',
     event: required(r, 'event', event === 'start' || event === 'end' ? event : null),
-    time: str(r, 'time') ?? '',
-    sessionId: required(r, 'session.id', str(r, 'session.id')),
+    time: timeOf(r),
+    sessionId: sessionIdOf(r),
     database: str(r, 'db.namespace'),
     user: str(r, 'db.user'),
     clientAddress: str(r, 'client.address'),
@@ -22,8 +22,8 @@ export function decodeSession(r: Json): SessionEvent {
 export function decodeStatement(r: Json): StatementEvent {
   return {
     kind: 'statement',
-    time: str(r, 'time') ?? '',
-    sessionId: required(r, 'session.id', str(r, 'session.id')),
+    time: timeOf(r),
+    sessionId: sessionIdOf(r),
     transactionId: transactionIdOf(r),
     seq: required(r, 'statement.seq', num(r, 'statement.seq')),
     durationMs: num(r, 'duration_ms') ?? 0,
@@ -53,9 +53,9 @@ export function decodeTransaction(r: Json): TransactionEvent {
       : null;
   return {
     kind: 'transaction',
-    time: str(r, 'time') ?? '',
+    time: timeOf(r),
     end: str(r, 'end'),
-    sessionId: required(r, 'session.id', str(r, 'session.id')),
+    sessionId: sessionIdOf(r),
     transactionId: required(r, 'transaction.id', str(r, 'transaction.id')),
     database: str(r, 'db.namespace'),
     backendPid: num(r, 'pg.backend_pid'),
