@@ -89,7 +89,7 @@ export class PolicyEnforcer implements SessionInterceptor {
   }
 
   private updateHooks(): void {
-    const needed = this.scope.enforcing;
+    const needed = this.scope.needsEnforcer;
     if (needed === (this.onClientMessage !== undefined)) return;
     if (needed) {
       // Turned on mid-session (a reload): start from the server's word.

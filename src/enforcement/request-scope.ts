@@ -44,7 +44,7 @@ export class RequestScope implements LimitReporter {
   constructor(
     private readonly session: EnforcedSession,
     private readonly reporter: PolicyReporter,
-    /** The messages the session must hook changed (see PolicyEnforcer.updateHooks). */
+    /** Whether the session needs the enforcer may have changed (see PolicyEnforcer.updateHooks). */
     private readonly hooksChanged: () => void,
   ) {
     this.limits = new TransactionLimits(session, this);
@@ -55,8 +55,8 @@ export class RequestScope implements LimitReporter {
     return this.session.tracker;
   }
 
-  /** Whether anything of this session must be looked at: otherwise its hot path goes without hooks. */
-  get enforcing(): boolean {
+  /** Whether the session's messages must pass through the enforcer: otherwise its hot path goes without hooks. */
+  get needsEnforcer(): boolean {
     const binding = this.binding;
     return this.policies.enforcing || this.transaction !== null || (binding !== null && (binding.rule.enforcing || binding.failed));
   }
