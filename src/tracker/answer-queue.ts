@@ -9,9 +9,9 @@
  *   client ends the copy with CopyDone or CopyFail: those Syncs get no
  *   ReadyForQuery, so they leave the queue too.
  */
-import type { StatementRecord } from './types.js';
 import type { Prepared } from './prepared-statements.js';
 import type { PortalRun } from './transaction-ledger.js';
+import type { StatementRecord } from './types.js';
 
 export const enum EntryKind {
   Query,
