@@ -22,7 +22,7 @@ import { TraceBus, type TraceSink } from './trace/trace-sink.js';
 import type { Config } from './config/schema.js';
 import type { PoliciesConfig } from './policy/policy-config.js';
 import { PolicySet } from './policy/policy-set.js';
-import { PolicyService, type PolicyViolationCounter } from './proxy/policy-service.js';
+import { PolicyService, type PolicyViolationCounter } from './enforcement/policy-service.js';
 import { ProxyServer, type PooledServers } from './proxy/server.js';
 import type { Secret } from './auth/userlist.js';
 import { secretLookup } from './auth/secret-lookup.js';

@@ -8,7 +8,7 @@
  * names and works with `trace.sql: off`.
  */
 import { classifyStatement } from '../sql/classify.js';
-import type { StatementEvent } from './records.js';
+import type { StatementEvent } from './record-types.js';
 import type { TransactionBlock } from './transcript.js';
 
 export interface StatementPlace {

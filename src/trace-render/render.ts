@@ -13,7 +13,7 @@
  * ends with an empty line.
  */
 import { needlessReadOnly, savepointTree, type StatementPlace } from './findings.js';
-import type { DeadlockEvent, DryRunEvent, LockWaitEvent, NoteEvent, PolicyEvent, SessionEvent, StatementEvent } from './records.js';
+import type { DeadlockEvent, DryRunEvent, LockWaitEvent, NoteEvent, PolicyEvent, SessionEvent, StatementEvent } from './record-types.js';
 import type { Style, Tone } from './style.js';
 import type { RequestSummary, TransactionBlock, TranscriptItem } from './transcript.js';
 

@@ -24,7 +24,7 @@ import type {
   StatementEvent,
   TraceEvent,
   TransactionEvent,
-} from './records.js';
+} from './record-types.js';
 import { classifyStatement } from '../sql/classify.js';
 
 /** A record shown inside a transaction block, after the statement `anchorSeq` (0: before the first). */

@@ -1,7 +1,7 @@
 import t from 'tap';
-import { answerPlan, CONTROL_NAME, controlMessages, markOrigins, originOf, type Outgoing } from '../../src/proxy/control-messages.js';
-import { PendingDecisions } from '../../src/proxy/pending-decisions.js';
-import type { DecisionEvent } from '../../src/proxy/policy-enforcer.js';
+import { answerPlan, CONTROL_NAME, controlMessages, markOrigins, originOf, type Outgoing } from '../../src/enforcement/control-messages.js';
+import { PendingDecisions } from '../../src/enforcement/pending-decisions.js';
+import type { DecisionEvent } from '../../src/enforcement/enforcer-ports.js';
 import { planClientControl } from '../../src/policy/single-transaction.js';
 import { classifyStatement } from '../../src/sql/classify.js';
 import type { Entry } from '../../src/tracker/session-tracker.js';

@@ -1,6 +1,7 @@
 import t from 'tap';
 import { Transcript } from '../../../src/trace-render/transcript.js';
-import { decodeRecord, type TraceEvent } from '../../../src/trace-render/records.js';
+import type { TraceEvent } from '../../../src/trace-render/record-types.js';
+import { decodeRecord } from '../../../src/trace-render/records.js';
 import { blocksOf, render, session, statement, transaction, transactionBlocks } from './fixtures.js';
 
 const ev = (r: Record<string, unknown>): TraceEvent => {

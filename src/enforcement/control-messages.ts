@@ -15,7 +15,7 @@ import type { Report } from '../protocol/encode.js';
 import type { StatementInfo } from '../sql/classify.js';
 import { serialize } from '../protocol/frontend-messages.js';
 import type { Entry } from '../tracker/session-tracker.js';
-import type { DecisionEvent } from './policy-enforcer.js';
+import type { DecisionEvent } from './enforcer-ports.js';
 import type { RequestTransaction } from './request-transaction.js';
 
 export const CONTROL_NAME = 'txproxy_control';

@@ -8,7 +8,7 @@
 import type { Entry } from '../tracker/session-tracker.js';
 import type { StatementRecord } from '../tracker/types.js';
 import type { PendingDecision } from './control-messages.js';
-import type { DecisionEvent } from './policy-enforcer.js';
+import type { DecisionEvent } from './enforcer-ports.js';
 
 export class PendingDecisions {
   private readonly waiting = new Map<StatementRecord, DecisionEvent[]>();

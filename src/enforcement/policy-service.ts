@@ -12,7 +12,8 @@ import type { PolicySet } from '../policy/policy-set.js';
 import type { TraceText } from '../trace/trace-text.js';
 import type { TraceBus } from '../trace/trace-sink.js';
 import type { SessionInfo, TrackerListener } from '../tracker/types.js';
-import { PolicyEnforcer, type DecisionEvent, type DryRunEvent, type EnforcedSession, type PolicyReporter } from './policy-enforcer.js';
+import type { DecisionEvent, DryRunEvent, EnforcedSession, PolicyReporter } from './enforcer-ports.js';
+import { PolicyEnforcer } from './policy-enforcer.js';
 
 /**
  * Counts decisions that refused, ended or warned (not the routine ones:

@@ -1,0 +1,120 @@
+/**
+ * The statements of one session from their making to their end: each is
+ * numbered and timed when the server turns to it, finished with its tag or
+ * error (or interrupted when the session ends), and reported to the ledger
+ * and the listener, a statement's record before that of the transaction it
+ * ends.
+ *
+ * SessionTracker extends this class rather than holding one, so that its
+ * per-message paths (a DataRow above all) reach the running statement as a
+ * field of their own.
+ */
+import type { ErrorFields } from '../protocol/decode.js';
+import type { StatementInfo } from '../sql/classify.js';
+import type { Clock } from './clock.js';
+import { rowsOfTag } from './command-tag.js';
+import { RequestTracker } from './request-tracker.js';
+import { TransactionLedger, type PortalRun } from './transaction-ledger.js';
+import type { Protocol, RequestInfo, SessionInfo, StatementRecord, TrackerListener } from './types.js';
+
+export abstract class StatementLifecycle {
+  /** The statement the server is working on now. */
+  protected active: StatementRecord | null = null;
+  /** The statement finished last (the admin API shows it for idle sessions, as pg_stat_activity does). */
+  protected last: StatementRecord | null = null;
+  private statementSeq = 0;
+  protected readonly requests: RequestTracker;
+  protected readonly ledger: TransactionLedger;
+
+  constructor(
+    readonly session: SessionInfo,
+    protected readonly listener: TrackerListener,
+    protected readonly clock: Clock,
+  ) {
+    this.requests = new RequestTracker(session.id, (request, previous) =>
+      this.listener.requestStarted?.(this.session, request, previous),
+    );
+    this.ledger = new TransactionLedger(session, listener, clock, () => this.requests.request);
+  }
+
+  /** A statement sent, not started yet (seq 0). */
+  protected newStatement(
+    protocol: Protocol,
+    text: string,
+    info: StatementInfo,
+    statementName: string | null,
+    request: RequestInfo | null,
+  ): StatementRecord {
+    return {
+      seq: 0,
+      sessionId: this.session.id,
+      transactionId: null,
+      protocol,
+      text,
+      info,
+      statementName,
+      request: request ?? this.requests.request,
+      startedAt: 0,
+      startMono: 0,
+      durationMs: 0,
+      txStatusBefore: this.ledger.inferred,
+      txStatusAfter: null,
+      commandTag: null,
+      rows: null,
+      dataRows: 0,
+      error: null,
+      savepointDepth: 0,
+      lockWaitMs: 0,
+      suspended: false,
+      interrupted: false,
+      copy: null,
+    };
+  }
+
+  protected activate(statement: StatementRecord): void {
+    statement.seq = ++this.statementSeq;
+    statement.startedAt = this.clock.wall();
+    statement.startMono = this.clock.mono();
+    this.ledger.statementStarting(statement);
+    this.active = statement;
+    this.listener.statementStarted?.(this.session, statement);
+  }
+
+  protected finish(statement: StatementRecord, tag: string | null, error: ErrorFields | null, suspended: boolean, portal: PortalRun | null = null): void {
+    statement.durationMs = this.clock.mono() - statement.startMono;
+    statement.commandTag = tag;
+    statement.error = error;
+    statement.suspended = suspended;
+    statement.rows = tag !== null ? rowsOfTag(tag) : null;
+    if (statement.rows === null && statement.dataRows > 0) statement.rows = statement.dataRows;
+    if (this.active === statement) this.active = null;
+    this.last = statement;
+    const ending = this.ledger.statementFinished(statement, tag, error, portal);
+    // The statement's record comes before the record of the transaction it ends.
+    this.listener.statementFinished?.(this.session, statement);
+    if (ending !== null) {
+      this.ledger.end(ending);
+      // COMMIT AND CHAIN / ROLLBACK AND CHAIN: the next one starts at once.
+      if (statement.info.chain) this.ledger.open(false, statement);
+    }
+  }
+
+  /** The session ended while the statement ran: its record says so. */
+  protected interrupt(statement: StatementRecord): void {
+    statement.interrupted = true;
+    statement.durationMs = this.clock.mono() - statement.startMono;
+    this.ledger.statementInterrupted(statement);
+    this.listener.statementFinished?.(this.session, statement);
+  }
+
+  /**
+   * Adds lock-wait time found by the lock monitor to a statement (the
+   * running one by default) and to the transaction it belongs to. The
+   * monitor learns a wait ended when its statement finishes, so it may name
+   * that statement from its statementFinished listener, after `active` moved on.
+   */
+  addLockWait(ms: number, statement: StatementRecord | null = this.active): void {
+    if (statement !== null) statement.lockWaitMs += ms;
+    this.ledger.addLockWait(ms, statement);
+  }
+}
