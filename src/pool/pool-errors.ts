@@ -53,7 +53,8 @@ export function loginFailed(key: PoolKey, reason: string, fields: ErrorFields | 
   }
   return {
     severity: 'FATAL',
-    code: '08006',
+    // As without pooling: sqlclient_unable_to_establish_sqlconnection.
+    code: '08001',
     message: `txproxy cannot connect to the server for user "${key.user}" on database "${key.database}": ${reason}`,
     detail: retry,
   };

@@ -88,11 +88,11 @@ t.test('a failed login: waiters get the server error, newcomers too until server
   t.equal(manager.snapshot()[0].login_error, null);
 });
 
-t.test('a connection failure without a server error: FATAL 08006 naming the pool', async (t) => {
+t.test('a connection failure without a server error: FATAL 08001 naming the pool', async (t) => {
   const { manager, connector } = fakePool({});
   connector.failures.push(new Error('connect ECONNREFUSED 127.0.0.1:1'));
   t.match(await manager.acquire('app', 'alice').catch((e: unknown) => e), {
-    report: { severity: 'FATAL', code: '08006', message: /cannot connect to the server for user "alice" on database "app": connect ECONNREFUSED/ },
+    report: { severity: 'FATAL', code: '08001', message: /cannot connect to the server for user "alice" on database "app": connect ECONNREFUSED/ },
   });
 });
 
