@@ -4,8 +4,8 @@
  * leaves and the next never sees, waiting for a server, a pooled backend
  * terminated while idle, databases dropped, copied and renamed while pooled
  * connections to them are idle, cancel with two clients on two backends,
- * an upstream that is down, and clients that leave mid-COPY, inside a
- * transaction or mid-statement.
+ * an upstream that is down, a server reached with sslmode=prefer, and
+ * clients that leave mid-COPY, inside a transaction or mid-statement.
  */
 import net from 'node:net';
 import t from 'tap';
@@ -183,6 +183,22 @@ t.test('a pooled server connection terminated while idle is replaced without the
   t.not(rows[0].pid, pid, 'on a new backend');
 });
 
+t.test('pg_terminate_backend with the pid from BackendKeyData ends that client only; the pool replaces the backend', async (t) => {
+  const proxy = await pooledProxy({ default_pool_size: 2 });
+  const [victim, killer] = await Promise.all([proxy.client(), proxy.client()]);
+  t.teardown(() => killer.end());
+  // node-postgres reports the server's FATAL, then the closed connection.
+  const ended = new Promise<PgError>((resolve) => victim.on('error', resolve));
+  const { rows } = await killer.query('SELECT pg_terminate_backend($1) AS done', [backendKey(victim).pid]);
+  t.equal(rows[0].done, true, 'the pid the client was given is the real backend pid');
+  t.match(await ended, { code: '57P01' }, 'the victim hears it from its server');
+  t.equal((await killer.query('SELECT 1 AS one')).rows[0].one, 1, 'the other client is untouched');
+  const next = await proxy.client();
+  t.teardown(() => next.end());
+  t.not(backendKey(next).pid, backendKey(victim).pid, 'the next client gets a new backend');
+  t.equal((await next.query('SELECT 1 AS one')).rows[0].one, 1);
+});
+
 t.test('DROP DATABASE, CREATE DATABASE … TEMPLATE and ALTER DATABASE … RENAME succeed with idle pooled connections to them', async (t) => {
   const proxy = await pooledProxy({ default_pool_size: 2 });
   await postgres.sql('CREATE DATABASE pooled_src');
@@ -245,7 +261,7 @@ t.test('a pooled server negotiating sslmode=prefer with a server without TLS log
   t.equal((await client.query('SELECT 1 AS one')).rows[0].one, 1);
 });
 
-t.test('clients that leave mid-COPY, inside a transaction or mid-statement leave no dirty server for the next', async (t) => {
+t.test('clients that leave mid-COPY or inside a transaction leave no dirty server for the next', async (t) => {
   const proxy = await pooledProxy({ default_pool_size: 1 });
   await postgres.sql('CREATE TABLE left_behind (id int)');
 
@@ -270,8 +286,10 @@ t.test('clients that leave mid-COPY, inside a transaction or mid-statement leave
   const state = await afterTx.query("SELECT count(*)::int AS n, now() = statement_timestamp() AS fresh_tx FROM left_behind");
   t.same(state.rows, [{ n: 0, fresh_tx: true }], 'the insert rolled back; the next client is not inside that transaction');
   await afterTx.end();
+});
 
-  // Mid-statement: the statement is cancelled, not left running on the server.
+t.test('a client that leaves mid-statement: its statement is cancelled, not left running on the pooled server', async (t) => {
+  const proxy = await pooledProxy({ default_pool_size: 1 });
   await postgres.sql('INSERT INTO left_behind VALUES (9)');
   const busy = await RawClient.connect({ port: proxy.port, user: postgres.user, password: postgres.password });
   await busy.query('BEGIN');
