@@ -227,6 +227,17 @@ t.test('DROP DATABASE, CREATE DATABASE … TEMPLATE and ALTER DATABASE … RENAM
   t.same(rows, [], 'all gone');
 });
 
+t.test('a database created after a client was refused for its absence is there for the next client at once', async (t) => {
+  const proxy = await pooledProxy({ default_pool_size: 2 });
+  const early = await failure(proxy.client({ database: 'pooled_later' }));
+  t.match(early, { code: '3D000', severity: 'FATAL', message: 'database "pooled_later" does not exist' });
+  await postgres.sql('CREATE DATABASE pooled_later');
+  t.teardown(() => postgres.sql('DROP DATABASE pooled_later WITH (FORCE)'));
+  const client = await proxy.client({ database: 'pooled_later' });
+  t.equal((await client.query('SELECT current_database() AS db')).rows[0].db, 'pooled_later', 'as PostgreSQL would, not the stale refusal');
+  await client.end();
+});
+
 t.test('a cancel reaches the right backend: two clients on two servers, only one cancelled', async (t) => {
   const proxy = await pooledProxy({ default_pool_size: 2 });
   const [a, b] = await Promise.all([proxy.client(), proxy.client()]);
