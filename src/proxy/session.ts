@@ -659,8 +659,8 @@ export class Session extends EventEmitter {
       this.clientScanner.idle;
     // Blocked writing to us, the server would act on nothing else: drop the connection.
     if (this.paused.upstream) link.socket.destroy();
-    // A busy backend reads no Terminate until its statement ends: cancel it, as an unpooled session does.
-    else if (!reusable && this.tracker.activeStatement !== null) this.cancelRunningStatement();
+    // A busy backend reads no Terminate until its statement ends: cancel it after an abrupt end, as an unpooled session does.
+    else if (!clean && this.tracker.activeStatement !== null) this.cancelRunningStatement();
     this.options.borrowed!.release(link, reusable);
   }
 

@@ -314,3 +314,15 @@ t.test('a client that leaves mid-statement: its statement is cancelled, not left
   await afterBusy.query("SET lock_timeout = '5s'");
   t.same((await afterBusy.query('UPDATE left_behind SET id = 11 RETURNING id')).rows, [{ id: 11 }], 'its row lock is gone');
 });
+
+t.test('a statement pipelined ahead of Terminate still runs to its end, as PostgreSQL runs it', async (t) => {
+  const proxy = await pooledProxy({ default_pool_size: 1 });
+  await postgres.sql('CREATE TABLE pipelined_last (id int)');
+  const client = await RawClient.connect({ port: proxy.port, user: postgres.user, password: postgres.password });
+  const closed = new Promise((resolve) => client.socket.once('close', resolve));
+  client.send(serialize.query('SELECT pg_sleep(0.5); INSERT INTO pipelined_last VALUES (1)'), serialize.end());
+  client.socket.end();
+  await closed;
+  await eventually(async () => (await postgres.sql('SELECT count(*)::int AS n FROM pipelined_last')).rows[0].n === 1, 10_000, 'the insert committed');
+  t.pass('not cancelled');
+});
