@@ -332,16 +332,11 @@ export class Pool<L extends PoolLink = PoolLink> {
     const holdOff = err.fields?.code !== INVALID_CATALOG_NAME;
     const report = loginFailed(this.key, err.message, err.fields, holdOff ? s.server_login_retry : null);
     this.ctx.observer.connected(false, report);
-    if (holdOff) {
-      this.loginError = report;
-      this.loginRetryAt = now + s.server_login_retry;
-    }
-    // As PgBouncer: the clients waiting get the login error, unless a link of
-    // this pool is still open and will come back to them.
-    if (this.entries.size === 0 && this.connecting === 0) {
-      for (const waiter of this.queue.takeAll()) waiter.reject(new PoolError(report));
-    }
-    if (holdOff) this.armRetry(now);
+    if (this.connecting === 0 && !this.worthWaiting()) for (const waiter of this.queue.takeAll()) waiter.reject(new PoolError(report));
+    if (!holdOff) return this.checkDrained();
+    this.loginError = report;
+    this.loginRetryAt = now + s.server_login_retry;
+    this.armRetry(now);
     this.checkDrained();
   }
 
@@ -361,7 +356,12 @@ export class Pool<L extends PoolLink = PoolLink> {
   /** Logins are failing and this pool has no link to wait for: refuse at once, as PgBouncer does. */
   private failingLogin(): Report | null {
     if (this.loginError === null || this.ctx.clock.now() >= this.loginRetryAt) return null;
-    return this.serverCount() === 0 ? this.loginError : null;
+    return this.worthWaiting() ? null : this.loginError;
+  }
+
+  /** While logins fail: wait for a link to come back, or take the login error? A session-mode link comes back only when its client leaves (maybe hours later), so only a full pool is worth waiting for. */
+  private worthWaiting(): boolean {
+    return this.settings.mode === 'session' ? this.serverCount() >= this.settings.pool_size : this.serverCount() > 0;
   }
 
   private timeOut(waiter: Waiter<Entry<L>>): void {

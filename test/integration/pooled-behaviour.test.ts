@@ -15,6 +15,7 @@ import type { ConfigInput } from '../../src/config/schema.js';
 import { freePort } from '../../src/embedded/embedded-postgres.js';
 import { cancelRequest } from '../../src/protocol/encode.js';
 import { serialize } from '../../src/protocol/frontend-messages.js';
+import { startFaultHop } from '../helpers/fault-hop.js';
 import { startPostgres } from '../helpers/postgres.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { eventually, startProxy, type TestProxy } from '../helpers/proxy.js';
@@ -263,6 +264,24 @@ t.test('the upstream down: a clear FATAL naming it', async (t) => {
   t.equal(err?.severity, 'FATAL');
   t.equal(err?.code, '08001', 'sqlclient_unable_to_establish_sqlconnection, as without pooling');
   t.match(err?.message, `127.0.0.1:${port}`, 'names the server');
+});
+
+t.test('the upstream going down while a client holds a pooled connection: a new client gets the FATAL at once, not a wait', async (t) => {
+  const hop = await startFaultHop(postgres);
+  t.teardown(() => hop.close());
+  const proxy = await pooledProxy({ default_pool_size: 5, query_wait_timeout: 60_000, server_login_retry: 500 }, hop.url(postgres.user, postgres.password));
+  const holder = await proxy.client();
+  t.teardown(() => holder.end());
+  await hop.refuse();
+  for (const attempt of ['first', 'during server_login_retry']) {
+    const started = Date.now();
+    const err = await failure(proxy.client());
+    t.match(err, { code: '08001', severity: 'FATAL', message: `127.0.0.1:${hop.port}` }, attempt);
+    t.ok(Date.now() - started < 10_000, `${attempt}: refused in ${Date.now() - started} ms, not after query_wait_timeout`);
+  }
+  t.equal((await holder.query('SELECT 1 AS one')).rows[0].one, 1, 'the holder goes on');
+  await hop.accept();
+  await eventually(async () => (await failure(proxy.client().then((c) => c.end()))) === null, 10_000, 'a new client served once the server is back');
 });
 
 t.test('a pooled server negotiating sslmode=prefer with a server without TLS logs in', async (t) => {
