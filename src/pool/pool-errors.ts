@@ -40,20 +40,22 @@ export function queryWaitTimeout(key: PoolKey, waitedMs: number): Report {
  * Logging in to the server failed: the server's own error where it sent
  * one (wrong password, no such database), else a connection failure.
  */
-export function loginFailed(key: PoolKey, reason: string, fields: ErrorFields | undefined, retryMs: number): Report {
-  const retry = `txproxy tries again for this pool after ${seconds(retryMs)} (pool.server_login_retry).`;
+export function loginFailed(key: PoolKey, reason: string, fields: ErrorFields | undefined, retryMs: number | null): Report {
+  const retry = retryMs === null ? undefined : `txproxy tries again for this pool after ${seconds(retryMs)} (pool.server_login_retry).`;
   if (fields !== undefined && fields.code !== '') {
+    const detail = [fields.detail, retry].filter((part) => part !== undefined).join(' ');
     return {
       severity: 'FATAL',
       code: fields.code,
       message: fields.message,
-      detail: fields.detail === undefined ? retry : `${fields.detail} ${retry}`,
+      ...(detail === '' ? {} : { detail }),
       ...(fields.hint === undefined ? {} : { hint: fields.hint }),
     };
   }
   return {
     severity: 'FATAL',
-    code: '08006',
+    // As without pooling: sqlclient_unable_to_establish_sqlconnection.
+    code: '08001',
     message: `txproxy cannot connect to the server for user "${key.user}" on database "${key.database}": ${reason}`,
     detail: retry,
   };

@@ -19,6 +19,8 @@ import type { PoolSnapshot } from './pool-snapshot.js';
 import type { AcquireOptions, CloseReason, PoolContext, ReleaseOptions } from './pool-types.js';
 import { Waiter, WaitQueue } from './wait-queue.js';
 
+const INVALID_CATALOG_NAME = '3D000'; // database "…" does not exist
+
 type EntryState = 'idle' | 'active' | 'tested' | 'closed';
 
 interface Entry<L extends PoolLink> {
@@ -326,15 +328,14 @@ export class Pool<L extends PoolLink = PoolLink> {
     this.ctx.linkGone(this);
     const s = this.settings;
     const now = this.ctx.clock.now();
-    const report = loginFailed(this.key, err.message, err.fields, s.server_login_retry);
+    // A missing database may be created any moment (a test runner): no hold-off, as PostgreSQL has none.
+    const holdOff = err.fields?.code !== INVALID_CATALOG_NAME;
+    const report = loginFailed(this.key, err.message, err.fields, holdOff ? s.server_login_retry : null);
     this.ctx.observer.connected(false, report);
+    if (this.connecting === 0 && !this.worthWaiting()) for (const waiter of this.queue.takeAll()) waiter.reject(new PoolError(report));
+    if (!holdOff) return this.checkDrained();
     this.loginError = report;
     this.loginRetryAt = now + s.server_login_retry;
-    // As PgBouncer: the clients waiting get the login error, unless a link of
-    // this pool is still open and will come back to them.
-    if (this.entries.size === 0 && this.connecting === 0) {
-      for (const waiter of this.queue.takeAll()) waiter.reject(new PoolError(report));
-    }
     this.armRetry(now);
     this.checkDrained();
   }
@@ -355,7 +356,12 @@ export class Pool<L extends PoolLink = PoolLink> {
   /** Logins are failing and this pool has no link to wait for: refuse at once, as PgBouncer does. */
   private failingLogin(): Report | null {
     if (this.loginError === null || this.ctx.clock.now() >= this.loginRetryAt) return null;
-    return this.serverCount() === 0 ? this.loginError : null;
+    return this.worthWaiting() ? null : this.loginError;
+  }
+
+  /** While logins fail: wait for a link to come back, or take the login error? A session-mode link comes back only when its client leaves (maybe hours later), so only a full pool is worth waiting for. */
+  private worthWaiting(): boolean {
+    return this.settings.mode === 'session' ? this.serverCount() >= this.settings.pool_size : this.serverCount() > 0;
   }
 
   private timeOut(waiter: Waiter<Entry<L>>): void {

@@ -114,6 +114,8 @@ export class ServerLink {
       };
       socket.on('data', onData);
       socket.on('close', onClose);
+      // Negotiating encryption (sslmode prefer or allow) leaves the socket paused.
+      socket.resume();
       if (connection.initial.length > 0) onData(connection.initial);
     });
   }

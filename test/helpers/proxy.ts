@@ -2,10 +2,13 @@
  * txproxy in the test process, listening on a free port, in front of a test
  * PostgreSQL; trace records and tracker events are kept in memory.
  */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import type tls from 'node:tls';
 import pino, { type Logger } from 'pino';
 import pg from 'pg';
 import { App, type AppOptions } from '../../src/app.js';
+import { parseSecret, type Secret } from '../../src/auth/userlist.js';
 import { buildConfig } from '../../src/config/load.js';
 import type { ConfigInput } from '../../src/config/schema.js';
 import type { PolicyViolationCounter } from '../../src/enforcement/policy-service.js';
@@ -44,7 +47,8 @@ export async function startProxy(
     policyViolations?: PolicyViolationCounter;
   } = {},
 ): Promise<TestProxy> {
-  const config = buildConfig({ listen: '127.0.0.1:0', http: 'off', drain_timeout: 2000, connect_timeout: 3000, ...overrides }, {}, {});
+  const pooled = pooledByEnvironment(postgres, overrides, extra.app?.userlist);
+  const config = buildConfig({ listen: '127.0.0.1:0', http: 'off', drain_timeout: 2000, connect_timeout: 3000, ...pooled.overrides, ...overrides }, {}, {});
   const trace = new MemoryTraceSink();
   const statements: StatementRecord[] = [];
   const transactions: TransactionRecord[] = [];
@@ -61,6 +65,7 @@ export async function startProxy(
     trace,
     tlsContext: extra.tlsContext ?? null,
     ...extra.app,
+    ...(pooled.userlist === undefined ? {} : { userlist: pooled.userlist }),
     listeners: [recorder, ...(extra.listeners ?? [])],
     policyViolations: extra.policyViolations,
   });
@@ -96,6 +101,38 @@ export async function startProxy(
     },
     stop: () => app.stop(500),
   };
+}
+
+/**
+ * TXPROXY_TEST_POOL_MODE=session runs a test file's proxies pooled, unless
+ * the test sets pool options of its own: txproxy logs clients in itself,
+ * asking what the test server's pg_hba asks of local TCP clients (trust or
+ * a password), and knows the test server's password.
+ */
+function pooledByEnvironment(
+  postgres: TestPostgres,
+  overrides: Partial<ConfigInput>,
+  userlist: Map<string, Secret> | undefined,
+): { overrides: Partial<ConfigInput>; userlist?: Map<string, Secret> } {
+  const mode = process.env.TXPROXY_TEST_POOL_MODE;
+  if (mode === undefined || mode === '' || mode === 'none' || overrides.pool !== undefined) return { overrides: {} };
+  if (mode !== 'session') throw new Error(`TXPROXY_TEST_POOL_MODE must be none or session, not ${mode}`);
+  const users = new Map(userlist ?? []);
+  if (!users.has(postgres.user)) users.set(postgres.user, parseSecret(postgres.password));
+  return { overrides: { pool: { mode: 'session' }, auth: { type: hbaMethodOf(postgres) } }, userlist: users };
+}
+
+/** The method of the test server's first pg_hba line for 127.0.0.1 (its clients and txproxy's alike). */
+function hbaMethodOf(postgres: TestPostgres): 'trust' | 'md5' | 'scram-sha-256' {
+  const hba = readFileSync(path.join(postgres.dataDir, 'pg_hba.conf'), 'utf8');
+  for (const line of hba.split('\n')) {
+    const fields = line.replace(/#.*/, '').trim().split(/\s+/);
+    if (fields[0] !== 'host' || !(fields[3] === '127.0.0.1/32' || fields[3] === 'all')) continue;
+    if (fields[1] !== 'all' || fields[2] !== 'all') continue;
+    if (fields[4] === 'trust' || fields[4] === 'md5') return fields[4];
+    return 'scram-sha-256';
+  }
+  return 'scram-sha-256';
 }
 
 /** Polls `check` until it returns true or the time is up. */

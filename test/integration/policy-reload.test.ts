@@ -38,10 +38,18 @@ t.teardown(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+/** With TXPROXY_TEST_POOL_MODE=session the command pools too, knowing the server's password from an auth file. */
+function poolingSection(): string {
+  if (process.env.TXPROXY_TEST_POOL_MODE !== 'session') return '';
+  const authFile = path.join(dir, 'users.txt');
+  writeFileSync(authFile, `"${server.user}" "${server.password}"\n`);
+  return `pool:\n  mode: session\nauth:\n  file: ${JSON.stringify(authFile)}\n`;
+}
+
 function writeConfig(policies: string): void {
   writeFileSync(
     configFile,
-    `listen: 127.0.0.1:0
+    `${poolingSection()}listen: 127.0.0.1:0
 upstream: postgres://${server.user}@${server.host}:${server.port}/postgres?sslmode=disable
 http: "off"
 trace:
@@ -76,6 +84,7 @@ async function startTxproxy(): Promise<Running> {
     'txproxy to listen',
   );
   if (port === 0) throw new Error(`txproxy did not start: ${stderr}`);
+  if (process.env.TXPROXY_TEST_POOL_MODE === 'session' && !stderr.includes('pooling: session mode')) throw new Error(`txproxy does not pool: ${stderr}`);
   return { child, port, stderr: () => stderr, exited };
 }
 

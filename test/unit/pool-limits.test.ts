@@ -88,19 +88,40 @@ t.test('a failed login: waiters get the server error, newcomers too until server
   t.equal(manager.snapshot()[0].login_error, null);
 });
 
-t.test('a connection failure without a server error: FATAL 08006 naming the pool', async (t) => {
+t.test('a connection failure without a server error: FATAL 08001 naming the pool', async (t) => {
   const { manager, connector } = fakePool({});
   connector.failures.push(new Error('connect ECONNREFUSED 127.0.0.1:1'));
   t.match(await manager.acquire('app', 'alice').catch((e: unknown) => e), {
-    report: { severity: 'FATAL', code: '08006', message: /cannot connect to the server for user "alice" on database "app": connect ECONNREFUSED/ },
+    report: { severity: 'FATAL', code: '08001', message: /cannot connect to the server for user "alice" on database "app": connect ECONNREFUSED/ },
   });
 });
 
-t.test('a failed login while other links are open: waiters keep waiting for those', async (t) => {
-  const { manager, connector } = fakePool({ default_pool_size: 2 });
+t.test('transaction mode, a failed login while other links are open: waiters keep waiting for those', async (t) => {
+  const { manager, connector } = fakePool({ default_pool_size: 2 }, { mode: 'transaction' });
   const held = await manager.acquire('app', 'alice');
   connector.failures.push(new Error('connect ETIMEDOUT'));
   const waiting = manager.acquire('app', 'alice');
+  t.equal(await state(waiting), 'pending');
+  await manager.release(held);
+  t.equal(await waiting, held);
+});
+
+t.test('session mode, a failed login with room in the pool: the waiter gets the error, not a wait for a client to leave', async (t) => {
+  const { manager, connector } = fakePool({ default_pool_size: 2 });
+  const held = await manager.acquire('app', 'alice');
+  connector.failures.push(new Error('connect ETIMEDOUT'));
+  t.match(await manager.acquire('app', 'alice').catch((e: unknown) => e), { report: { code: '08001' } });
+  t.match(await manager.acquire('app', 'alice').catch((e: unknown) => e), { report: { code: '08001' } }, 'during server_login_retry too');
+  await manager.release(held);
+});
+
+t.test('session mode, a failed login with the pool full: waiters wait for a link to come back', async (t) => {
+  const { manager, connector } = fakePool({ default_pool_size: 1, reserve_pool_size: 1, reserve_pool_timeout: 0 });
+  const held = await manager.acquire('app', 'alice');
+  connector.failures.push(new Error('connect ETIMEDOUT'));
+  const waiting = manager.acquire('app', 'alice');
+  await flush();
+  t.equal(connector.attempts.length, 2, 'the reserve link was tried');
   t.equal(await state(waiting), 'pending');
   await manager.release(held);
   t.equal(await waiting, held);
