@@ -1,7 +1,7 @@
 /**
  * The ways pgbench reaches PostgreSQL: directly, through a bare Node.js pipe
- * proxy, through txproxy (relaying, session-pooling, transaction-pooling)
- * and through PgBouncer (session and transaction pooling). Each proxy runs
+ * proxy, through txproxy (relaying, session-pooling, transaction-pooling;
+ * tracing everything, or configured as in production) and through PgBouncer (session and transaction pooling). Each proxy runs
  * as its own process so its CPU time can be read from /proc. ENDPOINTS is
  * the list: one line per endpoint, in table order.
  */
@@ -10,6 +10,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { freePort } from '../src/embedded/embedded-postgres.js';
 import type { Child, ChildRegistry } from './children.js';
+import type { ReceiverStats } from './otlp-receiver.js';
 import { findPgbouncer, pgbouncerVersion, preparesAcrossConnections, unprivilegedUser, writePgbouncerConfig } from './pgbouncer.js';
 import { TRANSACTION_POOL, usesPreparedStatements, type Workload, type WorkloadKind } from './workloads.js';
 
@@ -41,6 +42,8 @@ export interface Started {
   traceFile: string | null;
   /** Why this endpoint cannot run `workload` (reported in the table), or null when it can. */
   cannotRun?: (workload: Workload) => string | null;
+  /** What the OTLP receiver this endpoint exports to has had so far; absent when it does not export. */
+  otlpReceived?: () => Promise<ReceiverStats>;
 }
 
 /** An endpoint that is not there to measure, and why: PgBouncer not installed, a txproxy without the pool mode. */
@@ -58,6 +61,7 @@ export const ENDPOINTS = [
   { name: 'direct', pooling: 'none', start: async (ctx) => direct(ctx) },
   { name: 'pipe', pooling: 'none', start: (ctx) => startPipeProxy(ctx) },
   { name: 'txproxy', pooling: 'none', start: (ctx) => startTxproxy(ctx, 'txproxy', { mode: 'none' }) },
+  { name: 'txproxy-prod', pooling: 'none', start: (ctx) => startTxproxyProduction(ctx) },
   { name: 'txproxy-pooled', pooling: 'session', start: (ctx) => startTxproxy(ctx, 'txproxy-pooled', { mode: 'session', poolSize: sessionPoolSize(ctx) }) },
   { name: 'txproxy-tx', pooling: 'transaction', start: (ctx) => startTxproxy(ctx, 'txproxy-tx', { mode: 'transaction', poolSize: TRANSACTION_POOL.poolSize }) },
   { name: 'pgbouncer', pooling: 'session', start: (ctx) => startPgbouncer(ctx, 'pgbouncer', { mode: 'session', poolSize: sessionPoolSize(ctx) }) },
@@ -102,6 +106,34 @@ async function startPipeProxy(ctx: EndpointContext): Promise<Started> {
 
 type TxproxyPooling = { mode: 'none' } | { mode: 'session' | 'transaction'; poolSize: number };
 
+/** Settings on top of the default configuration, for the production-like endpoint. */
+interface TxproxyExtras {
+  env: Record<string, string>;
+  description: string;
+  otlpReceived: () => Promise<ReceiverStats>;
+}
+
+/**
+ * txproxy as a team would run it in production: metrics and the admin
+ * endpoint on, the trace tail-sampled (failures, lock waits, deadlocks, slow
+ * and policy-touched transactions kept by the default `trace.keep` rules,
+ * and 1 % of the rest), and OpenTelemetry export on to a local OTLP/HTTP
+ * receiver. `otel.untraced` stays at its default (`off`): pgbench's
+ * statements carry no traceparent, so txproxy looks for one in each and
+ * makes no span; the receiver's counts show what was exported all the same.
+ */
+async function startTxproxyProduction(ctx: EndpointContext): Promise<Started | Unavailable> {
+  const script = path.join(ctx.distDir, 'bench', 'otlp-receiver.js');
+  const receiver = ctx.children.spawn('OTLP receiver', process.execPath, [script]);
+  const [, port] = await receiver.waitForLine(/^listening (\d+)$/, START_TIMEOUT_MS);
+  const endpoint = `http://127.0.0.1:${port}`;
+  return startTxproxy(ctx, 'txproxy-prod', { mode: 'none' }, {
+    env: { TXPROXY_TRACE_KEEP_SAMPLE: '0.01', OTEL_EXPORTER_OTLP_ENDPOINT: endpoint },
+    description: `trace tail-sampled (trace.keep.sample 0.01), OpenTelemetry export to ${endpoint} (otel.untraced off)`,
+    otlpReceived: async () => (await fetch(`${endpoint}/stats`)).json() as Promise<ReceiverStats>,
+  });
+}
+
 /**
  * txproxy as deployed by default (config/txproxy.yaml): tracing every
  * statement and transaction to a file, metrics and the admin endpoint on
@@ -109,13 +141,14 @@ type TxproxyPooling = { mode: 'none' } | { mode: 'session' | 'transaction'; pool
  * it pools, it logs clients in with SCRAM from an auth file holding the
  * server's password, as PgBouncer here does.
  */
-async function startTxproxy(ctx: EndpointContext, name: string, pooling: TxproxyPooling): Promise<Started | Unavailable> {
+async function startTxproxy(ctx: EndpointContext, name: string, pooling: TxproxyPooling, extras?: TxproxyExtras): Promise<Started | Unavailable> {
   const main = path.join(ctx.distDir, 'src', 'main.js');
   const upstream = `postgres://${ctx.server.host}:${ctx.server.port}/${ctx.server.database}?sslmode=disable`;
   const traceFile = path.join(ctx.tempDir, `${name}-trace.ndjson`);
-  // TXPROXY_* variables from the caller's shell would change what is measured.
-  const env: NodeJS.ProcessEnv = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('TXPROXY_')));
+  // TXPROXY_* and OTEL_* variables from the caller's shell would change what is measured.
+  const env: NodeJS.ProcessEnv = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('TXPROXY_') && !key.startsWith('OTEL_')));
   env.TXPROXY_POOL_MODE = pooling.mode;
+  Object.assign(env, extras?.env);
   if (pooling.mode !== 'none') {
     const authFile = path.join(ctx.tempDir, `${name}-users.txt`);
     const quote = (s: string) => `"${s.replaceAll('"', '""')}"`;
@@ -138,8 +171,9 @@ async function startTxproxy(ctx: EndpointContext, name: string, pooling: Txproxy
     host: '127.0.0.1',
     port: Number(port),
     child,
-    description: `txproxy (${path.relative(process.cwd(), main)}), ${mode}, trace to a file, metrics on`,
+    description: `txproxy (${path.relative(process.cwd(), main)}), ${mode}, ${extras?.description ?? 'every statement traced to a file'}, metrics on`,
     traceFile,
+    ...(extras && { otlpReceived: extras.otlpReceived }),
   };
 }
 

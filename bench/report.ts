@@ -3,7 +3,7 @@
  * over the rounds) and prints them as tables with the ratios that matter.
  */
 import type { EndpointName } from './endpoints.js';
-import { ratiosOf, type Ratio } from './ratios.js';
+import { formatTarget, meetsTarget, ratiosOf, type Ratio } from './ratios.js';
 import { clientsOf, type Workload } from './workloads.js';
 
 export interface RunResult {
@@ -121,7 +121,7 @@ export function formatTables(summaries: WorkloadSummary[], header: { rounds: num
     out.push('');
   }
   const targets = formatTargets(summaries);
-  if (targets.length > 0) out.push('targets (ratios of median TPS, this run):', ...targets.map((line) => '  ' + line), '');
+  if (targets.length > 0) out.push('targets (ratios of medians, this run):', ...targets.map((line) => '  ' + line), '');
   return out.join('\n');
 }
 
@@ -132,7 +132,7 @@ function formatRatios(ratios: Ratio[]): string[] {
     const part = (metric: Ratio['metric']) =>
       ratios
         .filter((r) => r.subject === subject && r.metric === metric)
-        .map((r) => `/${r.baseline} ${r.value === null ? '—' : r.value.toFixed(2)}${r.target === null ? '' : ` (target ≥ ${r.target.toFixed(2)}${verdict(r)})`}`)
+        .map((r) => `/${r.baseline} ${r.value === null ? '—' : r.value.toFixed(2)}${r.target === null ? '' : ` (target ${formatTarget(r.target)}${verdict(r) && `: ${verdict(r)}`})`}`)
         .join('  ');
     const cpu = part('cpu');
     return `${subject} TPS ratio: ${part('tps')}${cpu === '' ? '' : `   CPU/tx ratio: ${cpu}`}`;
@@ -144,16 +144,18 @@ function formatTargets(summaries: WorkloadSummary[]): string[] {
   const rows = targeted.map((r) => [
     r.workload,
     `${r.subject} / ${r.baseline}`,
+    r.metric === 'tps' ? 'TPS' : 'CPU/tx',
     r.value === null ? '—' : r.value.toFixed(2),
-    `target ≥ ${r.target!.toFixed(2)}`,
-    r.value === null ? 'not measured' : r.value >= r.target! ? 'met' : 'not met',
+    `target ${formatTarget(r.target!)}`,
+    verdict(r) || 'not measured',
   ]);
-  return rows.length === 0 ? [] : alignColumns(rows, 0, 2);
+  return rows.length === 0 ? [] : alignColumns(rows, 0, 3);
 }
 
+/** `met`, `not met`, or '' when there is no target or no value. */
 function verdict(r: Ratio): string {
-  if (r.value === null || r.target === null) return '';
-  return r.value >= r.target ? ': met' : ': not met';
+  const met = meetsTarget(r);
+  return met === null ? '' : met ? 'met' : 'not met';
 }
 
 /** Left-aligns the first `leftColumns` columns (the first at least `firstWidth` wide), right-aligns the others. */

@@ -15,6 +15,7 @@ import pg from 'pg';
 import { startEmbeddedPostgres, type EmbeddedServer } from '../src/embedded/embedded-postgres.js';
 import { ChildRegistry } from './children.js';
 import { ENDPOINTS, takesPart, type Endpoint, type EndpointContext } from './endpoints.js';
+import type { ReceiverStats } from './otlp-receiver.js';
 import { parseBenchOptions, UsageError, USAGE, type BenchOptions } from './options.js';
 import { findPgbench, Pgbench, type PgbenchTarget } from './pgbench.js';
 import { clockTicksPerSecond, readCpuTicks } from './process-cpu.js';
@@ -220,12 +221,16 @@ async function benchmark(options: BenchOptions, state: State): Promise<number> {
   }
 
   const summaries = summarise(options.workloads, endpoints.map((e) => e.name), state.runs, state.skipped, options.clients);
+  const exported = await otlpExports(endpoints);
   const loadAfter = os.loadavg();
   process.stdout.write('\n' + formatTables(summaries, options));
   process.stdout.write(
     `load average ${loadBefore[0].toFixed(1)} before, ${loadAfter[0].toFixed(1)} after, on ${os.cpus().length} cores` +
       ` shared by pgbench, PostgreSQL and the proxy; fsync off. Ratios are the first endpoint's over the other's: TPS > 1 faster, CPU > 1 costlier.\n`,
   );
+  for (const { endpoint, received } of exported) {
+    process.stdout.write(`${endpoint} OpenTelemetry export, warm-up and all runs: ${received.requests} requests, ${received.bytes} bytes received\n`);
+  }
   for (const note of notes) process.stdout.write(`note: ${note}\n`);
   for (const failure of failures) process.stdout.write(`FAILED ${failure}\n`);
 
@@ -253,12 +258,20 @@ async function benchmark(options: BenchOptions, state: State): Promise<number> {
       skipped: state.skipped,
       failures,
       summaries,
+      otlpExports: exported,
       runs: state.runs,
     };
     writeFileSync(file, JSON.stringify(results, null, 2) + '\n');
     process.stdout.write(`results: ${path.relative(process.cwd(), file)}\n`);
   }
   return failures.length > 0 ? 1 : 0;
+}
+
+/** What each exporting endpoint's OTLP receiver has had, asked before the receivers stop. */
+async function otlpExports(endpoints: Endpoint[]): Promise<{ endpoint: string; received: ReceiverStats }[]> {
+  const exported = [];
+  for (const e of endpoints) if (e.otlpReceived) exported.push({ endpoint: e.name, received: await e.otlpReceived() });
+  return exported;
 }
 
 /** One pgbench run through `endpoint`, with the proxy's CPU time around it. */

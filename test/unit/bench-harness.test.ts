@@ -57,7 +57,7 @@ t.test('CPU ticks from /proc/<pid>/stat', async (t) => {
 t.test('command line', async (t) => {
   const defaults = parseBenchOptions([])!;
   t.match(defaults, { durationS: 10, rounds: 3, clients: 8, jobs: 2, scale: 10, warmupS: 2, writeJson: true });
-  t.same(defaults.endpoints, ['direct', 'pipe', 'txproxy', 'txproxy-pooled', 'txproxy-tx', 'pgbouncer', 'pgbouncer-tx']);
+  t.same(defaults.endpoints, ['direct', 'pipe', 'txproxy', 'txproxy-prod', 'txproxy-pooled', 'txproxy-tx', 'pgbouncer', 'pgbouncer-tx']);
   t.same(defaults.workloads.map((w) => w.name), [
     'select-simple',
     'select-extended',
@@ -73,7 +73,7 @@ t.test('command line', async (t) => {
   t.same(quick.workloads.map((w) => w.name), ['tpcb']);
   t.equal(parseBenchOptions(['--clients', '1'])!.jobs, 1, 'one client gets one thread');
   t.equal(parseBenchOptions(['--help']), null);
-  t.throws(() => parseBenchOptions(['--only', 'txproxy,pgpool']), new UsageError("--only expects a comma-separated list of direct, pipe, txproxy, txproxy-pooled, txproxy-tx, pgbouncer, pgbouncer-tx; got 'txproxy,pgpool'"));
+  t.throws(() => parseBenchOptions(['--only', 'txproxy,pgpool']), new UsageError("--only expects a comma-separated list of direct, pipe, txproxy, txproxy-prod, txproxy-pooled, txproxy-tx, pgbouncer, pgbouncer-tx; got 'txproxy,pgpool'"));
   t.throws(() => parseBenchOptions(['--duration', '0']), /--duration expects a whole number of at least 1/);
   t.throws(() => parseBenchOptions(['--clients', '2', '--jobs', '4']), /--jobs 4 is more than --clients 2/);
   t.throws(() => parseBenchOptions(['--fast']), UsageError);
@@ -124,7 +124,7 @@ t.test('summary: medians over rounds and txproxy ratios', async (t) => {
     { subject: 'txproxy', baseline: 'direct', metric: 'tps', value: 0.8, target: null },
     { subject: 'txproxy', baseline: 'pgbouncer', metric: 'tps', value: 880 / 900, target: null },
     { subject: 'txproxy', baseline: 'pipe', metric: 'tps', value: null, target: null },
-    { subject: 'txproxy', baseline: 'pipe', metric: 'cpu', value: null, target: null },
+    { subject: 'txproxy', baseline: 'pipe', metric: 'cpu', value: null, target: { bound: 'at most', value: 1.25 } },
     { subject: 'txproxy', baseline: 'pgbouncer', metric: 'cpu', value: 434 / 210, target: null },
   ]);
 });
@@ -163,9 +163,16 @@ t.test('pooling: targets per workload kind, skipped endpoints in the table', asy
     8,
   );
   const targets = (name: string) =>
-    summaries.find((s) => s.workload === name)!.ratios.filter((r) => r.target !== null).map((r) => [r.subject, r.baseline, r.value, r.target]);
+    summaries.find((s) => s.workload === name)!.ratios.filter((r) => r.target !== null).map((r) => [r.subject, r.baseline, r.value, r.target!.value]);
   t.same(targets('select-connect'), [['txproxy-pooled', 'pgbouncer', 0.85, 0.9]], 'a connection per transaction: pooled against PgBouncer session mode');
-  t.same(targets('select-simple'), [['txproxy-pooled', 'txproxy', 1.05, 1]], 'persistent connections: pooled no slower than relayed');
+  t.same(
+    targets('select-simple'),
+    [
+      ['txproxy', 'pipe', null, 1.25],
+      ['txproxy-pooled', 'txproxy', 1.05, 1],
+    ],
+    'persistent connections: pooled no slower than relayed; no pipe measured, so no CPU ratio to it',
+  );
   t.same(targets('pool2-select-simple'), [], 'no transaction-mode txproxy measured: no target to print');
   const pool2 = summaries.find((s) => s.workload === 'pool2-select-simple')!;
   t.match(pool2, { clients: 16, poolSize: 2 }, '16 clients whatever --clients says');
@@ -175,5 +182,54 @@ t.test('pooling: targets per workload kind, skipped endpoints in the table', asy
   t.match(text, /pool2-select-simple: .*16 clients on a pool of 2, 1 × 3 s/);
   t.match(text, /txproxy-pooled TPS ratio: \/pgbouncer 0\.85 \(target ≥ 0\.90: not met\)  \/txproxy 2\.83/);
   t.match(text, /pool2-select-prepared: [^\n]*\n[^\n]*\n  pgbouncer-tx\s+skipped: cannot run -M prepared\n/, 'a skipped endpoint has its own line under the header');
-  t.match(text, /targets \(ratios of median TPS, this run\):\n  select-simple +txproxy-pooled \/ txproxy +1\.05 +target ≥ 1\.00 +met\n  select-connect +txproxy-pooled \/ pgbouncer +0\.85 +target ≥ 0\.90 +not met\n/);
+  t.match(text, /targets \(ratios of medians, this run\):\n  select-simple +txproxy \/ pipe +CPU\/tx +— +target ≤ 1\.25 +not measured\n  select-simple +txproxy-pooled \/ txproxy +TPS +1\.05 +target ≥ 1\.00 +met\n  select-connect +txproxy-pooled \/ pgbouncer +TPS +0\.85 +target ≥ 0\.90 +not met\n/);
+});
+
+t.test('production configuration: TPS at least, CPU at most, against the pipe on select-simple and TPC-B', async (t) => {
+  const run = (workload: string, endpoint: RunResult['endpoint'], tps: number, cpuPerTx: number): RunResult => ({
+    startedAt: '2026-01-01T00:00:00.000Z',
+    loadAverage: 1,
+    workload,
+    endpoint,
+    round: 1,
+    tps,
+    latencyAvgMs: 8 / tps,
+    transactions: tps * 10,
+    failed: 0,
+    proxyCpuUs: cpuPerTx * tps * 10,
+    proxyCpuUsPerTx: cpuPerTx,
+    traceBytes: endpoint.startsWith('txproxy') ? tps * 10 * 10 : null,
+  });
+  const pick = (...names: string[]) => WORKLOADS.filter((w) => names.includes(w.name));
+  const runs = [
+    run('select-simple', 'pipe', 10000, 40),
+    run('select-simple', 'txproxy', 8000, 52),
+    run('select-simple', 'txproxy-prod', 9600, 43),
+    run('tpcb', 'pipe', 2000, 200),
+    run('tpcb', 'txproxy', 1800, 240),
+    run('tpcb', 'txproxy-prod', 1880, 230),
+    run('select-extended', 'pipe', 10000, 40),
+    run('select-extended', 'txproxy-prod', 5000, 80),
+  ];
+  const summaries = summarise(pick('select-simple', 'select-extended', 'tpcb'), ['pipe', 'txproxy', 'txproxy-prod'], runs, [], 8);
+  const targets = (name: string) =>
+    summaries
+      .find((s) => s.workload === name)!
+      .ratios.filter((r) => r.target !== null)
+      .map((r) => [r.subject, r.metric, r.target!.bound, r.target!.value]);
+  const bar = [
+    ['txproxy', 'cpu', 'at most', 1.25],
+    ['txproxy-prod', 'tps', 'at least', 0.95],
+    ['txproxy-prod', 'cpu', 'at most', 1.1],
+  ];
+  t.same(targets('select-simple'), bar);
+  t.same(targets('tpcb'), bar);
+  t.same(targets('select-extended'), [], 'the bar is set on select-simple and TPC-B only');
+
+  const text = formatTables(summaries, { rounds: 1, durationS: 8 });
+  t.match(text, /txproxy-prod TPS ratio: \/pipe 0\.96 \(target ≥ 0\.95: met\)  \/pgbouncer —   CPU\/tx ratio: \/pipe 1\.07 \(target ≤ 1\.10: met\)  \/txproxy 0\.83/);
+  t.match(text, /  tpcb +txproxy-prod \/ pipe +TPS +0\.94 +target ≥ 0\.95 +not met\n/, 'TPS below its floor is not met');
+  t.match(text, /  tpcb +txproxy-prod \/ pipe +CPU\/tx +1\.15 +target ≤ 1\.10 +not met\n/, 'CPU above its ceiling is not met');
+  t.match(text, /  select-simple +txproxy \/ pipe +CPU\/tx +1\.30 +target ≤ 1\.25 +not met\n/);
+  t.match(text, /  tpcb +txproxy \/ pipe +CPU\/tx +1\.20 +target ≤ 1\.25 +met\n/);
 });
