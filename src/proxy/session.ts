@@ -32,7 +32,8 @@ import { CLIENT_INSPECT, expectsAnswer, SERVER_INSPECT } from './session-inspect
 import { departure } from './client-departure.js';
 import { endClient } from './end-client.js';
 import { connectFailureReason, ProxyErrors } from './errors.js';
-import { describeTarget, sendCancel, startUpstream, UpstreamTlsError, type UpstreamTarget } from './upstream.js';
+import { sendCancel, startUpstream, UpstreamTlsError } from './upstream.js';
+import { describeTarget, type UpstreamTarget } from '../upstream/target.js';
 import type { BorrowedServer } from '../pool/pooled-connect.js';
 import type { ServerLink } from '../server-link/server-link.js';
 import { newSessionId } from '../tracker/session-ids.js';
