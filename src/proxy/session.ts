@@ -57,7 +57,7 @@ export class Session extends SessionEndings implements SessionView {
     this.upstream!.resume();
     if (this.startup.rest.length > 0) this.fromClient(this.startup.rest);
     if (this.clientPending !== null) this.fromClient(this.clientPending);
-    // Held messages keep the client paused until the session is ready (releaseHeldMessages).
+    // Held messages keep the client paused until the session is ready (see afterLoginChunk).
     if (!this.closed && this.loginGate?.holding !== true) this.client.resume();
   }
 
