@@ -29,7 +29,7 @@ import { secretLookup } from './auth/secret-lookup.js';
 import { databaseStatementListener } from './pool/database-statements.js';
 import { poolMode } from './pool/pool-config.js';
 import { PoolLender } from './pool/pool-lender.js';
-import type { UpstreamTarget } from './proxy/upstream.js';
+import type { UpstreamTarget } from './upstream/target.js';
 import { keepRules } from './trace/keep-rules.js';
 import { registerSamplingMetrics, registerTraceMetrics } from './trace/trace-metrics.js';
 import { TraceText } from './trace/trace-text.js';

@@ -27,7 +27,7 @@ import { startEmbeddedPostgres, type EmbeddedServer } from './embedded/embedded-
 import type { WriterProblem } from './trace/buffered-writer.js';
 import { TraceFileError } from './trace/trace-file.js';
 import { ndjsonSink, openTraceWriter, type TraceSink } from './trace/trace-sink.js';
-import { parseUpstreamUrl, UpstreamUrlError, type UpstreamTarget } from './proxy/upstream.js';
+import { parseUpstreamUrl, UpstreamUrlError, type UpstreamTarget } from './upstream/target.js';
 import { transcriptSink } from './trace-render/live-transcript.js';
 import { colourStyle, plainStyle, wantsColour } from './trace-render/style.js';
 import {

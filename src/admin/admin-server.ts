@@ -12,7 +12,7 @@ import type net from 'node:net';
 import type { Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { OPENMETRICS_CONTENT_TYPE, openMetricsText, wantsOpenMetrics } from '../metrics/exposition.js';
-import { describeTarget, type UpstreamTarget } from '../proxy/upstream.js';
+import { describeTarget, type UpstreamTarget } from '../upstream/target.js';
 import type { SessionView } from '../sessions/session-view.js';
 import type { TraceBus } from '../trace/trace-sink.js';
 import type { TraceText } from '../trace/trace-text.js';

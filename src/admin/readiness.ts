@@ -13,7 +13,8 @@ import type net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { decodeErrorFields } from '../protocol/decode.js';
 import { serialize } from '../protocol/frontend-messages.js';
-import { connectUpstream, describeTarget, type UpstreamTarget } from '../proxy/upstream.js';
+import { connectUpstream } from '../proxy/upstream.js';
+import { describeTarget, type UpstreamTarget } from '../upstream/target.js';
 
 export type Readiness = { ready: true; ms: number } | { ready: false; reason: string };
 

@@ -4,7 +4,7 @@
  * auth.user over a connection of txproxy's own, its answers cached for
  * `auth.query_cache_ttl`.
  */
-import type { UpstreamTarget } from '../proxy/upstream.js';
+import type { UpstreamTarget } from '../upstream/target.js';
 import { ServerLink } from '../server-link/server-link.js';
 import type { AuthConfig } from './auth-config.js';
 import { AuthQueryCache, type RunAuthQuery } from './auth-query.js';

@@ -7,7 +7,7 @@ import { authSchema } from '../auth/auth-config.js';
 import { poolSchema } from '../pool/pool-config.js';
 import { otelSchema } from '../otel/otel-config.js';
 import { policiesSchema } from '../policy/policy-config.js';
-import { parseUpstreamUrl, UpstreamUrlError } from '../proxy/upstream.js';
+import { parseUpstreamUrl, UpstreamUrlError } from '../upstream/target.js';
 import { DURATION, durationSchema } from './duration.js';
 
 // Every error message says what is allowed; load.ts adds the key, where the

@@ -21,7 +21,7 @@
  */
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
-import type { UpstreamTarget } from '../proxy/upstream.js';
+import type { UpstreamTarget } from '../upstream/target.js';
 import type { TraceBus } from '../trace/trace-sink.js';
 import type { TraceText } from '../trace/trace-text.js';
 import type { SessionInfo, StatementRecord, TrackerListener } from '../tracker/types.js';

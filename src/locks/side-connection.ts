@@ -15,7 +15,8 @@ import { readFileSync } from 'node:fs';
 import pg from 'pg';
 import type { Logger } from 'pino';
 import type { ConnectionOptions } from 'node:tls';
-import { encryptionAttempts, type UpstreamTarget } from '../proxy/upstream.js';
+import { encryptionAttempts } from '../proxy/upstream.js';
+import type { UpstreamTarget } from '../upstream/target.js';
 
 const RETRY_MS = 5000;
 

@@ -4,7 +4,7 @@
  * file, or the SCRAM keys a client's login revealed).
  */
 import type { ServerCredentials } from '../auth/client-authenticator.js';
-import type { UpstreamTarget } from '../proxy/upstream.js';
+import type { UpstreamTarget } from '../upstream/target.js';
 import { LinkError, ServerLink } from '../server-link/server-link.js';
 import type { LinkConnector, PoolKey } from './pool-link.js';
 

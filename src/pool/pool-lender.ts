@@ -11,7 +11,7 @@
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { ServerCredentials } from '../auth/client-authenticator.js';
-import type { UpstreamTarget } from '../proxy/upstream.js';
+import type { UpstreamTarget } from '../upstream/target.js';
 import type { LinkIdentity, ServerLink } from '../server-link/server-link.js';
 import { serverLinkConnector } from './link-connector.js';
 import type { PoolConfig, PoolMode } from './pool-config.js';

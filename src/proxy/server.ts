@@ -15,7 +15,8 @@ import { clientHandshake } from './client-handshake.js';
 import { endClient } from './end-client.js';
 import { ProxyErrors } from './errors.js';
 import { isReplication, Session, type SessionInterceptor, type SessionOptions } from './session.js';
-import { sendCancel, type UpstreamTarget } from './upstream.js';
+import { sendCancel } from './upstream.js';
+import type { UpstreamTarget } from '../upstream/target.js';
 import { connectPooled, type PooledConnectOptions } from '../pool/pooled-connect.js';
 import { newSessionId } from '../tracker/session-ids.js';
 

@@ -1,6 +1,6 @@
 /**
- * The upstream PostgreSQL server: where it is, and how to open a connection
- * to it with the TLS behaviour libpq gives the URL's `sslmode`.
+ * How to open a connection to the upstream PostgreSQL server with the TLS
+ * behaviour libpq gives the URL's `sslmode` (where it is: src/upstream/target.ts).
  * https://www.postgresql.org/docs/current/libpq-ssl.html#LIBPQ-SSL-SSLMODE-STATEMENTS
  */
 import { readFileSync } from 'node:fs';
@@ -8,63 +8,10 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { decodeErrorFields } from '../protocol/decode.js';
 import { serialize } from '../protocol/frontend-messages.js';
+import { socketPath, type UpstreamTarget } from '../upstream/target.js';
 
-export type SslMode = 'disable' | 'allow' | 'prefer' | 'require' | 'verify-ca' | 'verify-full';
-const SSL_MODES: SslMode[] = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'];
-
-export interface UpstreamTarget {
-  host: string;
-  port: number;
-  sslmode: SslMode;
-  /** PEM CA bundle for verify-ca / verify-full (`sslrootcert`). */
-  sslrootcert: string | null;
-  /** Credentials for txproxy's own connections (lock monitor, readiness); clients bring their own. */
-  user: string | null;
-  password: string | null;
-  database: string | null;
-}
-
-export class UpstreamUrlError extends Error {
-  override name = 'UpstreamUrlError';
-}
-
-/** Parses `postgres://[user[:password]@]host[:port][/database][?sslmode=…&sslrootcert=…&host=/socket/dir]`. */
-export function parseUpstreamUrl(url: string): UpstreamTarget {
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    // Not echoed: the URL may hold a password.
-    throw new UpstreamUrlError('not a valid URL');
-  }
-  if (parsed.protocol !== 'postgres:' && parsed.protocol !== 'postgresql:') {
-    throw new UpstreamUrlError(`the scheme must be postgres:// or postgresql://, not ${parsed.protocol}//`);
-  }
-  const sslmode = (parsed.searchParams.get('sslmode') ?? 'prefer') as SslMode;
-  if (!SSL_MODES.includes(sslmode)) {
-    throw new UpstreamUrlError(`sslmode must be one of ${SSL_MODES.join(', ')}, not '${sslmode}'`);
-  }
-  // libpq's `?host=/var/run/postgresql` names a Unix socket directory.
-  const host = parsed.searchParams.get('host') ?? decodeURIComponent(parsed.hostname.replace(/^\[|\]$/g, '')) ?? 'localhost';
-  return {
-    host: host === '' ? 'localhost' : host,
-    port: parsed.port === '' ? 5432 : Number(parsed.port),
-    sslmode,
-    sslrootcert: parsed.searchParams.get('sslrootcert'),
-    user: parsed.username === '' ? null : decodeURIComponent(parsed.username),
-    password: parsed.password === '' ? null : decodeURIComponent(parsed.password),
-    database: parsed.pathname.length > 1 ? decodeURIComponent(parsed.pathname.slice(1)) : null,
-  };
-}
-
-/** `host:port` or the socket path, for messages. */
-export function describeTarget(target: UpstreamTarget): string {
-  return target.host.startsWith('/') ? socketPath(target) : `${target.host}:${target.port}`;
-}
-
-function socketPath(target: UpstreamTarget): string {
-  return `${target.host}/.s.PGSQL.${target.port}`;
-}
+/** Callers written against this module's earlier shape read the parser from here. */
+export { parseUpstreamUrl } from '../upstream/target.js';
 
 export interface UpstreamConnection {
   socket: net.Socket;

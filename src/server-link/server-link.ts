@@ -15,7 +15,8 @@ import { errorFieldsOfBody, ServerLogin } from '../auth/server-login.js';
 import type { TxStatus } from '../protocol/codes.js';
 import type { ErrorFields } from '../protocol/decode.js';
 import { serialize } from '../protocol/frontend-messages.js';
-import { describeTarget, startUpstream, type UpstreamTarget } from '../proxy/upstream.js';
+import { startUpstream } from '../proxy/upstream.js';
+import { describeTarget, type UpstreamTarget } from '../upstream/target.js';
 import { MessageReader } from './message-reader.js';
 
 export interface LinkIdentity {

@@ -12,7 +12,7 @@ import { parseSecret, type Secret } from '../../src/auth/userlist.js';
 import { buildConfig } from '../../src/config/load.js';
 import type { ConfigInput } from '../../src/config/schema.js';
 import type { PolicyViolationCounter } from '../../src/enforcement/policy-service.js';
-import { parseUpstreamUrl } from '../../src/proxy/upstream.js';
+import { parseUpstreamUrl } from '../../src/upstream/target.js';
 import { MemoryTraceSink } from '../../src/trace/trace-sink.js';
 import type { StatementRecord, TrackerListener, TransactionRecord } from '../../src/tracker/types.js';
 import type { TestPostgres } from './postgres.js';

@@ -5,7 +5,7 @@
  */
 import t from 'tap';
 import { ServerLink, LinkError } from '../../src/server-link/server-link.js';
-import { parseUpstreamUrl } from '../../src/proxy/upstream.js';
+import { parseUpstreamUrl } from '../../src/upstream/target.js';
 import { startPostgres } from '../helpers/postgres.js';
 import { eventually } from '../helpers/proxy.js';
 

@@ -1,0 +1,46 @@
+/**
+ * The server half of a session: the connection its client's messages go to.
+ * It is either a connection of the session's own, whose login the client
+ * does itself through txproxy (relayed-server.ts), or a pooled connection
+ * txproxy logged in and lends the session (borrowed-server.ts). The two
+ * differ in the login, in the cancel key, and in how they end: one is
+ * closed, the other goes back to its pool. The relay itself (session-relay.ts)
+ * only ever sees the socket.
+ */
+import type net from 'node:net';
+import type { Verdict } from '../protocol/message-scanner.js';
+
+export interface ServerSide {
+  /** The server connection; null until connected, and again once a pooled one went back. */
+  readonly socket: net.Socket | null;
+  /**
+   * The client's Terminate goes on to the server: a connection of the
+   * session's own ends with its client; a pooled one outlives it.
+   */
+  readonly forwardsTerminate: boolean;
+  /** A pooled connection still on loan: it goes back to its pool instead of being closed. */
+  readonly onLoan: boolean;
+
+  /** An Authentication request from the server during login: what to send the client. */
+  serverRequest(buf: Buffer, start: number, end: number): Verdict;
+  /** The client's answer to one (a PasswordMessage): what to send the server. */
+  clientResponse(buf: Buffer, start: number, end: number): Verdict;
+  /** A whole server message of the login arrived; the client's turn next, or the login done. */
+  loginMessage(clientsTurn: boolean, ready: boolean): void;
+  /** The login is over (the first ReadyForQuery): nothing of it is needed any more. */
+  loginDone(): void;
+
+  /** The CancelRequest to send the server for the client's own CancelRequest. */
+  cancelPacketFor(clientPacket: Buffer, backendPid: number): Buffer;
+  /** The secret key a cancel sent to the server must carry, given the one the client got. */
+  serverKey(clientKey: Buffer): Buffer;
+
+  /**
+   * Gives a pooled connection back: `reusable` when nothing of the client's
+   * is left on it (the pool resets it), else the pool closes it; `blocked`
+   * when the server is stuck writing to us, so it is dropped at once.
+   */
+  giveBack(reusable: boolean, blocked: boolean): void;
+  /** The session ended: stop any timer of the login. */
+  ended(): void;
+}

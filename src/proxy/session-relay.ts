@@ -1,0 +1,355 @@
+/**
+ * The relay at the heart of a session: bytes flow through unchanged. Each
+ * direction has a MessageScanner that reads headers, hands the few message
+ * types the tracker needs to it, and returns the chunk to forward.
+ * Backpressure is respected both ways: when a write is refused, the other
+ * side is paused until `drain`.
+ *
+ * This is the hot path — every chunk and every inspected message passes
+ * here — so it allocates nothing per chunk beyond what the scanners return.
+ * How the session starts and ends is session.ts and session-endings.ts; the
+ * server connection's login and cancel key are its ServerSide's.
+ */
+import { EventEmitter } from 'node:events';
+import type net from 'node:net';
+import type { Logger } from 'pino';
+import { AuthCode, Backend, Frontend, type TxStatus } from '../protocol/codes.js';
+import { decodeAuthCode, decodeBackendKeyData, decodeErrorFields, decodeParameterStatus } from '../protocol/decode.js';
+import type { Report } from '../protocol/encode.js';
+import { MessageLimits } from '../protocol/message-limits.js';
+import { DROP, FORWARD, MessageLengthError, MessageScanner, type Verdict } from '../protocol/message-scanner.js';
+import { SessionTracker } from '../tracker/session-tracker.js';
+import type { SessionInfo } from '../tracker/types.js';
+import { newSessionId } from '../tracker/session-ids.js';
+import type { SessionState } from '../sessions/session-view.js';
+import { describeTarget } from '../upstream/target.js';
+import { ClientRefused } from './authentication-relay.js';
+import { ProxyErrors } from './errors.js';
+import { LoginGate } from './login-gate.js';
+import { readIntoReusedBuffer } from './reused-read-buffer.js';
+import type { ServerSide } from './server-side.js';
+import { isReplication, type SessionInterceptor, type SessionOptions } from './session-hooks.js';
+import { CLIENT_INSPECT, expectsAnswer, SERVER_INSPECT } from './session-inspect.js';
+
+const DEFAULT = 'default';
+
+/** The client's StartupMessage as read: its bytes (forwarded to a server of the session's own), its parameters, and what followed it. */
+export interface SessionStartup {
+  packet: Buffer;
+  params: Record<string, string>;
+  rest: Buffer;
+}
+
+export abstract class SessionRelay extends EventEmitter {
+  readonly info: SessionInfo;
+  readonly tracker: SessionTracker;
+  state: SessionState = 'connecting';
+  backendKey: Buffer | null = null;
+  /** The server's ParameterStatus values (server_version, client_encoding, …). */
+  readonly parameters = new Map<string, string>();
+
+  protected readonly client: net.Socket;
+  /** What the client sent that was read before its socket moved to reused-buffer reads. */
+  protected readonly clientPending: Buffer | null;
+  /** The server side's socket, held here for the relay; null until connected and once a pooled one went back. */
+  protected upstream: net.Socket | null = null;
+  /** Whose connection the server side is: the session's own, or a pooled one on loan. Null until start. */
+  protected server: ServerSide | null = null;
+  /** Holds client messages sent ahead of the first ReadyForQuery; null once they went their way. */
+  protected loginGate: LoginGate | null = new LoginGate();
+  protected readonly clientScanner: MessageScanner;
+  protected readonly serverScanner: MessageScanner;
+  /** Set by the subclass: the policy hook is handed the Session itself. */
+  protected interceptor: SessionInterceptor | null = null;
+  protected readonly log: Logger;
+  /** The client sent Terminate: its close is clean. */
+  protected terminated = false;
+  /** The interceptor sent messages ahead of Terminate: wait for the server to answer them and close. */
+  protected settling = false;
+  /** The client sent its last byte (Terminate, FIN, or its socket vanished): see depart. */
+  protected departed = false;
+  /** The server sent a FATAL error: its close is expected, the client knows why. */
+  protected serverFatal = false;
+  protected draining = false;
+  protected closed = false;
+  /** Held client messages to forward once the server's chunk went to the client (see afterLoginChunk). */
+  private heldForServer: Buffer | null = null;
+  protected readonly paused = { client: false, upstream: false };
+
+  constructor(
+    socket: net.Socket,
+    protected readonly startup: SessionStartup,
+    protected readonly options: SessionOptions,
+  ) {
+    super();
+    const params = startup.params;
+    this.info = {
+      id: options.id ?? newSessionId(),
+      user: params.user ?? '',
+      database: params.database ?? params.user ?? '',
+      applicationName: params.application_name ?? '',
+      clientAddress: socket.remoteAddress ?? 'local',
+      startedAt: Date.now(),
+      backendPid: 0,
+      replication: isReplication(params),
+    };
+    this.log = options.log.child({ session: this.info.id });
+    const client = readIntoReusedBuffer(socket, (chunk) => this.fromClient(chunk), options.reuseReadBuffer);
+    this.client = client.socket;
+    this.clientPending = client.pending;
+    this.tracker = new SessionTracker(this.info, options.listener);
+    this.clientScanner = new MessageScanner(
+      CLIENT_INSPECT,
+      { onMessage: (t, b, s, e) => this.onClientMessage(t, b, s, e) },
+      // Until the server accepts the login, nothing longer than an authentication response.
+      MessageLimits.beforeAuthentication(options.maxMessageLength),
+    );
+    this.serverScanner = new MessageScanner(
+      SERVER_INSPECT,
+      {
+        onMessage: (t, b, s, e) => this.onServerMessage(t, b, s, e),
+        onPassthrough: (t) => {
+          if (t === Backend.DataRow) this.tracker.onDataRow();
+        },
+      },
+      options.maxMessageLength,
+    );
+  }
+
+  /** The client's socket as the session reads it: not always the one it was given. */
+  get clientSocket(): net.Socket {
+    return this.client;
+  }
+
+  get backendPid(): number {
+    return this.info.backendPid;
+  }
+
+  /** Transaction status the server reported last. */
+  get txStatus(): TxStatus {
+    return this.tracker.status;
+  }
+
+  /** Ends the session from our side, telling the client why when `report` is given. */
+  abstract close(report: Report | null): void;
+  /** The client broke the protocol: it is told so, and the session ends. */
+  protected abstract protocolViolation(err: Error): void;
+  /** Draining for shutdown: close once no transaction is open. */
+  protected abstract closeIfIdle(): void;
+  /** The server's BackendKeyData arrived: a CancelRequest may now find this session. */
+  protected abstract registerBackendKey(): void;
+
+  /**
+   * Sends messages of txproxy's own to the server between client messages
+   * (a policy ending a transaction). False when a client message is only
+   * partly forwarded, so nothing can go in between now.
+   */
+  sendToServer(bytes: Buffer): boolean {
+    if (this.closed || this.upstream === null || !this.clientScanner.atBoundary) return false;
+    this.upstream.write(bytes);
+    return true;
+  }
+
+  // ------------------------------------------------------------ client → server
+
+  /** Relays a chunk from the client; true when the chunk's memory is still referenced afterwards (see reused-read-buffer.ts). */
+  protected fromClient(chunk: Buffer): boolean {
+    if (this.closed || this.upstream === null) return false;
+    if (this.loginGate !== null) {
+      chunk = this.loginGate.push(chunk);
+      // Nothing more is read until the held messages can go (TCP holds the rest, as for the server itself).
+      if (this.loginGate.holding) this.client.pause();
+      if (chunk.length === 0) return false;
+    }
+    let out;
+    try {
+      out = this.clientScanner.push(chunk);
+    } catch (err) {
+      if (err instanceof ClientRefused) {
+        this.log.warn({ code: err.report.code, reason: err.report.message }, 'client refused during authentication');
+        this.close(err.report);
+        return false;
+      }
+      this.protocolViolation(err as Error);
+      return false;
+    }
+    return this.relay(out, this.client, this.upstream, 'client');
+  }
+
+  private onClientMessage(type: number, buf: Buffer, start: number, end: number): Verdict {
+    if (type === Frontend.Terminate) {
+      this.terminated = true;
+      const before = this.state === 'ready' ? this.interceptor?.onTerminate?.() : undefined;
+      // A pooled server connection outlives its client: Terminate ends only the client's side.
+      if (before === undefined) return this.server!.forwardsTerminate ? FORWARD : DROP;
+      this.settling = true;
+      return Buffer.concat([before, buf.subarray(start, end)]);
+    }
+    if (type === Frontend.Password) {
+      if (this.state !== 'authenticating') return FORWARD;
+      return this.server!.clientResponse(buf, start, end);
+    }
+    if (this.state !== 'ready' || this.info.replication) return FORWARD;
+    const verdict = this.interceptor?.onClientMessage?.(type, buf, start, end) ?? DEFAULT;
+    if (verdict !== DEFAULT) return verdict;
+    this.tracker.onClientMessage(type, buf, start, end);
+    return FORWARD;
+  }
+
+  // ------------------------------------------------------------ server → client
+
+  /** Relays a chunk from the server; true when the chunk's memory is still referenced afterwards (see reused-read-buffer.ts). */
+  protected fromServer(chunk: Buffer): boolean {
+    if (this.closed) return false;
+    let out;
+    try {
+      out = this.serverScanner.push(chunk);
+    } catch (err) {
+      this.log.error({ err: (err as Error).message }, 'invalid message from upstream');
+      // A server message over max_message_length is a setting to raise, not a lost connection.
+      this.close(
+        err instanceof MessageLengthError
+          ? ProxyErrors.invalidServerMessage(describeTarget(this.options.target), err.message)
+          : ProxyErrors.upstreamLost(describeTarget(this.options.target)),
+      );
+      return false;
+    }
+    // Settling after the client left: answers are still tracked, there is no one to send them to.
+    if (this.client.destroyed) return false;
+    const kept = this.relay(out, this.upstream!, this.client, 'upstream');
+    if (this.loginGate !== null) this.afterLoginChunk();
+    if (this.draining) this.closeIfIdle();
+    return kept;
+  }
+
+  /**
+   * After a server chunk of the login went to the client: messages the
+   * client sent ahead of time go on once the session is ready (after the
+   * client got its ReadyForQuery, so that the answers to them follow it),
+   * or at once when the server asks for another authentication answer.
+   */
+  private afterLoginChunk(): void {
+    const gate = this.loginGate!;
+    const held = this.heldForServer;
+    if (held !== null) {
+      // The server asked for an authentication answer while messages were held: it refuses them.
+      this.heldForServer = null;
+      this.loginGate = null;
+      this.fromClient(held);
+      this.resumeClient();
+      return;
+    }
+    if (this.state !== 'ready') return;
+    this.loginGate = null;
+    if (!gate.holding) return;
+    this.fromClient(gate.take());
+    this.resumeClient();
+  }
+
+  private resumeClient(): void {
+    if (!this.closed && !this.paused.client) this.client.resume();
+  }
+
+  /**
+   * Writes what a chunk became to `sink`, pausing `source` until the sink
+   * drains. True when the chunk's memory is still referenced afterwards (see
+   * reused-read-buffer.ts).
+   */
+  private relay(out: Buffer | Buffer[], source: net.Socket, sink: net.Socket, side: 'client' | 'upstream'): boolean {
+    if (!write(sink, out)) this.pauseUntilDrain(source, sink, side);
+    // Until the session is ready every read gets a fresh buffer: startup is rare, and its handlers may keep what they read.
+    return sink.writableLength > 0 || this.state !== 'ready';
+  }
+
+  private onServerMessage(type: number, buf: Buffer, start: number, end: number): Verdict {
+    if (this.state !== 'ready') return this.onStartupServerMessage(type, buf, start, end);
+    if (type === Backend.ParameterStatus) {
+      this.noteParameter(buf, start, end);
+      return FORWARD;
+    }
+    if (this.info.replication) return FORWARD;
+    if (type === Backend.ErrorResponse) this.noteFatal(buf, start, end);
+    const entry = this.tracker.onServerMessage(type, buf, start, end);
+    if (this.interceptor?.onServerMessage !== undefined) return this.interceptor.onServerMessage(type, buf, start, end, entry);
+    return entry !== null && entry.hidden ? DROP : FORWARD;
+  }
+
+  /** Authentication and the messages before the first ReadyForQuery. */
+  private onStartupServerMessage(type: number, buf: Buffer, start: number, end: number): Verdict {
+    const clientsTurn = type === Backend.Authentication && expectsAnswer(decodeAuthCode(buf, start));
+    this.server!.loginMessage(clientsTurn, type === Backend.ReadyForQuery);
+    switch (type) {
+      case Backend.Authentication: {
+        const code = decodeAuthCode(buf, start);
+        if (code === AuthCode.Ok) this.clientScanner.setLimits(MessageLimits.frontend(this.options.maxMessageLength));
+        if (this.loginGate !== null && expectsAnswer(code)) {
+          const held = this.loginGate.serverAsked();
+          if (held.length > 0) this.heldForServer = held;
+        }
+        return this.server!.serverRequest(buf, start, end);
+      }
+      case Backend.BackendKeyData: {
+        const { pid, key } = decodeBackendKeyData(buf, start, end);
+        this.info.backendPid = pid;
+        this.backendKey = key;
+        this.registerBackendKey();
+        return FORWARD;
+      }
+      case Backend.ParameterStatus:
+        this.noteParameter(buf, start, end);
+        return FORWARD;
+      case Backend.ErrorResponse:
+        this.noteFatal(buf, start, end);
+        return FORWARD;
+      case Backend.ReadyForQuery:
+        this.state = 'ready';
+        this.server!.loginDone();
+        this.log.debug({ pid: this.info.backendPid, user: this.info.user, database: this.info.database }, 'session ready');
+        this.tracker.start();
+        this.tracker.onServerMessage(type, buf, start, end);
+        this.emit('ready');
+        return FORWARD;
+    }
+    return FORWARD;
+  }
+
+  private noteParameter(buf: Buffer, start: number, end: number): void {
+    const { name, value } = decodeParameterStatus(buf, start, end);
+    this.parameters.set(name, value);
+    this.tracker.onParameterStatus(name, value);
+    if (name === 'application_name') {
+      this.info.applicationName = value;
+      this.interceptor?.onApplicationName?.(value);
+    }
+  }
+
+  private noteFatal(buf: Buffer, start: number, end: number): void {
+    const fields = decodeErrorFields(buf, start, end);
+    const severity = fields.severityV ?? fields.severity;
+    if (severity === 'FATAL' || severity === 'PANIC') this.serverFatal = true;
+  }
+
+  // ------------------------------------------------------------ flow control
+
+  private pauseUntilDrain(source: net.Socket, sink: net.Socket, side: 'client' | 'upstream'): void {
+    if (this.paused[side]) return;
+    this.paused[side] = true;
+    source.pause();
+    sink.once('drain', () => {
+      this.paused[side] = false;
+      if (!this.closed) source.resume();
+    });
+  }
+}
+
+/** Writes one chunk or several (corked into one writev); returns false when the socket asks to wait. */
+function write(socket: net.Socket, out: Buffer | Buffer[]): boolean {
+  if (Buffer.isBuffer(out)) return socket.write(out);
+  if (out.length === 0) return true;
+  if (out.length === 1) return socket.write(out[0]);
+  socket.cork();
+  let ok = true;
+  for (const buf of out) ok = socket.write(buf);
+  socket.uncork();
+  return ok;
+}
