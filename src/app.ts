@@ -150,7 +150,14 @@ export class App {
       this.traceBus.attach(this.otel.recordSink);
     }
     if (pooling === 'session') {
-      this.pools = new PoolLender({ config: config.pool, mode: 'session', target: options.target, registry: this.registry, log: options.log });
+      this.pools = new PoolLender({
+        config: config.pool,
+        mode: 'session',
+        target: options.target,
+        registry: this.registry,
+        log: options.log,
+        reuseReadBuffer: config.read_buffer === 'reused',
+      });
       listeners.push(databaseStatementListener(this.pools));
     }
     // Always present, so a reload can turn policies on; sessions with no

@@ -14,12 +14,14 @@ export interface ServerLinkConnectorOptions {
   credentials(key: PoolKey): ServerCredentials | null;
   /** Further startup parameters for the pool's links (application_name, …). */
   parameters?(key: PoolKey): Record<string, string>;
+  /** Read the links' sockets into one reused buffer (configuration `read_buffer`). */
+  reuseReadBuffer?: boolean;
 }
 
 export function serverLinkConnector(options: ServerLinkConnectorOptions): LinkConnector<ServerLink> {
   return async (key, timeoutMs) => {
     const credentials = options.credentials(key);
     if (credentials === null) throw new LinkError(`txproxy holds no credentials to log in as user "${key.user}"`);
-    return ServerLink.open(options.target, { user: key.user, database: key.database, parameters: options.parameters?.(key) }, credentials, timeoutMs);
+    return ServerLink.open(options.target, { user: key.user, database: key.database, parameters: options.parameters?.(key) }, credentials, timeoutMs, options.reuseReadBuffer);
   };
 }

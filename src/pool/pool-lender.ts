@@ -24,6 +24,8 @@ export interface PoolLenderOptions {
   target: UpstreamTarget;
   registry?: Registry;
   log: Logger;
+  /** Read server sockets into one reused buffer (configuration `read_buffer`). */
+  reuseReadBuffer: boolean;
 }
 
 export class PoolLender implements LinkLender {
@@ -36,7 +38,11 @@ export class PoolLender implements LinkLender {
       mode: options.mode,
       registry: options.registry,
       log: options.log,
-      connect: serverLinkConnector({ target: options.target, credentials: (key) => this.credentials.get(key.user) ?? null }),
+      connect: serverLinkConnector({
+        target: options.target,
+        credentials: (key) => this.credentials.get(key.user) ?? null,
+        reuseReadBuffer: options.reuseReadBuffer,
+      }),
     });
   }
 

@@ -17,6 +17,7 @@ import type { ErrorFields } from '../protocol/decode.js';
 import { serialize } from '../protocol/frontend-messages.js';
 import { startUpstream } from '../proxy/upstream.js';
 import { describeTarget, type UpstreamTarget } from '../upstream/target.js';
+import { readIntoReusedBuffer } from '../proxy/reused-read-buffer.js';
 import { MessageReader } from './message-reader.js';
 
 export interface LinkIdentity {
@@ -57,30 +58,41 @@ function startupPacket(identity: LinkIdentity): Buffer {
   return packet;
 }
 
+/** How long a closed link waits for the server to close its side. */
+const CLOSE_GRACE_MS = 5000;
+
 export class ServerLink {
   readonly createdAt = Date.now();
   lastUsedAt = Date.now();
   private readonly reader = new MessageReader();
   private waiting: { resolve: (r: ControlResult) => void; reject: (e: Error) => void; result: ControlResult } | null = null;
-  private borrower: ((chunk: Buffer) => void) | null = null;
+  /** The borrowing session's reader: true when it still refers to the chunk afterwards (see reused-read-buffer.ts). */
+  private borrower: ((chunk: Buffer) => boolean) | null = null;
+  /** The socket, read from login on into one reused buffer where it can be (as a session's own connection is). */
+  readonly socket: net.Socket;
   private closedReason: string | null = null;
   private readonly closeListeners: ((reason: string) => void)[] = [];
 
+  /** `socket`: paused, and read by nobody else from now on. */
   private constructor(
-    readonly socket: net.Socket,
+    socket: net.Socket,
     readonly tls: boolean,
     readonly backendPid: number,
     readonly backendKey: Buffer,
     /** What the server reported at login and since, by name. */
     readonly parameters: Map<string, string>,
+    reuseReadBuffer: boolean,
   ) {
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
-    socket.on('close', () => this.onGone('the server closed the connection'));
-    socket.on('error', (err) => this.onGone(err.message));
+    const adopted = readIntoReusedBuffer(socket, (chunk) => this.onChunk(chunk), reuseReadBuffer);
+    this.socket = adopted.socket;
+    this.socket.on('close', () => this.onGone('the server closed the connection'));
+    this.socket.on('error', (err) => this.onGone(err.message));
+    if (adopted.pending !== null) this.onChunk(adopted.pending);
+    this.socket.resume();
   }
 
   /** Connects, logs in with `credentials` and waits for the first ReadyForQuery. */
-  static async open(target: UpstreamTarget, identity: LinkIdentity, credentials: ServerCredentials, timeoutMs: number): Promise<ServerLink> {
+  static async open(target: UpstreamTarget, identity: LinkIdentity, credentials: ServerCredentials, timeoutMs: number, reuseReadBuffer = true): Promise<ServerLink> {
     const deadline = Date.now() + timeoutMs;
     const connection = await startUpstream(target, startupPacket(identity), timeoutMs);
     const { socket } = connection;
@@ -101,9 +113,7 @@ export class ServerLink {
           if (step.done !== undefined) {
             cleanup();
             socket.pause();
-            const link = new ServerLink(socket, connection.tls, step.done.backendPid, step.done.backendKey, step.done.parameters);
-            socket.resume();
-            return resolve(link);
+            return resolve(new ServerLink(socket, connection.tls, step.done.backendPid, step.done.backendKey, step.done.parameters, reuseReadBuffer));
           }
         }
       };
@@ -157,7 +167,7 @@ export class ServerLink {
    * `onData` as it arrives. The session may pause and resume the socket
    * (backpressure); reclaim() resumes it.
    */
-  attach(onData: (chunk: Buffer) => void): void {
+  attach(onData: (chunk: Buffer) => boolean): void {
     this.borrower = onData;
   }
 
@@ -170,15 +180,24 @@ export class ServerLink {
 
   close(): void {
     this.markClosed('closed by txproxy');
+    this.borrower = null;
+    if (this.socket.destroyed) return;
     // Terminate, as a client leaving politely would, so the server logs no "unexpected EOF".
-    if (!this.socket.destroyed) this.socket.end(serialize.end());
+    this.socket.end(serialize.end());
+    // A borrower may have left the socket paused: read on to the server's EOF, and do not wait for a stuck server.
+    this.socket.resume();
+    setTimeout(() => this.socket.destroy(), CLOSE_GRACE_MS).unref();
   }
 
-  private onData(chunk: Buffer): void {
-    if (this.borrower !== null) {
-      this.borrower(chunk);
-      return;
-    }
+  /** A chunk read off the socket; true when it is still referred to afterwards. */
+  private onChunk(chunk: Buffer): boolean {
+    if (this.borrower !== null) return this.borrower(chunk);
+    this.onControlData(chunk);
+    // The reader may keep (part of) the chunk for a message not yet whole.
+    return true;
+  }
+
+  private onControlData(chunk: Buffer): void {
     for (const message of this.reader.push(chunk)) {
       const waiting = this.waiting;
       if (message.type === 'S') {

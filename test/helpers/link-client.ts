@@ -1,7 +1,8 @@
 /**
- * A borrower of a pooled ServerLink, as a client session will be: it reads
- * and writes the link's socket itself while it holds the link, one simple
- * Query at a time, and stops reading at the ReadyForQuery.
+ * A borrower of a pooled ServerLink, as a client session is: it attaches
+ * its reader to the link and writes the link's socket itself while it holds
+ * the link, one simple Query at a time, and stops reading at the
+ * ReadyForQuery.
  */
 import { errorFieldsOfBody } from '../../src/auth/server-login.js';
 import type { TxStatus } from '../../src/protocol/codes.js';
@@ -20,13 +21,15 @@ export interface Answer {
 
 /** Runs `sql` on a lent link and reads its whole answer. */
 export function query(pooled: PoolLink, sql: string, timeoutMs = 10_000): Promise<Answer> {
-  const { socket } = pooled as ServerLink;
+  const link = pooled as ServerLink;
+  const { socket } = link;
   const reader = new MessageReader();
   const answer: Answer = { rows: [], error: null, status: 'I' };
   return new Promise((resolve, reject) => {
     const done = (err?: Error) => {
       clearTimeout(timer);
-      socket.off('data', onData);
+      // Whatever comes after the ReadyForQuery is not this query's.
+      link.attach(() => true);
       socket.off('close', onClose);
       socket.pause();
       if (err === undefined) resolve(answer);
@@ -44,7 +47,11 @@ export function query(pooled: PoolLink, sql: string, timeoutMs = 10_000): Promis
         }
       }
     };
-    socket.on('data', onData);
+    // The reader may keep part of a chunk for a message not yet whole.
+    link.attach((chunk) => {
+      onData(chunk);
+      return true;
+    });
     socket.on('close', onClose);
     socket.write(serialize.query(sql));
     socket.resume();
