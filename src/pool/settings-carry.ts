@@ -1,0 +1,31 @@
+/**
+ * Brings a server's session settings to a client's: the one Query that
+ * sets what differs and resets what the client never set, nothing else.
+ * set_config(name, value, false) takes the value as the raw string SET
+ * would (a list such as `a, b` stays a list); RESET returns a setting to
+ * the value the backend started with.
+ */
+import { sqlLiteral } from '../sql/literal.js';
+
+/** `null` when the link already has the client's settings. */
+export function settingsCarrySql(wanted: ReadonlyMap<string, string>, current: ReadonlyMap<string, string>): string | null {
+  const sets: string[] = [];
+  const resets: string[] = [];
+  for (const [name, value] of wanted) {
+    if (current.get(name) !== value) sets.push(`pg_catalog.set_config(${sqlLiteral(name)}, ${sqlLiteral(value)}, false)`);
+  }
+  for (const name of current.keys()) {
+    if (!wanted.has(name)) resets.push(`RESET ${quoteSettingName(name)}`);
+  }
+  const statements = [...resets];
+  if (sets.length > 0) statements.push(`SELECT ${sets.join(', ')}`);
+  return statements.length === 0 ? null : statements.join('; ');
+}
+
+/** A setting name for RESET: each dotted part a quoted identifier (`"my"."option"`), as the grammar reads it. */
+function quoteSettingName(name: string): string {
+  return name
+    .split('.')
+    .map((part) => `"${part.replace(/"/g, '""')}"`)
+    .join('.');
+}
