@@ -10,8 +10,10 @@
  * WITH, INSERT, UPDATE, DELETE, MERGE, COPY, transaction control, SHOW,
  * EXPLAIN, FETCH, MOVE, NOTIFY, LOCK, schema changes outside pg_temp, and
  * maintenance commands — unless they call a function known to change the
- * session (set_config, the session advisory lock functions, dblink_connect)
- * or create a temporary table (SELECT … INTO TEMP).
+ * session (set_config, the session advisory lock functions, dblink_connect).
+ * Every CREATE and SELECT … INTO may create a temporary object (with
+ * pg_temp first in search_path, even without TEMP): they pin until the
+ * probe says otherwise.
  *
  * Not seen at all: state a user-defined function leaves behind when called
  * from a plain SELECT, and sequence state (currval / lastval after nextval).
@@ -131,7 +133,9 @@ export function sessionEffects(text: string, operation: string): SessionEffects 
       out.pins.add('load');
       break;
     case 'create':
-      if (p.slice(1, 5).some((x) => isWord(x, 'temp') || isWord(x, 'temporary')) || mentionsTempSchema(p)) out.pins.add('temp_table');
+      // Temporary or not, as the probe will tell: with pg_temp first in
+      // search_path a plain CREATE TABLE creates a temporary table.
+      out.pins.add('temp_table');
       break;
     case 'drop':
       out.releases.add('temp_table');
@@ -139,7 +143,7 @@ export function sessionEffects(text: string, operation: string): SessionEffects 
     default:
       if (HARMLESS.has(first)) {
         if (first === 'alter' && mentionsTempSchema(p)) out.pins.add('temp_table');
-        if (selectsIntoTemp(p)) out.pins.add('temp_table');
+        if (selectsInto(p)) out.pins.add('temp_table');
       } else {
         // CALL, DO and anything unrecognised: code that may leave any state.
         out.pins.add('unknown');
@@ -214,7 +218,7 @@ function mentionsTempSchema(p: Piece[]): boolean {
   return p.some((x) => (x.kind === TokenKind.Word || x.kind === TokenKind.QuotedIdent) && (x.text === 'pg_temp' || /^pg_temp_\d+$/.test(x.text)));
 }
 
-/** SELECT … INTO [TEMP | TEMPORARY] t creates a table. */
-function selectsIntoTemp(p: Piece[]): boolean {
-  return p.some((x, i) => isWord(x, 'into') && (isWord(p[i + 1], 'temp') || isWord(p[i + 1], 'temporary') || isWord(p[i + 1], 'local')));
+/** SELECT … INTO t creates a table, a temporary one with INTO TEMP or pg_temp first in search_path. */
+function selectsInto(p: Piece[]): boolean {
+  return isWord(p[0], 'select') && p.some((x) => isWord(x, 'into'));
 }

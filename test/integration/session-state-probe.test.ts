@@ -51,6 +51,8 @@ t.test('each kind of state is seen while held and gone once released', async (t)
     ['temp_table', 'CREATE TABLE pg_temp.probe_t2 (a int)', 'DISCARD TEMP'],
     ['temp_table', 'CREATE FUNCTION pg_temp.probe_f() RETURNS int LANGUAGE sql AS $$SELECT 1$$', 'DROP FUNCTION pg_temp.probe_f()'],
     ['temp_table', 'SELECT 1 AS a INTO TEMP probe_t3', 'DROP TABLE probe_t3'],
+    ['temp_table', 'SET search_path = pg_temp, public; CREATE TABLE probe_t4 (a int); RESET search_path', 'DISCARD TEMP'],
+    ['temp_table', 'CREATE TYPE pg_temp.probe_ty AS ENUM (\'a\')', 'DROP TYPE pg_temp.probe_ty'],
     ['hold_cursor', 'DECLARE probe_c CURSOR WITH HOLD FOR SELECT 1', 'CLOSE probe_c'],
     ['sql_prepare', 'PREPARE probe_p AS SELECT 1', 'DEALLOCATE probe_p'],
     ['role', 'SET ROLE probe_other', 'RESET ROLE'],
