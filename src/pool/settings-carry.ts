@@ -6,6 +6,22 @@
  * the value the backend started with.
  */
 import { sqlLiteral } from '../sql/literal.js';
+import type { Setting } from './startup-settings.js';
+
+/**
+ * The settings a client's session has: its startup parameters (which a
+ * pooled link gets with set_config, source 'session'), overlaid with what
+ * the probe read from its server. After the client's RESET (or RESET ALL,
+ * DISCARD ALL) the server returns to the link's own startup value, where
+ * PostgreSQL would return to the client's: a name the probe no longer
+ * lists keeps its startup value here, and carrying these settings onto the
+ * same link puts it back.
+ */
+export function clientSettings(startup: readonly Setting[], probed: ReadonlyMap<string, string>): Map<string, string> {
+  const settings = new Map<string, string>(startup);
+  for (const [name, value] of probed) settings.set(name, value);
+  return settings;
+}
 
 /** `null` when the link already has the client's settings. */
 export function settingsCarrySql(wanted: ReadonlyMap<string, string>, current: ReadonlyMap<string, string>): string | null {

@@ -8,7 +8,7 @@ import t from 'tap';
 import { ServerLink } from '../../src/server-link/server-link.js';
 import { parseUpstreamUrl } from '../../src/upstream/target.js';
 import { probeSession, type ProbedState } from '../../src/pool/session-probe.js';
-import { settingsCarrySql } from '../../src/pool/settings-carry.js';
+import { clientSettings, settingsCarrySql } from '../../src/pool/settings-carry.js';
 import { SessionPins } from '../../src/pool/session-state.js';
 import { sessionEffects } from '../../src/pool/session-effects.js';
 import { classifyStatement } from '../../src/sql/classify.js';
@@ -149,4 +149,20 @@ t.test('settings carried to another link: only what differs, read back the same'
   // Custom settings stay defined (with an empty value) after RESET: that is how the server keeps placeholders.
   t.same(Object.fromEntries(carried), Object.fromEntries(wanted));
   t.equal(settingsCarrySql(wanted, carried), null, 'nothing left to do');
+});
+
+t.test('RESET of a startup parameter: the client gets its own startup value back, not the link\'s', async (t) => {
+  // A pooled link starts with the pool's parameters and gets the client's with set_config, as pooled-connect does.
+  const link = await openLink({ application_name: 'pool_link' });
+  const startup: [string, string][] = [['application_name', 'client_app'], ['work_mem', '2MB']];
+  await ok(link, settingsCarrySql(clientSettings(startup, new Map()), new Map())!);
+  t.same(Object.fromEntries((await probeSession(link, 'postgres')).settings), { application_name: 'client_app', work_mem: '2MB' });
+  await ok(link, "RESET application_name; SET work_mem = '8MB'");
+  t.equal((await link.run('SHOW application_name')).rows[0][0], 'pool_link', 'the server alone goes back to the link\'s value');
+  const probed = (await probeSession(link, 'postgres')).settings;
+  const wanted = clientSettings(startup, probed);
+  t.same(Object.fromEntries(wanted), { application_name: 'client_app', work_mem: '8MB' });
+  await ok(link, settingsCarrySql(wanted, probed)!);
+  t.equal((await link.run('SHOW application_name')).rows[0][0], 'client_app', 'as PostgreSQL would have done for the client');
+  t.same(Object.fromEntries((await probeSession(link, 'postgres')).settings), Object.fromEntries(wanted));
 });

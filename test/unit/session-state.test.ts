@@ -7,7 +7,7 @@ import t from 'tap';
 import { sessionEffects, type PinReason } from '../../src/pool/session-effects.js';
 import { SessionPins } from '../../src/pool/session-state.js';
 import { parseSessionProbe, sessionProbeSql } from '../../src/pool/session-probe.js';
-import { settingsCarrySql } from '../../src/pool/settings-carry.js';
+import { clientSettings, settingsCarrySql } from '../../src/pool/settings-carry.js';
 import { classifyStatement } from '../../src/sql/classify.js';
 
 function effectsOf(sql: string): { settings: boolean; pins: PinReason[]; releases: PinReason[] } {
@@ -184,4 +184,11 @@ t.test('settings carried: set what differs, reset what the client never set', as
     'RESET "TimeZone"; RESET "my"."opt"; SELECT pg_catalog.set_config(E\'work_mem\', E\'4MB\', false), pg_catalog.set_config(E\'search_path\', E\'a, "b\'\'c"\', false)',
   );
   t.equal(settingsCarrySql(m({ x: 'back\\slash' }), m({})), "SELECT pg_catalog.set_config(E'x', E'back\\\\slash', false)");
+});
+
+t.test('client settings: startup parameters overlaid with what the server says', async (t) => {
+  t.same(
+    Object.fromEntries(clientSettings([['application_name', 'app'], ['work_mem', '1MB']], new Map([['work_mem', '2MB'], ['TimeZone', 'UTC']]))),
+    { application_name: 'app', work_mem: '2MB', TimeZone: 'UTC' },
+  );
 });
