@@ -99,6 +99,8 @@ t.test('released inside a transaction that rolls back: still held', async (t) =>
   t.same(pins.reasons(), ['advisory_lock'], 'what a DO block left is read from the server');
   await run('SELECT pg_advisory_unlock(9)');
   t.same(pins.decide('I'), { kind: 'release' });
+  await run('BEGIN; LISTEN probe_never; CREATE TEMP TABLE probe_never (a int); ROLLBACK');
+  t.same(pins.reasons(), [], 'state taken in a transaction that rolled back is not held');
   await run("SET work_mem = '3MB'");
   t.same(pins.decide('I'), { kind: 'release' }, 'settings read, nothing pins');
 });
