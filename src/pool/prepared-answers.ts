@@ -115,7 +115,7 @@ export class PreparedAnswers {
     if (entry.kind !== 'swallow') out.push(message);
     if (entry.ends.includes(type)) {
       this.pop();
-      if (type === Backend.ReadyForQuery && buf[start + 5] === 0x49) cache.transactionEnded();
+      if (type === Backend.ReadyForQuery) cache.readyForQuery(String.fromCharCode(buf[start + 5]));
       this.drainInto(out);
     }
     return out;

@@ -103,6 +103,13 @@ export class PreparedStatementRewriter {
     this.statements.set(name, content);
     const forget = () => this.statements.delete(name);
     const present = cache.use(content);
+    if (present !== undefined && cache.status === 'E') {
+      // In a failed transaction PostgreSQL refuses the Parse (unless it is ROLLBACK or COMMIT):
+      // the server must judge it. The unnamed statement takes it, the server copy stays.
+      toServer.push(buildParse('', content));
+      this.answers.expect({ kind: 'relay', ends: ENDS_PARSE, undo: forget });
+      return;
+    }
     if (present !== undefined) {
       this.answers.expect({ kind: 'synthesize', ends: [], answer: PARSE_COMPLETE, undo: forget });
       return;

@@ -76,6 +76,8 @@ export class ServerStatementCache {
   private readonly strays: string[] = [];
   private transaction = 0;
   private nextId = 1;
+  /** The server's transaction status at its last ReadyForQuery: I, T or E. */
+  status = 'I';
 
   constructor(
     readonly capacity: number,
@@ -130,9 +132,10 @@ export class ServerStatementCache {
     return this.strays;
   }
 
-  /** ReadyForQuery with status I: no portal outlives it, every statement may be evicted again. */
-  transactionEnded(): void {
-    this.transaction++;
+  /** The server said ReadyForQuery: at status I no portal outlives the transaction, every statement may be evicted again. */
+  readyForQuery(status: string): void {
+    this.status = status;
+    if (status === 'I') this.transaction++;
   }
 
   /** DISCARD ALL / DEALLOCATE ALL ran on the server: it has none left. */

@@ -85,6 +85,12 @@ const script: [number, Buffer][] = [
   [0, batch(parse('s1', 'SELECT $1::int + 1', [23]), bind('s1', ['41']), describeP(), execute(), sync())],
   [1, batch(bind('s1', ['1']), describeP(), execute(), sync())],
   [0, batch(parse('s2', 'SELECT $1::text || $2::text'), describeS('s2'), sync())],
+  // A failed transaction refuses a Parse even of a statement the server has.
+  [0, serialize.query('BEGIN')],
+  [0, batch(bind('s1', ['x']), execute(), sync())],
+  [0, batch(parse('s2b', 'SELECT $1::text || $2::text'), sync())],
+  [0, serialize.query('ROLLBACK')],
+  [1, batch(parse('s2b', 'SELECT $1::text || $2::text'), bind('s2b', ['p', 'q']), execute(), closeS('s2b'), sync())],
   [1, batch(describeS('s2'), bind('s2', ['a', 'b']), execute(), closeS('s1'), sync())],
   [0, batch(bind('s1', ['1']), execute(), parse('s3', 'SELECT 3'), sync())],
   [1, batch(parse('s1', 'SELECT 42'), bind('s1'), execute(), sync())],

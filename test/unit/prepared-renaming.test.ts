@@ -288,6 +288,47 @@ t.test('a simple Query error does not skip: its ReadyForQuery ends it', async (t
   t.ok(c.statements.has('s1'));
 });
 
+t.test('in a failed transaction a Parse the server has goes to the server unnamed, for it to refuse', async (t) => {
+  const cache = new ServerStatementCache(10);
+  const c = client();
+  c.send(cache, parse('s1', 'SELECT 1'), sync());
+  c.reply(cache, server.parseComplete(), server.ready('T'));
+  c.send(cache, bind('s1'), execute(), sync());
+  c.reply(cache, server.error('22012'), server.ready('E'));
+  t.equal(cache.status, 'E');
+  const out = c.send(cache, parse('s2', 'SELECT 1'), sync());
+  t.same(out.server, Buffer.concat([parse('', 'SELECT 1'), sync()]));
+  t.equal(out.client.length, 0, 'no ParseComplete of txproxy: the server answers');
+  t.equal(types(c.reply(cache, server.error('25P02'), server.ready('E'))), 'EZ');
+  t.notOk(c.statements.has('s2'), 'refused: the client has no s2, as with PostgreSQL');
+  t.equal(cache.size, 1, 'the server copy stays');
+  c.send(cache, serialize.query('ROLLBACK'));
+  c.reply(cache, server.complete('ROLLBACK'), server.ready('I'));
+  t.equal(c.send(cache, parse('s2', 'SELECT 1')).client.length, 5, 'after the transaction: ParseComplete by txproxy again');
+});
+
+t.test('a Bind renamed by the rewriter reuses the client buffer for its parameters', async (t) => {
+  const cache = new ServerStatementCache(10);
+  const c = client();
+  c.send(cache, parse('big', 'SELECT $1::text'), sync());
+  c.reply(cache, server.parseComplete(), server.ready('I'));
+  const original = bind('big', ['v'.repeat(100_000)]);
+  const out = c.rewriter.rewrite(cache, original, 0, original.length);
+  t.equal(out.toServer.length, 2, 'a new header, then the rest');
+  t.ok(out.toServer[0].length < 20, 'the header is small');
+  t.equal(out.toServer[1].buffer, original.buffer, 'the rest is a view on the client bytes');
+  t.same(Buffer.concat(out.toServer), bind('txp_1', ['v'.repeat(100_000)]));
+});
+
+t.test('a malformed message is refused with a protocol decode error, for the caller to answer 08P01', async (t) => {
+  const cache = new ServerStatementCache(10);
+  const c = client();
+  const truncated = Buffer.from('P\0\0\0\x08abc', 'latin1');
+  t.throws(() => c.rewriter.rewrite(cache, truncated, 0, truncated.length), { name: 'ProtocolDecodeError' });
+  const shortClose = Buffer.from('C\0\0\0\x04', 'latin1');
+  t.throws(() => c.rewriter.rewrite(cache, shortClose, 0, shortClose.length), { name: 'ProtocolDecodeError' });
+});
+
 t.test('a cache needs room for one statement', async (t) => {
   t.throws(() => new ServerStatementCache(0), RangeError);
 });
