@@ -18,6 +18,13 @@
  * batch, and the server fails there too (a Describe of a name that cannot
  * exist stands in for the message), so it skips to Sync and ends a
  * transaction block in the failed state exactly as it would have.
+ *
+ * Use, per client: one ClientStatements, one PreparedAnswers and this
+ * rewriter; per server link: one ServerStatementCache. Every client message
+ * bound for the link goes through `rewrite` (send `toServer`, then
+ * `toClient` to the client), every server message from it through
+ * `PreparedAnswers.answer` with that link's cache. A malformed message throws
+ * ProtocolDecodeError before anything is recorded.
  */
 import { Frontend } from '../protocol/codes.js';
 import { errorResponse } from '../protocol/encode.js';

@@ -78,6 +78,8 @@ export class ServerStatementCache {
   private nextId = 1;
   /** The server's transaction status at its last ReadyForQuery: I, T or E. */
   status = 'I';
+  /** Counts for metrics: uses found here, statements prepared here, statements evicted. */
+  readonly stats = { hits: 0, misses: 0, evictions: 0 };
 
   constructor(
     readonly capacity: number,
@@ -91,6 +93,7 @@ export class ServerStatementCache {
     const key = keyOf(content);
     const statement = this.byContent.get(key);
     if (statement === undefined) return undefined;
+    this.stats.hits++;
     this.byContent.delete(key);
     this.byContent.set(key, statement);
     statement.usedIn = this.transaction;
@@ -105,11 +108,13 @@ export class ServerStatementCache {
    */
   add(content: Buffer): CacheAddition {
     const statement: ServerStatement = { serverName: `${this.prefix}${this.nextId++}`, content: Buffer.from(content), usedIn: this.transaction };
+    this.stats.misses++;
     const toClose = this.strays.splice(0);
     for (const [key, old] of this.byContent) {
       if (this.byContent.size < this.capacity) break;
       if (old.usedIn === this.transaction) continue;
       this.byContent.delete(key);
+      this.stats.evictions++;
       toClose.push(old.serverName);
     }
     this.byContent.set(keyOf(content), statement);

@@ -154,6 +154,7 @@ t.test('eviction: the least recently used statement is closed first, its CloseCo
   const back = c.send(cache, bind('s1'), sync());
   t.equal(types(back.server), 'CPBS', 's1 is prepared again, evicting txp_1');
   t.same(names(back.server), ['txp_1', 'txp_4', 'txp_4']);
+  t.same(cache.stats, { hits: 1, misses: 4, evictions: 2 }, 'one Bind found its statement; four prepared; two evicted');
 });
 
 t.test('no eviction of a statement the open transaction used: its portals would close with it', async (t) => {
