@@ -52,14 +52,17 @@ export interface Rewritten {
 const PARSE_COMPLETE = Buffer.from([0x31, 0, 0, 0, 4]);
 const CLOSE_COMPLETE = Buffer.from([0x33, 0, 0, 0, 4]);
 
-/** Never a server name txproxy gives (numbering starts at 1): Describe of it always fails. */
-const STAND_IN_SUFFIX = '0';
+/**
+ * A statement name no server has, so a Describe of it always fails: txproxy
+ * numbers its own from 1, and SQL PREPARE truncates names to 63 bytes, so
+ * it cannot create one this long.
+ */
+const STAND_IN_NAME = 'txproxy_no_such_statement_'.padEnd(72, '_') + '0';
 
 export class PreparedStatementRewriter {
   constructor(
     readonly statements: ClientStatements,
     readonly answers: PreparedAnswers,
-    private readonly prefix = 'txp_',
   ) {}
 
   /** One whole client message `buf[start, end)`, bound for the link whose cache is `cache`. */
@@ -197,7 +200,7 @@ export class PreparedStatementRewriter {
    * client's own message.
    */
   private failInPlace(toServer: Buffer[], code: string, message: string, hint: string): void {
-    toServer.push(buildTarget(Frontend.Describe, TARGET_STATEMENT, this.prefix + STAND_IN_SUFFIX));
+    toServer.push(buildTarget(Frontend.Describe, TARGET_STATEMENT, STAND_IN_NAME));
     const entry: Pending = { kind: 'replace-error', ends: ENDS_DESCRIBE, answer: errorResponse({ severity: 'ERROR', code, message, hint }) };
     this.answers.expect(entry);
   }
