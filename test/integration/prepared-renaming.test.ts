@@ -50,7 +50,7 @@ function renamedClient(t: Test) {
   const answers = new PreparedAnswers();
   answers.onDeallocateAll = () => statements.clear();
   const rewriter = new PreparedStatementRewriter(statements, answers);
-  /** Runs one batch ending with Sync (or one simple Query) on `link`; returns what the client gets. */
+  /** Runs one batch on `link` until every message of it is answered; returns what the client gets. */
   return async (link: Link, batch: Buffer): Promise<RawMessage[]> => {
     const toServer: Buffer[] = [];
     const toClient: Buffer[] = [];
@@ -60,11 +60,9 @@ function renamedClient(t: Test) {
       toClient.push(...out.toClient);
     }
     link.raw.send(Buffer.concat(toServer));
-    for (;;) {
-      const m = await link.raw.next(30_000);
-      const f = framed(m);
+    while (answers.pending > 0) {
+      const f = framed(await link.raw.next(30_000));
       toClient.push(...answers.answer(link.cache, f, 0, f.length));
-      if (m.type === 'Z') break;
     }
     t.equal(answers.pending, 0, 'every expected answer arrived');
     return unframe(Buffer.concat(toClient));
@@ -80,9 +78,13 @@ const execute = () => serialize.execute({ portal: '', rows: 0 });
 const sync = () => serialize.sync();
 const batch = (...messages: Buffer[]) => Buffer.concat(messages);
 
-/** Batches and the link (0 or 1) each runs on in the renamed run. */
-const script: [number, Buffer][] = [
+/** Batches and the link (0 or 1) each runs on in the renamed run; a count: the batch ends with Flush, that many answers. */
+const script: ([number, Buffer] | [number, Buffer, number])[] = [
   [0, batch(parse('s1', 'SELECT $1::int + 1', [23]), bind('s1', ['41']), describeP(), execute(), sync())],
+  // Without Sync: a Parse the server has is answered at once, the rest as the server answers.
+  [0, batch(parse('f1', 'SELECT $1::int + 1', [23]), serialize.flush()), 1],
+  [0, batch(bind('f1', ['5']), execute(), closeS('f1'), serialize.flush()), 4],
+  [0, sync()],
   [1, batch(bind('s1', ['1']), describeP(), execute(), sync())],
   [0, batch(parse('s2', 'SELECT $1::text || $2::text'), describeS('s2'), sync())],
   // A failed transaction refuses a Parse even of a statement the server has.
@@ -122,9 +124,9 @@ t.test('batches rewritten onto two server connections in turn answer as one dire
   });
   t.not(links[0].raw.backendPid, links[1].raw.backendPid, 'two backends');
   const run = renamedClient(t);
-  for (const [i, [linkIndex, messages]] of script.entries()) {
+  for (const [i, [linkIndex, messages, answerCount]] of script.entries()) {
     direct.send(messages);
-    const expected = render(await direct.readyForQuery(1, 30_000));
+    const expected = render(answerCount === undefined ? await direct.readyForQuery(1, 30_000) : await direct.until(() => true, answerCount, 30_000));
     const got = render(await run(links[linkIndex], messages));
     t.same(got, expected, `batch ${i} on link ${linkIndex}: ${expected.join(' ')}`);
   }
