@@ -85,6 +85,8 @@ const script: ([number, Buffer] | [number, Buffer, number])[] = [
   [0, batch(parse('f1', 'SELECT $1::int + 1', [23]), serialize.flush()), 1],
   [0, batch(bind('f1', ['5']), execute(), closeS('f1'), serialize.flush()), 4],
   [0, sync()],
+  // A portal outlives the Close of its statement, directly as through the rename (the server copy stays).
+  [0, batch(parse('pc', 'SELECT 7'), bind('pc', [], 'p1'), closeS('pc'), serialize.execute({ portal: 'p1', rows: 0 }), sync())],
   [1, batch(bind('s1', ['1']), describeP(), execute(), sync())],
   [0, batch(parse('s2', 'SELECT $1::text || $2::text'), describeS('s2'), sync())],
   // A failed transaction refuses a Parse even of a statement the server has.
