@@ -51,7 +51,7 @@ const bind = (statement: string, values: unknown[] = [], portal = '') => seriali
 const execute = () => serialize.execute({ portal: '', rows: 0 });
 const sync = () => serialize.sync();
 
-t.test('byte helpers: a Bind is renamed by a new header and the original parameter bytes, not copied', async (t) => {
+t.test('message bytes: a Bind is renamed by a new header and the original parameter bytes, not copied', async (t) => {
   const original = bind('s1', ['x'.repeat(1000)], 'p1');
   const parts = readBind(original, 0, original.length);
   t.equal(parts.statement, 's1');
