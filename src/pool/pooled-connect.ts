@@ -17,7 +17,7 @@ import type { AuthMethod, ServerCredentials } from '../auth/client-authenticator
 import type { Secret } from '../auth/userlist.js';
 import { backendKeyData, errorResponse, negotiateProtocolVersion, parameterStatus, readyForQuery, type Report } from '../protocol/encode.js';
 import { endClient } from '../proxy/end-client.js';
-import { LinkError, type LinkIdentity, type ServerLink } from '../server-link/server-link.js';
+import type { LinkIdentity, ServerLink } from '../server-link/server-link.js';
 import { loginClient } from './client-login.js';
 import { PoolError } from './pool-errors.js';
 import { settingsSql, startupSettings } from './startup-settings.js';
@@ -133,11 +133,8 @@ function protocolPreamble(startup: StartupRequest): Buffer | undefined {
 }
 
 function failureReport(err: Error, user: string, database: string): Report {
+  // The pool already turned a failed server login into the server's own refusal (pool-errors.ts loginFailed).
   if (err instanceof PoolError) return err.report;
-  if (err instanceof LinkError && err.fields !== undefined) {
-    // The server's own refusal (no such database, a role that cannot log in…), as the client would have had it.
-    return { severity: 'FATAL', code: err.fields.code, message: err.fields.message, detail: err.fields.detail, hint: err.fields.hint };
-  }
   return {
     severity: 'FATAL',
     code: '08001',
