@@ -31,6 +31,7 @@ export class Session extends SessionEndings implements SessionView {
     this.client.on('end', () => this.onClientEnded());
     if (this.options.borrowed !== undefined) {
       this.startBorrowed(this.options.borrowed.server);
+      this.noticeEarlyDeparture();
       return;
     }
     const server = new RelayedServerSide(this.options, this.log);
@@ -85,6 +86,16 @@ export class Session extends SessionEndings implements SessionView {
     if (this.closed) return;
     if (this.loginGate?.holding !== true) this.client.resume();
     this.upstream!.resume();
+  }
+
+  /**
+   * A pooled client may leave while txproxy logs it in and readies its
+   * server connection, before the listeners above existed: the events are
+   * gone, the socket's state is not, and the link must go back to its pool.
+   */
+  private noticeEarlyDeparture(): void {
+    if (this.client.destroyed) this.onClientGone();
+    else if (this.client.readableEnded) this.onClientEnded();
   }
 
   /**
