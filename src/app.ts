@@ -149,10 +149,10 @@ export class App {
       listeners.push(this.otel.spans);
       this.traceBus.attach(this.otel.recordSink);
     }
-    if (pooling === 'session') {
+    if (pooling !== 'none') {
       this.pools = new PoolLender({
         config: config.pool,
-        mode: 'session',
+        mode: pooling,
         target: options.target,
         registry: this.registry,
         log: options.log,
@@ -230,6 +230,7 @@ export class App {
       lookupSecret: secretLookup(config.auth, this.options.userlist ?? new Map(), this.options.target, config.connect_timeout),
       lender: pools,
       loginTimeoutMs: AUTHENTICATION_TIMEOUT_MS,
+      maxPreparedStatements: config.pool.max_prepared_statements,
     };
   }
 

@@ -19,6 +19,8 @@ const sql = z.string({ error: 'expected SQL text, or an empty string for none' }
 
 /** The settings each pool has, under the names they have in an override. */
 const perPoolShape = {
+  /** PgBouncer's per-database and per-user pool_mode. */
+  pool_mode: z.enum(['session', 'transaction'], { error: 'expected one of session, transaction' }),
   pool_size: wholeNumber(1),
   min_pool_size: wholeNumber(0),
   reserve_pool_size: wholeNumber(0),
@@ -45,9 +47,24 @@ export const poolSchema = z
     /**
      * `none`: each client session has its own server connection, authentication relayed.
      * `session`: txproxy logs clients in and lends each a pooled server connection for its session.
+     * `transaction`: as `session`, but the server goes back to the pool after each transaction
+     *   whenever the client holds no state on it (docs/pooling.md).
      * `auto`: `session` with the embedded PostgreSQL (txproxy knows its password), `none` otherwise.
      */
-    mode: z.enum(['auto', 'none', 'session'], { error: 'expected one of auto, none, session' }).default('auto'),
+    mode: z.enum(['auto', 'none', 'session', 'transaction'], { error: 'expected one of auto, none, session, transaction' }).default('auto'),
+    /**
+     * Transaction mode: protocol-level prepared statements kept per server
+     * connection (PgBouncer's max_prepared_statements), least recently used
+     * closed first.
+     */
+    max_prepared_statements: wholeNumber(1).default(200),
+    /**
+     * Transaction mode, a statement that leaves state on its server (SET ROLE,
+     * LISTEN, a temporary table…): `pin` keeps the client on that server until
+     * the state is gone, `warn` does the same and logs it, `refuse` refuses the
+     * statement (0A000).
+     */
+    session_state: z.enum(['pin', 'warn', 'refuse'], { error: 'expected one of pin, warn, refuse' }).default('pin'),
     default_pool_size: wholeNumber(1).default(20),
     min_pool_size: wholeNumber(0).default(0),
     reserve_pool_size: wholeNumber(0).default(0),
@@ -78,7 +95,7 @@ export function defaultPoolConfig(overrides: PoolConfigInput = {}): PoolConfig {
 }
 
 /** What `pool.mode` means for this upstream: `auto` pools only the embedded PostgreSQL, whose password txproxy knows. */
-export function poolMode(configured: PoolConfig['mode'], embedded: boolean): 'none' | 'session' {
+export function poolMode(configured: PoolConfig['mode'], embedded: boolean): 'none' | PoolMode {
   if (configured === 'auto') return embedded ? 'session' : 'none';
   return configured;
 }
@@ -103,12 +120,13 @@ export interface PoolSettings {
   server_check_delay: number;
 }
 
-const PER_POOL_KEYS = Object.keys(perPoolShape) as (keyof typeof perPoolShape)[];
+const PER_POOL_KEYS = (Object.keys(perPoolShape) as (keyof typeof perPoolShape)[]).filter((key) => key !== 'pool_mode');
 
 /**
  * The settings of the pool of (`database`, `user`): the user's override
  * wins over the database's, which wins over the top-level value (as
- * PgBouncer's per-user pool_size wins over the database's).
+ * PgBouncer's per-user pool_size wins over the database's). `mode` is the
+ * pooling mode in force, which `pool_mode` overrides.
  */
 export function poolSettingsFor(config: PoolConfig, database: string, user: string, mode: PoolMode = 'session'): PoolSettings {
   const base: PoolSettings = {
@@ -128,6 +146,7 @@ export function poolSettingsFor(config: PoolConfig, database: string, user: stri
   };
   for (const override of [config.databases[database], config.users[user]]) {
     if (override === undefined) continue;
+    if (override.pool_mode !== undefined) base.mode = override.pool_mode;
     for (const key of PER_POOL_KEYS) {
       const value = override[key];
       if (value !== undefined) (base as unknown as Record<string, unknown>)[key] = value;

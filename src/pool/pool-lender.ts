@@ -51,8 +51,13 @@ export class PoolLender implements LinkLender {
     return this.manager.acquire(identity.database, identity.user, { signal, client });
   }
 
-  release(link: ServerLink, reusable: boolean): void {
-    this.manager.release(link, { dirty: !reusable }).catch((err: Error) => this.options.log.warn({ err: err.message }, 'pool release failed'));
+  release(link: ServerLink, reusable: boolean, reset = false): void {
+    this.manager.release(link, { dirty: !reusable, reset }).catch((err: Error) => this.options.log.warn({ err: err.message }, 'pool release failed'));
+  }
+
+  /** The pooling mode of the (database, user) pool: `pool.mode`, or its `pool_mode` override. */
+  modeOf(identity: LinkIdentity): PoolMode {
+    return this.manager.pool(identity.database, identity.user).settings.mode;
   }
 
   closeIdle(database: string): number {

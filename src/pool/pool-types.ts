@@ -46,4 +46,10 @@ export interface ReleaseOptions {
   dirty?: boolean;
   /** The status of the last ReadyForQuery the borrower read; anything but 'I' (idle) is dirty. */
   status?: TxStatus;
+  /**
+   * The borrower left session state on the link (transaction mode: LISTEN,
+   * a temporary table, SET ROLE…): server_reset_query runs whatever the
+   * mode, and without one the link is closed.
+   */
+  reset?: boolean;
 }

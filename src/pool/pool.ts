@@ -91,8 +91,8 @@ export class Pool<L extends PoolLink = PoolLink> {
 
   /**
    * Takes a link back from its borrower. A link that is not clean is closed,
-   * never handed on; in session mode a clean one runs server_reset_query
-   * first. Resolves once the link is idle again or closed.
+   * never handed on; in session mode (or when asked to) a clean one runs
+   * server_reset_query first. Resolves once the link is idle again or closed.
    */
   async release(link: L, options: ReleaseOptions = {}): Promise<void> {
     const entry = this.entries.get(link);
@@ -109,7 +109,9 @@ export class Pool<L extends PoolLink = PoolLink> {
     if (now - entry.createdAt >= s.server_lifetime) return this.drop(entry, 'lifetime');
     // A link opened from the reserve goes once nobody waits for it.
     if (this.serverCount() > s.pool_size && this.queue.length === 0) return this.drop(entry, 'reserve');
-    if (s.mode === 'session' && s.server_reset_query.trim() !== '') {
+    const reset = s.mode === 'session' || options.reset === true;
+    if (options.reset === true && s.server_reset_query.trim() === '') return this.drop(entry, 'dirty');
+    if (reset && s.server_reset_query.trim() !== '') {
       entry.state = 'tested';
       this.testing++;
       const ok = await runControl(entry.link, s.server_reset_query, this.ctx.clock, s.server_connect_timeout);

@@ -19,8 +19,11 @@ import { backendKeyData, errorResponse, negotiateProtocolVersion, parameterStatu
 import { endClient } from '../proxy/end-client.js';
 import type { LinkIdentity, ServerLink } from '../server-link/server-link.js';
 import { loginClient } from './client-login.js';
+import type { PoolMode } from './pool-config.js';
 import { PoolError } from './pool-errors.js';
-import { settingsSql, startupSettings } from './startup-settings.js';
+import { linkSessionState } from './link-state.js';
+import { settingsCarrySql } from './settings-carry.js';
+import { settingsSql, startupSettings, type Setting } from './startup-settings.js';
 
 /** What a pool offers a client session. */
 export interface LinkLender {
@@ -30,12 +33,20 @@ export interface LinkLender {
    * borrower (its session id) while it holds the link.
    */
   acquire(identity: LinkIdentity, credentials: ServerCredentials, signal: AbortSignal, client: string): Promise<ServerLink>;
-  /** Back from a client: a reusable link is reset and kept, any other is closed. */
-  release(link: ServerLink, reusable: boolean): void;
+  /**
+   * Back from a client: a reusable link is kept (reset first in session
+   * mode, or when `reset` says the client left session state on it), any
+   * other is closed.
+   */
+  release(link: ServerLink, reusable: boolean, reset?: boolean): void;
+  /** How the (database, user) pool lends: for a session, or for each transaction. */
+  modeOf(identity: LinkIdentity): PoolMode;
 }
 
 export interface PooledConnectOptions {
   method: AuthMethod;
+  /** Transaction pooling: protocol-level statements kept per server connection. */
+  maxPreparedStatements: number;
   lookupSecret(user: string): Promise<Secret | null>;
   lender: LinkLender;
   /** How long the client has to log in (PostgreSQL's authentication_timeout). */
@@ -51,6 +62,13 @@ export interface StartupRequest {
 
 export interface BorrowedServer {
   link: ServerLink;
+  /** Whose pool it came from, and how that pool lends. */
+  identity: LinkIdentity;
+  mode: PoolMode;
+  /** What logs txproxy in to the server as this client's user (for the next link, in transaction mode). */
+  credentials: ServerCredentials;
+  /** The client's startup parameters as settings: what each server it uses must have. */
+  settings: Setting[];
   /** ParameterStatus…, BackendKeyData, ReadyForQuery: for the client, as from a fresh backend. */
   welcome: Buffer;
   /** The secret in the client's BackendKeyData. */
@@ -65,6 +83,7 @@ export type PooledConnectResult = { kind: 'ready'; server: BorrowedServer } | { 
 export async function connectPooled(client: net.Socket, startup: StartupRequest, options: PooledConnectOptions, sessionId: string): Promise<PooledConnectResult> {
   const user = startup.params.user;
   const database = startup.params.database ?? user;
+  const identity = { user, database };
   const login = await loginClient(client, user, startup.rest, {
     method: options.method,
     lookupSecret: options.lookupSecret,
@@ -79,7 +98,7 @@ export async function connectPooled(client: net.Socket, startup: StartupRequest,
   client.once('close', onClose);
   let link: ServerLink;
   try {
-    link = await options.lender.acquire({ user, database }, login.credentials, abandoned.signal, sessionId);
+    link = await options.lender.acquire(identity, login.credentials, abandoned.signal, sessionId);
   } catch (err) {
     const report = failureReport(err as Error, user, database);
     if (!client.destroyed) endClient(client, errorResponse(report));
@@ -92,7 +111,11 @@ export async function connectPooled(client: net.Socket, startup: StartupRequest,
     return { kind: 'ended', reason: 'client closed the connection while waiting for a server', report: null };
   }
 
-  const sql = settingsSql(startupSettings(startup.params));
+  const mode = options.lender.modeOf(identity);
+  const settings = startupSettings(startup.params);
+  // A link of a transaction pool keeps the settings its last client left: it is given only what differs.
+  const linkState = mode === 'transaction' ? linkSessionState(link, options.maxPreparedStatements) : null;
+  const sql = linkState === null ? settingsSql(settings) : (settingsCarrySql(new Map(settings), linkState.settings) ?? '');
   if (sql !== '') {
     let refusal: Report | null = null;
     try {
@@ -111,6 +134,7 @@ export async function connectPooled(client: net.Socket, startup: StartupRequest,
       return { kind: 'ended', reason: refusal.message, report: refusal };
     }
   }
+  if (linkState !== null) linkState.settings = new Map(settings);
 
   const clientKey = randomBytes(4);
   const welcome = Buffer.concat([
@@ -118,7 +142,7 @@ export async function connectPooled(client: net.Socket, startup: StartupRequest,
     backendKeyData(link.backendPid, clientKey),
     readyForQuery('I'),
   ]);
-  return { kind: 'ready', server: { link, welcome, clientKey, rest: login.rest } };
+  return { kind: 'ready', server: { link, identity, mode, credentials: login.credentials, settings, welcome, clientKey, rest: login.rest } };
 }
 
 /**
@@ -132,7 +156,8 @@ function protocolPreamble(startup: StartupRequest): Buffer | undefined {
   return negotiateProtocolVersion(0, options);
 }
 
-function failureReport(err: Error, user: string, database: string): Report {
+/** What a client that got no server connection is told. */
+export function failureReport(err: Error, user: string, database: string): Report {
   // The pool already turned a failed server login into the server's own refusal (pool-errors.ts loginFailed).
   if (err instanceof PoolError) return err.report;
   return {

@@ -30,8 +30,8 @@ export interface ServerSide {
   /** The login is over (the first ReadyForQuery): nothing of it is needed any more. */
   loginDone(): void;
 
-  /** The CancelRequest to send the server for the client's own CancelRequest. */
-  cancelPacketFor(clientPacket: Buffer, backendPid: number): Buffer;
+  /** The CancelRequest to send the server for the client's own CancelRequest; null: nothing to cancel. */
+  cancelPacketFor(clientPacket: Buffer, backendPid: number): Buffer | null;
   /** The secret key a cancel sent to the server must carry, given the one the client got. */
   serverKey(clientKey: Buffer): Buffer;
 
@@ -43,4 +43,10 @@ export interface ServerSide {
   giveBack(reusable: boolean, blocked: boolean): void;
   /** The session ended: stop any timer of the login. */
   ended(): void;
+
+  // Transaction pooling only (transaction-server.ts):
+  /** A client chunk that came while no server is held; true when it is kept to relay later. */
+  hold?(chunk: Buffer): boolean;
+  /** At a ReadyForQuery outside a transaction with nothing in flight: the link may go back. */
+  idle?(): void;
 }

@@ -137,7 +137,7 @@ export class ProxyServer extends EventEmitter {
         else this.options.log.debug({ client, reason: connected.reason }, 'client left during login');
         return;
       }
-      borrowed = { server: connected.server, release: (link, reusable) => pooled.lender.release(link, reusable) };
+      borrowed = { server: connected.server, lender: pooled.lender, maxPreparedStatements: pooled.maxPreparedStatements };
       startup = { ...result, rest: connected.server.rest };
     }
     const session = new Session(result.socket, startup, {
@@ -193,7 +193,10 @@ export class ProxyServer extends EventEmitter {
       this.options.log.debug({ pid }, 'cancel request for unknown backend ignored');
       return;
     }
-    sendCancel(this.options.target, owner.cancelPacketFor(packet), this.options.connectTimeoutMs).catch((err: Error) =>
+    const cancel = owner.cancelPacketFor(packet);
+    // A client between transactions in transaction pooling holds no server: nothing runs for it.
+    if (cancel === null) return;
+    sendCancel(this.options.target, cancel, this.options.connectTimeoutMs).catch((err: Error) =>
       this.options.log.warn({ pid, err: err.message }, 'could not forward cancel request'),
     );
   }

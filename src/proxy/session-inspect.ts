@@ -27,6 +27,14 @@ export const CLIENT_INSPECT = flags([
 CLIENT_INSPECT[Frontend.Bind] = Inspect.head(2);
 CLIENT_INSPECT[Frontend.FunctionCall] = Inspect.head(0);
 
+/**
+ * Transaction pooling renames prepared statements in Bind messages
+ * (renamed-statements.ts), and a Bind of a name the client never prepared
+ * is replaced whole: Binds are read whole there.
+ */
+export const CLIENT_INSPECT_RENAMING = CLIENT_INSPECT.slice();
+CLIENT_INSPECT_RENAMING[Frontend.Bind] = Inspect.Whole;
+
 /** Server message types the tracker reads; DataRow and CopyData only pass. */
 export const SERVER_INSPECT = flags([
   Backend.CommandComplete,

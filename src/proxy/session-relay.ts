@@ -29,7 +29,9 @@ import { LoginGate } from './login-gate.js';
 import { readIntoReusedBuffer } from './reused-read-buffer.js';
 import type { ServerSide } from './server-side.js';
 import { isReplication, type SessionInterceptor, type SessionOptions } from './session-hooks.js';
-import { CLIENT_INSPECT, expectsAnswer, SERVER_INSPECT } from './session-inspect.js';
+import { CLIENT_INSPECT, CLIENT_INSPECT_RENAMING, expectsAnswer, SERVER_INSPECT } from './session-inspect.js';
+import type { ServerStatementCache } from '../pool/prepared-statements.js';
+import { isView, type RenamedStatements } from './renamed-statements.js';
 
 const DEFAULT = 'default';
 
@@ -44,7 +46,10 @@ export abstract class SessionRelay extends EventEmitter {
   readonly info: SessionInfo;
   readonly tracker: SessionTracker;
   state: SessionState = 'connecting';
+  /** The secret key the client was given in BackendKeyData. */
   backendKey: Buffer | null = null;
+  /** The backend pid the client was given (the session's backend, except in transaction pooling). */
+  keyPid = 0;
   /** The server's ParameterStatus values (server_version, client_encoding, …). */
   readonly parameters = new Map<string, string>();
 
@@ -74,6 +79,15 @@ export abstract class SessionRelay extends EventEmitter {
   protected closed = false;
   /** Held client messages to forward once the server's chunk went to the client (see afterLoginChunk). */
   private heldForServer: Buffer | null = null;
+  /**
+   * Transaction pooling: named prepared statements renamed for the link
+   * held now (renamed-statements.ts), whose statement cache `linkStatements`
+   * gives. Null otherwise.
+   */
+  protected renamed: RenamedStatements | null = null;
+  protected linkStatements: () => ServerStatementCache | null = () => null;
+  /** A ReadyForQuery outside a transaction came in the server chunk being relayed (see afterServerChunk). */
+  private readyAtIdle = false;
   protected readonly paused = { client: false, upstream: false };
 
   constructor(
@@ -99,7 +113,7 @@ export abstract class SessionRelay extends EventEmitter {
     this.clientPending = client.pending;
     this.tracker = new SessionTracker(this.info, options.listener);
     this.clientScanner = new MessageScanner(
-      CLIENT_INSPECT,
+      options.borrowed?.server.mode === 'transaction' ? CLIENT_INSPECT_RENAMING : CLIENT_INSPECT,
       { onMessage: (t, b, s, e) => this.onClientMessage(t, b, s, e) },
       // Until the server accepts the login, nothing longer than an authentication response.
       MessageLimits.beforeAuthentication(options.maxMessageLength),
@@ -146,7 +160,8 @@ export abstract class SessionRelay extends EventEmitter {
    */
   sendToServer(bytes: Buffer): boolean {
     if (this.closed || this.upstream === null || !this.clientScanner.atBoundary) return false;
-    this.upstream.write(bytes);
+    const out = this.renamed === null ? bytes : this.renamed.toServer(this.linkStatements()!, bytes, bytes, 0, bytes.length, (answer) => this.answerInServersStead(answer));
+    if (out != null) this.upstream.write(out);
     return true;
   }
 
@@ -154,7 +169,9 @@ export abstract class SessionRelay extends EventEmitter {
 
   /** Relays a chunk from the client; true when the chunk's memory is still referenced afterwards (see reused-read-buffer.ts). */
   protected fromClient(chunk: Buffer): boolean {
-    if (this.closed || this.upstream === null) return false;
+    if (this.closed) return false;
+    // Transaction pooling between transactions: the chunk waits for a server.
+    if (this.upstream === null) return this.state === 'ready' && this.server?.hold !== undefined ? this.server.hold(chunk) : false;
     if (this.loginGate !== null) {
       chunk = this.loginGate.push(chunk);
       // Nothing more is read until the held messages can go (TCP holds the rest, as for the server itself).
@@ -190,10 +207,25 @@ export abstract class SessionRelay extends EventEmitter {
       return this.server!.clientResponse(buf, start, end);
     }
     if (this.state !== 'ready' || this.info.replication) return FORWARD;
-    const verdict = this.interceptor?.onClientMessage?.(type, buf, start, end) ?? DEFAULT;
-    if (verdict !== DEFAULT) return verdict;
-    this.tracker.onClientMessage(type, buf, start, end);
-    return FORWARD;
+    const decided = this.interceptor?.onClientMessage?.(type, buf, start, end) ?? DEFAULT;
+    let verdict: Verdict;
+    if (decided === DEFAULT) {
+      this.tracker.onClientMessage(type, buf, start, end);
+      verdict = FORWARD;
+    } else verdict = decided;
+    if (this.renamed === null) return verdict;
+    return this.renamed.toServer(this.linkStatements()!, verdict, buf, start, end, (answer) => this.answerInServersStead(answer));
+  }
+
+  /**
+   * Transaction pooling: an answer txproxy gives in the server's stead (a
+   * Parse the link already has). It is read as any server message would
+   * be, and goes to the client now: every answer before it has gone.
+   */
+  private answerInServersStead(answer: Buffer): void {
+    const verdict = this.onServerMessageAsRead(answer[0], answer, 0, answer.length);
+    const out = verdict === undefined ? answer : verdict;
+    if (out !== null && !this.client.destroyed) this.relay(out, this.upstream!, this.client, 'upstream');
   }
 
   // ------------------------------------------------------------ server → client
@@ -219,7 +251,29 @@ export abstract class SessionRelay extends EventEmitter {
     const kept = this.relay(out, this.upstream!, this.client, 'upstream');
     if (this.loginGate !== null) this.afterLoginChunk();
     if (this.draining) this.closeIfIdle();
+    if (this.readyAtIdle) this.afterIdleReady();
     return kept;
+  }
+
+  /**
+   * Transaction pooling: the server said ReadyForQuery outside a
+   * transaction. With nothing in flight either way (a client may pipeline
+   * its next transaction behind this one) the server side may let the link go.
+   */
+  private afterIdleReady(): void {
+    this.readyAtIdle = false;
+    const quiet =
+      !this.closed &&
+      !this.departed &&
+      this.state === 'ready' &&
+      this.tracker.status === 'I' &&
+      this.tracker.pending === 0 &&
+      this.renamed!.pending === 0 &&
+      this.clientScanner.idle &&
+      this.serverScanner.idle &&
+      !this.paused.upstream &&
+      !this.paused.client;
+    if (quiet) this.server!.idle?.();
   }
 
   /**
@@ -263,6 +317,22 @@ export abstract class SessionRelay extends EventEmitter {
 
   private onServerMessage(type: number, buf: Buffer, start: number, end: number): Verdict {
     if (this.state !== 'ready') return this.onStartupServerMessage(type, buf, start, end);
+    if (this.renamed === null || this.info.replication) return this.onServerMessageAsRead(type, buf, start, end);
+    if (type === Backend.ReadyForQuery && buf[start + 5] === 0x49 /* I */) this.readyAtIdle = true;
+    const seen = this.renamed.fromServer(this.linkStatements()!, buf, start, end);
+    if (seen.length === 1 && isView(seen[0], buf, start, end)) return this.onServerMessageAsRead(type, buf, start, end);
+    const out: Buffer[] = [];
+    for (const message of seen) {
+      const own = isView(message, buf, start, end);
+      const verdict = own ? this.onServerMessageAsRead(type, buf, start, end) : this.onServerMessageAsRead(message[0], message, 0, message.length);
+      if (verdict === undefined) out.push(message);
+      else if (verdict !== null) out.push(verdict);
+    }
+    return out.length === 0 ? DROP : Buffer.concat(out);
+  }
+
+  /** A server message once the session is ready, as the tracker and the policies read it. */
+  private onServerMessageAsRead(type: number, buf: Buffer, start: number, end: number): Verdict {
     if (type === Backend.ParameterStatus) {
       this.noteParameter(buf, start, end);
       return FORWARD;
@@ -291,6 +361,7 @@ export abstract class SessionRelay extends EventEmitter {
       case Backend.BackendKeyData: {
         const { pid, key } = decodeBackendKeyData(buf, start, end);
         this.info.backendPid = pid;
+        this.keyPid = pid;
         this.backendKey = key;
         this.registerBackendKey();
         return FORWARD;
@@ -303,6 +374,8 @@ export abstract class SessionRelay extends EventEmitter {
         return FORWARD;
       case Backend.ReadyForQuery:
         this.state = 'ready';
+        // Transaction pooling: a client that says nothing yet holds no server.
+        if (this.renamed !== null) this.readyAtIdle = true;
         this.server!.loginDone();
         this.log.debug({ pid: this.info.backendPid, user: this.info.user, database: this.info.database }, 'session ready');
         this.tracker.start();

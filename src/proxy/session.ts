@@ -9,7 +9,10 @@ import type net from 'node:net';
 import { MessageLimits } from '../protocol/message-limits.js';
 import type { SessionView } from '../sessions/session-view.js';
 import type { BorrowedServer } from '../pool/pooled-connect.js';
+import { sessionEffects } from '../pool/session-effects.js';
 import { BorrowedServerSide } from './borrowed-server.js';
+import { RenamedStatements } from './renamed-statements.js';
+import { TransactionServerSide, type TransactionSessionPort } from './transaction-server.js';
 import { RelayedServerSide } from './relayed-server.js';
 import { SessionEndings } from './session-endings.js';
 import type { SessionOptions } from './session-hooks.js';
@@ -55,7 +58,7 @@ export class Session extends SessionEndings implements SessionView {
     // What the server already answered (read while choosing the encryption) goes first.
     if (connection.initial.length > 0) this.fromServer(connection.initial);
     if (pending !== null) this.fromServer(pending);
-    this.upstream!.resume();
+    this.upstream?.resume();
     if (this.startup.rest.length > 0) this.fromClient(this.startup.rest);
     if (this.clientPending !== null) this.fromClient(this.clientPending);
     // Held messages keep the client paused until the session is ready (see afterLoginChunk).
@@ -69,13 +72,22 @@ export class Session extends SessionEndings implements SessionView {
    * key registry and the login gate see what they see in any session.
    */
   private startBorrowed(borrowed: BorrowedServer): void {
-    const lender = this.options.borrowed!;
-    const server = new BorrowedServerSide(
-      borrowed,
-      (link, reusable) => lender.release(link, reusable),
-      () => this.onUpstreamGone(),
-      (chunk) => this.fromServer(chunk),
-    );
+    const { lender, maxPreparedStatements } = this.options.borrowed!;
+    let server;
+    if (borrowed.mode === 'transaction') {
+      const side = new TransactionServerSide(borrowed, this.transactionPort(), { lender, maxPreparedStatements });
+      this.renamed = new RenamedStatements();
+      this.linkStatements = () => side.statements;
+      this.tracker.afterStatement = (statement) => side.pins.statementRan(sessionEffects(statement.text, statement.info.operation));
+      server = side;
+    } else {
+      server = new BorrowedServerSide(
+        borrowed,
+        (link, reusable) => lender.release(link, reusable),
+        () => this.onUpstreamGone(),
+        (chunk) => this.fromServer(chunk),
+      );
+    }
     this.server = server;
     this.upstream = server.socket;
     this.state = 'authenticating';
@@ -85,7 +97,7 @@ export class Session extends SessionEndings implements SessionView {
     if (this.clientPending !== null) this.fromClient(this.clientPending);
     if (this.closed) return;
     if (this.loginGate?.holding !== true) this.client.resume();
-    this.upstream!.resume();
+    this.upstream?.resume();
   }
 
   /**
@@ -98,12 +110,41 @@ export class Session extends SessionEndings implements SessionView {
     else if (this.client.readableEnded) this.onClientEnded();
   }
 
+  /** What the transaction-pooling server side asks of the session. */
+  private transactionPort(): TransactionSessionPort {
+    return {
+      sessionId: this.info.id,
+      log: this.log,
+      serverChanged: (socket, pid) => {
+        this.upstream = socket;
+        if (socket === null) {
+          this.options.backendKeys.onServer(this, this.info.backendPid, 0);
+          return;
+        }
+        this.options.backendKeys.onServer(this, 0, pid);
+        this.info.backendPid = pid;
+      },
+      replay: (chunk) => this.fromClient(chunk),
+      pauseClient: () => this.client.pause(),
+      resumeClient: () => {
+        if (!this.closed && !this.paused.client && this.loginGate?.holding !== true) this.client.resume();
+      },
+      fail: (report) => this.close(report),
+      fromServer: (chunk) => this.fromServer(chunk),
+      upstreamGone: () => this.onUpstreamGone(),
+      pinsChanged: (added, removed) => {
+        this.log.debug({ added, removed }, 'pins changed');
+        this.options.pins?.changed(this.info, added, removed);
+      },
+    };
+  }
+
   /**
    * The CancelRequest to send the server for a client's cancel: the
    * client's own packet, or with a pooled connection one with the server's
    * key (the client only ever saw the key txproxy minted).
    */
-  cancelPacketFor(clientPacket: Buffer): Buffer {
+  cancelPacketFor(clientPacket: Buffer): Buffer | null {
     return this.server === null ? clientPacket : this.server.cancelPacketFor(clientPacket, this.info.backendPid);
   }
 

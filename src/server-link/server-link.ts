@@ -165,9 +165,10 @@ export class ServerLink {
   /**
    * The borrowing session reads the socket from now on: every chunk goes to
    * `onData` as it arrives. The session may pause and resume the socket
-   * (backpressure); reclaim() resumes it.
+   * (backpressure); reclaim() resumes it. Null: txproxy reads it again
+   * (its own statements on a link still on loan).
    */
-  attach(onData: (chunk: Buffer) => boolean): void {
+  attach(onData: ((chunk: Buffer) => boolean) | null): void {
     this.borrower = onData;
   }
 

@@ -80,6 +80,9 @@ export abstract class StatementLifecycle {
     this.listener.statementStarted?.(this.session, statement);
   }
 
+  /** The session's own look at each statement the server finished (transaction pooling: what it may leave on the server). */
+  afterStatement: ((statement: StatementRecord) => void) | null = null;
+
   protected finish(statement: StatementRecord, tag: string | null, error: ErrorFields | null, suspended: boolean, portal: PortalRun | null = null): void {
     statement.durationMs = this.clock.mono() - statement.startMono;
     statement.commandTag = tag;
@@ -92,6 +95,7 @@ export abstract class StatementLifecycle {
     const ending = this.ledger.statementFinished(statement, tag, error, portal);
     // The statement's record comes before the record of the transaction it ends.
     this.listener.statementFinished?.(this.session, statement);
+    this.afterStatement?.(statement);
     if (ending !== null) {
       this.ledger.end(ending);
       // COMMIT AND CHAIN / ROLLBACK AND CHAIN: the next one starts at once.

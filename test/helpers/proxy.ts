@@ -116,10 +116,10 @@ function pooledByEnvironment(
 ): { overrides: Partial<ConfigInput>; userlist?: Map<string, Secret> } {
   const mode = process.env.TXPROXY_TEST_POOL_MODE;
   if (mode === undefined || mode === '' || mode === 'none' || overrides.pool !== undefined) return { overrides: {} };
-  if (mode !== 'session') throw new Error(`TXPROXY_TEST_POOL_MODE must be none or session, not ${mode}`);
+  if (mode !== 'session' && mode !== 'transaction') throw new Error(`TXPROXY_TEST_POOL_MODE must be none, session or transaction, not ${mode}`);
   const users = new Map(userlist ?? []);
   if (!users.has(postgres.user)) users.set(postgres.user, parseSecret(postgres.password));
-  return { overrides: { pool: { mode: 'session' }, auth: { type: hbaMethodOf(postgres) } }, userlist: users };
+  return { overrides: { pool: { mode }, auth: { type: hbaMethodOf(postgres) } }, userlist: users };
 }
 
 /** The method of the test server's first pg_hba line for 127.0.0.1 (its clients and txproxy's alike). */

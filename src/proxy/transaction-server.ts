@@ -1,0 +1,292 @@
+/**
+ * The server side of a session in transaction pooling: the client holds a
+ * pooled server connection only while it needs one. At each ReadyForQuery
+ * with nothing in flight and no transaction open the session asks `idle()`,
+ * and the link goes back to its pool unless the client holds state on it
+ * (session-state.ts; the server itself is asked when a statement may have
+ * changed that). The client's next message waits, paused, until a link is
+ * lent again and given the client's settings (settings-carry.ts).
+ *
+ * Protocol-level prepared statements are renamed per link by the
+ * session's PreparedStatementRewriter; this side only says which link's
+ * cache applies.
+ */
+import type net from 'node:net';
+import type { Logger } from 'pino';
+import type { ServerCredentials } from '../auth/client-authenticator.js';
+import { cancelRequest, type Report } from '../protocol/encode.js';
+import { FORWARD, type Verdict } from '../protocol/message-scanner.js';
+import { forgetLinkSessionState, linkSessionState } from '../pool/link-state.js';
+import { failureReport, type BorrowedServer, type LinkLender } from '../pool/pooled-connect.js';
+import type { PinReason } from '../pool/session-effects.js';
+import { probeSession } from '../pool/session-probe.js';
+import { SessionPins } from '../pool/session-state.js';
+import { clientSettings, settingsCarrySql } from '../pool/settings-carry.js';
+import type { Setting } from '../pool/startup-settings.js';
+import type { ServerStatementCache } from '../pool/prepared-statements.js';
+import type { LinkIdentity, ServerLink } from '../server-link/server-link.js';
+import type { ServerSide } from './server-side.js';
+
+/** What the transaction server side needs of its session. */
+export interface TransactionSessionPort {
+  readonly sessionId: string;
+  readonly log: Logger;
+  /** The session relays to and from `socket` now (null: no server), on backend `pid`. */
+  serverChanged(socket: net.Socket | null, pid: number): void;
+  /** A client chunk held while no server was there: relay it now. */
+  replay(chunk: Buffer): void;
+  pauseClient(): void;
+  resumeClient(): void;
+  /** Ends the session, telling the client why. */
+  fail(report: Report): void;
+  fromServer(chunk: Buffer): boolean;
+  /** The link the session holds closed under it. */
+  upstreamGone(): void;
+  /** The reasons the client is pinned to its server changed (at a ReadyForQuery outside a transaction, or at the end). */
+  pinsChanged(added: PinReason[], removed: PinReason[]): void;
+}
+
+export interface TransactionServerOptions {
+  lender: LinkLender;
+  maxPreparedStatements: number;
+}
+
+type Phase =
+  /** The session relays through the link. */
+  | 'held'
+  /** No link: the client's next chunk asks for one. */
+  | 'none'
+  /** Waiting for the pool, or giving a link the client's settings. */
+  | 'acquiring'
+  /** txproxy asks the link what the client left on it. */
+  | 'probing';
+
+export class TransactionServerSide implements ServerSide {
+  readonly forwardsTerminate = false;
+  readonly pins = new SessionPins();
+  private link: ServerLink | null;
+  private phase: Phase = 'held';
+  /** The link's cancel key; kept after the link went back, as the pid is. */
+  private key: Buffer;
+  private pid: number;
+  /** Client chunks that came while no link was held, in order. */
+  private readonly held: Buffer[] = [];
+  private readonly identity: LinkIdentity;
+  private readonly credentials: ServerCredentials;
+  private readonly startupSettings: Setting[];
+  /** The settings each link must have for this client: its startup parameters, then what it SET. */
+  private wanted: Map<string, string>;
+  /** Pin reasons last reported (pinsChanged). */
+  private shown = new Set<PinReason>();
+  /** The session ended: a link that comes now goes straight back. */
+  private over = false;
+  private readonly abandon = new AbortController();
+  private readonly onLinkClose = () => this.port.upstreamGone();
+
+  constructor(
+    borrowed: BorrowedServer,
+    private readonly port: TransactionSessionPort,
+    private readonly options: TransactionServerOptions,
+  ) {
+    this.identity = borrowed.identity;
+    this.credentials = borrowed.credentials;
+    this.startupSettings = borrowed.settings;
+    this.wanted = new Map(borrowed.settings);
+    this.link = borrowed.link;
+    this.key = borrowed.link.backendKey;
+    this.pid = borrowed.link.backendPid;
+    borrowed.link.socket.on('close', this.onLinkClose);
+    borrowed.link.attach((chunk) => this.port.fromServer(chunk));
+  }
+
+  get socket(): net.Socket | null {
+    return this.phase === 'held' ? this.link!.socket : null;
+  }
+
+  get onLoan(): boolean {
+    return this.phase === 'held';
+  }
+
+  /** The prepared statements of the link held now. */
+  get statements(): ServerStatementCache | null {
+    return this.phase === 'held' ? linkSessionState(this.link!, this.options.maxPreparedStatements).statements : null;
+  }
+
+  // The client was logged in by txproxy: there is no login to relay.
+  serverRequest(): Verdict {
+    return FORWARD;
+  }
+
+  clientResponse(): Verdict {
+    return FORWARD;
+  }
+
+  loginMessage(): void {}
+
+  loginDone(): void {}
+
+  /** A cancel goes to the link the client holds now; with none, nothing is running. */
+  cancelPacketFor(): Buffer | null {
+    return this.phase === 'held' ? cancelRequest(this.pid, this.key) : null;
+  }
+
+  serverKey(): Buffer {
+    return this.key;
+  }
+
+  /**
+   * A client chunk with no link to relay it to: held, with the client
+   * paused, until one is lent. True: the chunk is kept.
+   */
+  hold(chunk: Buffer): boolean {
+    if (this.over) return false;
+    this.held.push(chunk);
+    this.port.pauseClient();
+    if (this.phase === 'none') void this.acquire();
+    return true;
+  }
+
+  /**
+   * At a ReadyForQuery outside a transaction block, with nothing in flight
+   * either way: the link goes back to the pool unless the client holds
+   * state on it, after asking the server when a statement may have changed
+   * what it holds.
+   */
+  idle(): void {
+    if (this.phase !== 'held') return;
+    const decision = this.pins.decide('I');
+    if (decision.kind === 'keep') this.showPins();
+    else if (decision.kind === 'probe') void this.probe();
+    else this.letGo();
+  }
+
+  /** The session ends while holding the link (see SessionEndings.giveBack). */
+  giveBack(reusable: boolean, blocked: boolean): void {
+    const link = this.link!;
+    this.detach();
+    this.link = null;
+    this.phase = 'none';
+    if (blocked) link.socket.destroy();
+    this.release(link, reusable);
+  }
+
+  ended(): void {
+    this.over = true;
+    this.held.length = 0;
+    this.abandon.abort();
+    this.showPins(new Set());
+  }
+
+  /**
+   * Back to the pool when the client leaves: as it is, or reset when the
+   * client left state on it (a LOAD cannot be undone: that link is closed).
+   */
+  private release(link: ServerLink, reusable: boolean): void {
+    const pins = this.pins.reasons();
+    if (!reusable || pins.includes('load')) return this.options.lender.release(link, false);
+    if (pins.length === 0) return this.options.lender.release(link, true);
+    forgetLinkSessionState(link);
+    this.options.lender.release(link, true, true);
+  }
+
+  private letGo(): void {
+    const link = this.link!;
+    this.detach();
+    this.link = null;
+    this.phase = 'none';
+    this.options.lender.release(link, true);
+  }
+
+  /** The session stops relaying the link. */
+  private detach(): void {
+    const link = this.link!;
+    link.socket.off('close', this.onLinkClose);
+    link.attach(null);
+    this.port.serverChanged(null, 0);
+  }
+
+  private async acquire(): Promise<void> {
+    this.phase = 'acquiring';
+    const { user, database } = this.identity;
+    let link: ServerLink;
+    try {
+      link = await this.options.lender.acquire(this.identity, this.credentials, this.abandon.signal, this.port.sessionId);
+    } catch (err) {
+      if (!this.over) this.port.fail(failureReport(err as Error, user, database));
+      return;
+    }
+    if (this.over) return this.options.lender.release(link, true);
+    const state = linkSessionState(link, this.options.maxPreparedStatements);
+    const sql = settingsCarrySql(this.wanted, state.settings);
+    if (sql !== null) {
+      try {
+        const result = await link.run(sql);
+        if (result.error !== null) throw new Error(`${result.error.message} (${result.error.code})`);
+        state.settings = new Map(this.wanted);
+      } catch (err) {
+        this.options.lender.release(link, !link.closed);
+        if (!this.over) this.port.fail(failureReport(new Error(`giving the server connection the session's settings failed: ${(err as Error).message}`), user, database));
+        return;
+      }
+      if (this.over) return this.options.lender.release(link, true);
+    }
+    this.attach(link);
+  }
+
+  private attach(link: ServerLink): void {
+    this.link = link;
+    this.key = link.backendKey;
+    this.pid = link.backendPid;
+    this.phase = 'held';
+    link.socket.on('close', this.onLinkClose);
+    link.attach((chunk) => this.port.fromServer(chunk));
+    this.port.serverChanged(link.socket, link.backendPid);
+    link.socket.resume();
+    const held = this.held.splice(0);
+    for (const chunk of held) {
+      if (this.phase !== 'held') return;
+      this.port.replay(chunk);
+    }
+    this.port.resumeClient();
+  }
+
+  /** Asks the server what the client left on it; then keeps the link or lets it go. */
+  private async probe(): Promise<void> {
+    const link = this.link!;
+    this.detach();
+    this.phase = 'probing';
+    let state;
+    try {
+      state = await probeSession(link, this.identity.user);
+    } catch (err) {
+      this.port.log.warn({ err: (err as Error).message }, 'session probe failed');
+      this.link = null;
+      this.options.lender.release(link, false);
+      // What the client holds on that server is unknown now: its session cannot go on elsewhere.
+      if (!this.over) this.port.fail(failureReport(err as Error, this.identity.user, this.identity.database));
+      return;
+    }
+    this.pins.probed(state);
+    this.wanted = clientSettings(this.startupSettings, state.settings);
+    linkSessionState(link, this.options.maxPreparedStatements).settings = state.settings;
+    if (this.over) {
+      this.link = null;
+      this.release(link, true);
+      this.showPins(new Set());
+      return;
+    }
+    this.showPins();
+    // Pinned, or the client already sent more: it goes on on the same link.
+    if (this.pins.pinned || this.held.length > 0) return this.attach(link);
+    this.link = null;
+    this.phase = 'none';
+    this.options.lender.release(link, true);
+  }
+
+  private showPins(now: Set<PinReason> = new Set(this.pins.reasons())): void {
+    const added = [...now].filter((reason) => !this.shown.has(reason));
+    const removed = [...this.shown].filter((reason) => !now.has(reason));
+    this.shown = now;
+    if (added.length > 0 || removed.length > 0) this.port.pinsChanged(added, removed);
+  }
+}
