@@ -63,6 +63,8 @@ export class PreparedStatementRewriter {
   constructor(
     readonly statements: ClientStatements,
     readonly answers: PreparedAnswers,
+    /** Names passed on as they are, like the unnamed statement: used and closed within one batch on one server. */
+    private readonly unrenamed: ReadonlySet<string> = new Set(),
   ) {}
 
   /** One whole client message `buf[start, end)`, bound for the link whose cache is `cache`. */
@@ -106,7 +108,7 @@ export class PreparedStatementRewriter {
 
   private parse(cache: ServerStatementCache, buf: Buffer, start: number, end: number, toServer: Buffer[]): void {
     const { name, content } = readParse(buf, start, end);
-    if (name === '') return this.relay(buf, start, end, toServer, ENDS_PARSE);
+    if (name === '' || this.unrenamed.has(name)) return this.relay(buf, start, end, toServer, ENDS_PARSE);
     if (this.statements.has(name)) {
       return this.failInPlace(toServer, '42P05', `prepared statement "${name}" already exists`, 'Close it first, or prepare it under another name.');
     }
@@ -138,7 +140,7 @@ export class PreparedStatementRewriter {
 
   private bind(cache: ServerStatementCache, buf: Buffer, start: number, end: number, toServer: Buffer[]): void {
     const { portal, statement: name, rest } = readBind(buf, start, end);
-    if (name === '') return this.relay(buf, start, end, toServer, ENDS_BIND);
+    if (name === '' || this.unrenamed.has(name)) return this.relay(buf, start, end, toServer, ENDS_BIND);
     const content = this.statements.get(name);
     if (content === undefined) return this.failMissing(toServer, name);
     const statement = this.prepared(cache, content, toServer);
@@ -148,7 +150,7 @@ export class PreparedStatementRewriter {
 
   private describe(cache: ServerStatementCache, buf: Buffer, start: number, end: number, toServer: Buffer[]): void {
     const { target, name } = readTarget(buf, start, end);
-    if (target !== TARGET_STATEMENT || name === '') return this.relay(buf, start, end, toServer, ENDS_DESCRIBE);
+    if (target !== TARGET_STATEMENT || name === '' || this.unrenamed.has(name)) return this.relay(buf, start, end, toServer, ENDS_DESCRIBE);
     const content = this.statements.get(name);
     if (content === undefined) return this.failMissing(toServer, name);
     const statement = this.prepared(cache, content, toServer);
@@ -163,7 +165,7 @@ export class PreparedStatementRewriter {
    */
   private close(buf: Buffer, start: number, end: number, toServer: Buffer[]): void {
     const { target, name } = readTarget(buf, start, end);
-    if (target !== TARGET_STATEMENT || name === '') return this.relay(buf, start, end, toServer, ENDS_CLOSE);
+    if (target !== TARGET_STATEMENT || name === '' || this.unrenamed.has(name)) return this.relay(buf, start, end, toServer, ENDS_CLOSE);
     const content = this.statements.get(name);
     this.statements.delete(name);
     const restore = content === undefined ? undefined : () => this.statements.set(name, content);

@@ -9,6 +9,7 @@
  * messages go through it after the policies decided what to send, server
  * messages before the tracker reads them.
  */
+import { CONTROL_NAME } from '../enforcement/control-messages.js';
 import { DROP, FORWARD, type Verdict } from '../protocol/message-scanner.js';
 import { PreparedAnswers } from '../pool/prepared-answers.js';
 import { PreparedStatementRewriter } from '../pool/prepared-rewriter.js';
@@ -17,7 +18,8 @@ import { ClientStatements, type ServerStatementCache } from '../pool/prepared-st
 export class RenamedStatements {
   private readonly statements = new ClientStatements();
   private readonly answers = new PreparedAnswers();
-  private readonly rewriter = new PreparedStatementRewriter(this.statements, this.answers);
+  // The policies' own statement is prepared, run and closed in one batch (control-messages.ts): it keeps its name.
+  private readonly rewriter = new PreparedStatementRewriter(this.statements, this.answers, new Set([CONTROL_NAME]));
 
   constructor() {
     // DISCARD ALL or DEALLOCATE ALL ran: the client has no statement left either.
