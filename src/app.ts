@@ -28,6 +28,7 @@ import type { Secret } from './auth/userlist.js';
 import { secretLookup } from './auth/secret-lookup.js';
 import { databaseStatementListener } from './pool/database-statements.js';
 import { poolMode } from './pool/pool-config.js';
+import { PinReport } from './pool/pin-report.js';
 import { PoolLender } from './pool/pool-lender.js';
 import type { UpstreamTarget } from './upstream/target.js';
 import { keepRules } from './trace/keep-rules.js';
@@ -189,6 +190,7 @@ export class App {
       log: options.log,
       interceptor: (session) => this.policies.attach(session),
       pooled: this.pools === null ? undefined : this.pooledLogin(this.pools),
+      pins: this.pools === null ? undefined : new PinReport(this.registry, this.traceBus),
     });
   }
 
@@ -231,6 +233,7 @@ export class App {
       lender: pools,
       loginTimeoutMs: AUTHENTICATION_TIMEOUT_MS,
       maxPreparedStatements: config.pool.max_prepared_statements,
+      sessionState: config.pool.session_state,
     };
   }
 

@@ -39,6 +39,8 @@ export interface SessionJson {
   lastStatement: { seq: number; text: string | null; operation: string; commandTag: string | null; durationMs: number; errorCode: string | null } | null;
   savepointDepth: number;
   lockWait: LockWaitView | null;
+  /** Transaction pooling: why the client is held on its server connection (empty: it is not). */
+  pins: string[];
 }
 
 export function viewSession(session: SessionView, sql: ShowSql, lockWaitOf: LockWaitOf | null): SessionJson {
@@ -94,6 +96,7 @@ export function viewSession(session: SessionView, sql: ShowSql, lockWaitOf: Lock
           },
     savepointDepth: ready ? tracker.savepointDepth : 0,
     lockWait: lockWaitOf?.(info.id) ?? null,
+    pins: [...session.pinReasons],
   };
 }
 

@@ -21,6 +21,7 @@ import type { LinkIdentity, ServerLink } from '../server-link/server-link.js';
 import { loginClient } from './client-login.js';
 import type { PoolMode } from './pool-config.js';
 import { PoolError } from './pool-errors.js';
+import type { SessionStateMode } from './session-state-policy.js';
 import { linkSessionState } from './link-state.js';
 import { settingsCarrySql } from './settings-carry.js';
 import { settingsSql, startupSettings, type Setting } from './startup-settings.js';
@@ -47,6 +48,8 @@ export interface PooledConnectOptions {
   method: AuthMethod;
   /** Transaction pooling: protocol-level statements kept per server connection. */
   maxPreparedStatements: number;
+  /** Transaction pooling: what becomes of statements that leave state on their server. */
+  sessionState: SessionStateMode;
   lookupSecret(user: string): Promise<Secret | null>;
   lender: LinkLender;
   /** How long the client has to log in (PostgreSQL's authentication_timeout). */

@@ -27,7 +27,8 @@
  * ProtocolDecodeError before anything is recorded.
  */
 import { Frontend } from '../protocol/codes.js';
-import { errorResponse } from '../protocol/encode.js';
+import { errorResponse, type Report } from '../protocol/encode.js';
+import { serialize } from '../protocol/frontend-messages.js';
 import { buildBindHeader, buildParse, buildTarget, readBind, readParse, readTarget, TARGET_STATEMENT } from './prepared-messages.js';
 import {
   ENDS_BIND,
@@ -58,6 +59,8 @@ const CLOSE_COMPLETE = Buffer.from([0x33, 0, 0, 0, 4]);
  * it cannot create one this long.
  */
 const STAND_IN_NAME = 'txproxy_no_such_statement_'.padEnd(72, '_') + '0';
+/** A simple Query that always fails, with no effect in any transaction state (it names itself in the server's log). */
+const STAND_IN_QUERY = serialize.query('SELECT 1/0 AS txproxy_refused_statement');
 
 export class PreparedStatementRewriter {
   constructor(
@@ -110,7 +113,7 @@ export class PreparedStatementRewriter {
     const { name, content } = readParse(buf, start, end);
     if (name === '' || this.unrenamed.has(name)) return this.relay(buf, start, end, toServer, ENDS_PARSE);
     if (this.statements.has(name)) {
-      return this.failInPlace(toServer, '42P05', `prepared statement "${name}" already exists`, 'Close it first, or prepare it under another name.');
+      return this.failInPlace(toServer, { severity: 'ERROR', code: '42P05', message: `prepared statement "${name}" already exists`, hint: 'Close it first, or prepare it under another name.' });
     }
     this.statements.set(name, content);
     const forget = () => this.statements.delete(name);
@@ -192,8 +195,25 @@ export class PreparedStatementRewriter {
     return statement;
   }
 
+  /**
+   * Refuses one client message (a Query or a Parse) with `report`: the
+   * client gets it where the server's answer would be, and the server fails
+   * in the same place, so a transaction block ends up failed as it would
+   * have had the server refused it.
+   */
+  refuse(buf: Buffer, start: number, report: Report): Rewritten {
+    const toServer: Buffer[] = [];
+    if (buf[start] === Frontend.Query) {
+      toServer.push(STAND_IN_QUERY);
+      this.answers.expect({ kind: 'replace-error', ends: ENDS_CYCLE, answer: errorResponse(report) });
+    } else {
+      this.failInPlace(toServer, report);
+    }
+    return { toServer, toClient: this.answers.drain() };
+  }
+
   private failMissing(toServer: Buffer[], name: string): void {
-    this.failInPlace(toServer, '26000', `prepared statement "${name}" does not exist`, 'Prepare the statement (Parse) before using it.');
+    this.failInPlace(toServer, { severity: 'ERROR', code: '26000', message: `prepared statement "${name}" does not exist`, hint: 'Prepare the statement (Parse) before using it.' });
   }
 
   /**
@@ -201,9 +221,9 @@ export class PreparedStatementRewriter {
    * Describe that fails, so it skips to Sync as it would have for the
    * client's own message.
    */
-  private failInPlace(toServer: Buffer[], code: string, message: string, hint: string): void {
+  private failInPlace(toServer: Buffer[], report: Report): void {
     toServer.push(buildTarget(Frontend.Describe, TARGET_STATEMENT, STAND_IN_NAME));
-    const entry: Pending = { kind: 'replace-error', ends: ENDS_DESCRIBE, answer: errorResponse({ severity: 'ERROR', code, message, hint }) };
+    const entry: Pending = { kind: 'replace-error', ends: ENDS_DESCRIBE, answer: errorResponse(report) };
     this.answers.expect(entry);
   }
 }

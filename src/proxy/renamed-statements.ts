@@ -10,6 +10,7 @@
  * messages before the tracker reads them.
  */
 import { CONTROL_NAME } from '../enforcement/control-messages.js';
+import type { Report } from '../protocol/encode.js';
 import { DROP, FORWARD, type Verdict } from '../protocol/message-scanner.js';
 import { PreparedAnswers } from '../pool/prepared-answers.js';
 import { PreparedStatementRewriter } from '../pool/prepared-rewriter.js';
@@ -55,6 +56,13 @@ export class RenamedStatements {
       at = next;
     }
     return Buffer.concat(out);
+  }
+
+  /** Refuses one client message (a Query or a Parse) with `report`, in its place (see PreparedStatementRewriter.refuse). */
+  refuse(buf: Buffer, start: number, report: Report, answered: (answer: Buffer) => void): Verdict {
+    const { toServer, toClient } = this.rewriter.refuse(buf, start, report);
+    for (const answer of toClient) answered(answer);
+    return Buffer.concat(toServer);
   }
 
   /**

@@ -8,7 +8,9 @@
  * only ever sees the socket.
  */
 import type net from 'node:net';
+import type { Report } from '../protocol/encode.js';
 import type { Verdict } from '../protocol/message-scanner.js';
+import type { Entry } from '../tracker/session-tracker.js';
 
 export interface ServerSide {
   /** The server connection; null until connected, and again once a pooled one went back. */
@@ -49,4 +51,6 @@ export interface ServerSide {
   hold?(chunk: Buffer): boolean;
   /** At a ReadyForQuery outside a transaction with nothing in flight: the link may go back. */
   idle?(): void;
+  /** A client Query or Parse just recorded: the refusal to answer in its place, or null. */
+  refusal?(entry: Entry): Report | null;
 }

@@ -17,6 +17,7 @@ import { ProxyErrors } from './errors.js';
 import { isReplication, Session, type SessionInterceptor, type SessionOptions } from './session.js';
 import { sendCancel } from './upstream.js';
 import type { UpstreamTarget } from '../upstream/target.js';
+import type { PinObserver } from '../pool/pin-report.js';
 import { connectPooled, type PooledConnectOptions } from '../pool/pooled-connect.js';
 import { newSessionId } from '../tracker/session-ids.js';
 
@@ -43,6 +44,8 @@ export interface ProxyServerOptions {
   interceptor?: (session: Session) => SessionInterceptor;
   /** Pooling (src/pool): clients log in to txproxy and borrow server connections. Replication connections never do. */
   pooled?: PooledServers;
+  /** Transaction pooling: who is told of pinned clients. */
+  pins?: PinObserver;
 }
 
 export class ProxyServer extends EventEmitter {
@@ -137,7 +140,7 @@ export class ProxyServer extends EventEmitter {
         else this.options.log.debug({ client, reason: connected.reason }, 'client left during login');
         return;
       }
-      borrowed = { server: connected.server, lender: pooled.lender, maxPreparedStatements: pooled.maxPreparedStatements };
+      borrowed = { server: connected.server, lender: pooled.lender, maxPreparedStatements: pooled.maxPreparedStatements, sessionState: pooled.sessionState };
       startup = { ...result, rest: connected.server.rest };
     }
     const session = new Session(result.socket, startup, {
@@ -152,6 +155,7 @@ export class ProxyServer extends EventEmitter {
       log: this.options.log,
       backendKeys: this.backendKeys,
       interceptor: this.options.interceptor,
+      pins: this.options.pins,
     });
     // The session may read the connection through a new socket object (see reused-read-buffer.ts).
     if (session.clientSocket !== result.socket) this.track(session.clientSocket);

@@ -7,8 +7,9 @@ import type { Logger } from 'pino';
 import type { Verdict } from '../protocol/message-scanner.js';
 import type { Entry } from '../tracker/session-tracker.js';
 import type { BorrowedServer, LinkLender } from '../pool/pooled-connect.js';
-import type { PinReason } from '../pool/session-effects.js';
-import type { SessionInfo, TrackerListener } from '../tracker/types.js';
+import type { PinObserver } from '../pool/pin-report.js';
+import type { SessionStateMode } from '../pool/session-state-policy.js';
+import type { TrackerListener } from '../tracker/types.js';
 import type { UpstreamTarget } from '../upstream/target.js';
 import type { BackendKeyRegistry } from './backend-keys.js';
 import type { Session } from './session.js';
@@ -34,15 +35,11 @@ export interface SessionOptions {
    * session ends. Without it the session connects upstream and relays the
    * login.
    */
-  borrowed?: { server: BorrowedServer; lender: LinkLender; maxPreparedStatements: number };
+  borrowed?: { server: BorrowedServer; lender: LinkLender; maxPreparedStatements: number; sessionState: SessionStateMode };
   /** Transaction pooling: told when the state that pins a client to its server changes. */
   pins?: PinObserver;
 }
 
-/** Sees clients pinned to their server in transaction pooling, and why (metrics, traces). */
-export interface PinObserver {
-  changed(session: SessionInfo, added: readonly PinReason[], removed: readonly PinReason[]): void;
-}
 
 /**
  * Lets a policy change what crosses the proxy. It sees each complete client

@@ -210,8 +210,11 @@ export abstract class SessionRelay extends EventEmitter {
     const decided = this.interceptor?.onClientMessage?.(type, buf, start, end) ?? DEFAULT;
     let verdict: Verdict;
     if (decided === DEFAULT) {
-      this.tracker.onClientMessage(type, buf, start, end);
+      const entry = this.tracker.onClientMessage(type, buf, start, end);
       verdict = FORWARD;
+      // Transaction pooling may refuse a statement that would tie the client to its server.
+      const refusal = this.renamed !== null && entry !== null ? (this.server!.refusal?.(entry) ?? null) : null;
+      if (refusal !== null) return this.renamed!.refuse(buf, start, refusal, (answer) => this.answerInServersStead(answer));
     } else verdict = decided;
     if (this.renamed === null) return verdict;
     return this.renamed.toServer(this.linkStatements()!, verdict, buf, start, end, (answer) => this.answerInServersStead(answer));

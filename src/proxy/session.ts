@@ -72,10 +72,10 @@ export class Session extends SessionEndings implements SessionView {
    * key registry and the login gate see what they see in any session.
    */
   private startBorrowed(borrowed: BorrowedServer): void {
-    const { lender, maxPreparedStatements } = this.options.borrowed!;
+    const { lender, maxPreparedStatements, sessionState } = this.options.borrowed!;
     let server;
     if (borrowed.mode === 'transaction') {
-      const side = new TransactionServerSide(borrowed, this.transactionPort(), { lender, maxPreparedStatements });
+      const side = new TransactionServerSide(borrowed, this.transactionPort(), { lender, maxPreparedStatements, sessionState });
       this.renamed = new RenamedStatements();
       this.linkStatements = () => side.statements;
       this.tracker.afterStatement = (statement) => side.pins.statementRan(sessionEffects(statement.text, statement.info.operation));
@@ -108,6 +108,10 @@ export class Session extends SessionEndings implements SessionView {
   private noticeEarlyDeparture(): void {
     if (this.client.destroyed) this.onClientGone();
     else if (this.client.readableEnded) this.onClientEnded();
+  }
+
+  get pinReasons(): readonly string[] {
+    return this.server instanceof TransactionServerSide ? this.server.pinned : [];
   }
 
   /** What the transaction-pooling server side asks of the session. */

@@ -20,6 +20,8 @@ import { forgetLinkSessionState, linkSessionState } from '../pool/link-state.js'
 import { failureReport, type BorrowedServer, type LinkLender } from '../pool/pooled-connect.js';
 import type { PinReason } from '../pool/session-effects.js';
 import { probeSession } from '../pool/session-probe.js';
+import { certainPins, sessionStateRefusal, type SessionStateMode } from '../pool/session-state-policy.js';
+import { EntryKind, type Entry } from '../tracker/session-tracker.js';
 import { SessionPins } from '../pool/session-state.js';
 import { clientSettings, settingsCarrySql } from '../pool/settings-carry.js';
 import type { Setting } from '../pool/startup-settings.js';
@@ -49,6 +51,8 @@ export interface TransactionSessionPort {
 export interface TransactionServerOptions {
   lender: LinkLender;
   maxPreparedStatements: number;
+  /** What becomes of a statement certain to leave state on its server (session-state-policy.ts). */
+  sessionState: SessionStateMode;
 }
 
 type Phase =
@@ -76,6 +80,8 @@ export class TransactionServerSide implements ServerSide {
   private readonly startupSettings: Setting[];
   /** The settings each link must have for this client: its startup parameters, then what it SET. */
   private wanted: Map<string, string>;
+  /** Pin reasons already logged (pool.session_state: warn), once per session each. */
+  private readonly warned = new Set<PinReason>();
   /** Pin reasons last reported (pinsChanged). */
   private shown = new Set<PinReason>();
   /** The session ended: a link that comes now goes straight back. */
@@ -107,6 +113,11 @@ export class TransactionServerSide implements ServerSide {
     return this.phase === 'held';
   }
 
+  /** Why the client is held on its server, as last reported. */
+  get pinned(): readonly PinReason[] {
+    return [...this.shown];
+  }
+
   /** The prepared statements of the link held now. */
   get statements(): ServerStatementCache | null {
     return this.phase === 'held' ? linkSessionState(this.link!, this.options.maxPreparedStatements).statements : null;
@@ -132,6 +143,26 @@ export class TransactionServerSide implements ServerSide {
 
   serverKey(): Buffer {
     return this.key;
+  }
+
+  /**
+   * `pool.session_state` on a client message the tracker just recorded (a
+   * Query or a Parse): the refusal to send in its place, or null to send it
+   * (and pin, if it leaves state).
+   */
+  refusal(entry: Entry): Report | null {
+    if (this.options.sessionState === 'pin') return null;
+    const statements = entry.kind === EntryKind.Query ? entry.statements : entry.kind === EntryKind.Parse && entry.prepared !== undefined ? [entry.prepared] : [];
+    for (const statement of statements) {
+      const reason = certainPins(statement.text, statement.info.operation)[0];
+      if (reason === undefined || reason === 'unknown') continue;
+      if (this.options.sessionState === 'refuse') return sessionStateRefusal(statement.info.operation, reason);
+      if (!this.warned.has(reason)) {
+        this.warned.add(reason);
+        this.port.log.warn({ operation: statement.info.operation, reason }, 'statement pins the client to its server connection in transaction pooling');
+      }
+    }
+    return null;
   }
 
   /**

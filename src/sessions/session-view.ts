@@ -38,11 +38,14 @@ export interface SessionView {
   readonly tracker: TrackerView;
   /**
    * The server backend the session holds: its own connection's, or the
-   * pooled connection's it borrowed; 0 before login.
+   * pooled connection's it borrowed (in transaction pooling, the one it
+   * held last); 0 before login.
    */
   readonly backendPid: number;
   /** The server's ParameterStatus values (server_version, client_encoding, …). */
   readonly parameters: ReadonlyMap<string, string>;
   /** Transaction status the server reported last. */
   readonly txStatus: TxStatus;
+  /** Transaction pooling: why the client is held on its server now (empty: it is not). */
+  readonly pinReasons: readonly string[];
 }
