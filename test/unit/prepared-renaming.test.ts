@@ -335,3 +335,32 @@ t.test('a malformed message is refused with a protocol decode error, for the cal
 t.test('a cache needs room for one statement', async (t) => {
   t.throws(() => new ServerStatementCache(0), RangeError);
 });
+
+t.test('a refused Query: the server runs a stand-in that fails, the client gets the refusal and the ReadyForQuery', async (t) => {
+  const c = client();
+  const cache = new ServerStatementCache(10);
+  const query = serialize.query('LISTEN events');
+  const report = { severity: 'ERROR' as const, code: '0A000', message: 'LISTEN is not allowed', hint: 'Use a session-mode pool.' };
+  const out = c.rewriter.refuse(query, 0, report);
+  const sent = Buffer.concat(out.toServer);
+  t.equal(types(sent), 'Q');
+  t.notMatch(sent.toString('latin1'), /LISTEN/, 'the statement never reaches the server');
+  const answered = c.reply(cache, server.error('22012', 'division by zero'), server.ready('E'));
+  t.equal(types(answered), 'EZ');
+  t.match(errorOf(answered), { code: '0A000', message: 'LISTEN is not allowed', hint: 'Use a session-mode pool.' });
+  t.equal(c.answers.pending, 0);
+});
+
+t.test('a refused Parse: the batch skips to Sync as after a failed Parse', async (t) => {
+  const c = client();
+  const cache = new ServerStatementCache(10);
+  const report = { severity: 'ERROR' as const, code: '0A000', message: 'LISTEN is not allowed' };
+  const refused = c.rewriter.refuse(parse('s1', 'LISTEN events'), 0, report);
+  const rest = c.send(cache, bind('s1'), execute(), sync());
+  t.equal(types(Buffer.concat(refused.toServer)), 'D', 'a Describe of a statement that cannot exist stands in');
+  t.equal(types(rest.server), 'DES', 'the Bind of the statement never prepared fails in place too (the server skips it)');
+  t.notOk(c.statements.has('s1'), 'the refused statement is not the client’s');
+  const answered = c.reply(cache, server.error('26000', 'prepared statement does not exist'), server.ready('I'));
+  t.equal(types(answered), 'EZ', 'one error, the refusal: the rest was skipped');
+  t.match(errorOf(answered), { code: '0A000' });
+});
