@@ -104,7 +104,7 @@ export async function startProxy(
 }
 
 /**
- * TXPROXY_TEST_POOL_MODE=session runs a test file's proxies pooled, unless
+ * TXPROXY_TEST_POOL_MODE=session (or transaction) runs a test file's proxies pooled, unless
  * the test sets pool options of its own: txproxy logs clients in itself,
  * asking what the test server's pg_hba asks of local TCP clients (trust or
  * a password), and knows the test server's password.
