@@ -19,6 +19,8 @@ export class ConfigError extends Error {
 const POOL_ENV_KEYS: Record<string, string> = Object.fromEntries(
   [
     'mode',
+    'max_prepared_statements',
+    'session_state',
     'default_pool_size',
     'min_pool_size',
     'reserve_pool_size',
@@ -99,6 +101,7 @@ const NUMERIC_KEYS = new Set([
   'pool.reserve_pool_size',
   'pool.max_db_connections',
   'pool.max_user_connections',
+  'pool.max_prepared_statements',
   'admin.max_event_subscribers',
 ]);
 
