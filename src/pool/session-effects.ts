@@ -50,6 +50,15 @@ const HARMLESS = new Set([
   'analyze', 'analyse', 'vacuum', 'cluster', 'reindex', 'refresh', 'checkpoint', 'security', 'import', 'reassign',
 ]);
 
+/** Function names that may change the session, as a pattern over the text (a false match only costs the full reading). */
+const SESSION_FUNCTIONS = /set_config|advisory|dblink/i;
+/** Operations harmless unless they call one of those; SELECT may also create a table (SELECT … INTO). */
+const PLAIN_OPERATIONS = new Map<string, RegExp>([
+  ['SELECT', /set_config|advisory|dblink|into/i],
+  ...['INSERT', 'UPDATE', 'DELETE', 'MERGE', 'VALUES', 'TABLE', 'SHOW', 'FETCH', 'MOVE'].map((op): [string, RegExp] => [op, SESSION_FUNCTIONS]),
+  ...['BEGIN', 'START TRANSACTION', 'COMMIT', 'ROLLBACK', 'SAVEPOINT', 'RELEASE', 'ROLLBACK TO SAVEPOINT'].map((op): [string, RegExp] => [op, /(?!)/]),
+]);
+
 const LOCKING_FUNCTIONS = new Set(['pg_advisory_lock', 'pg_advisory_lock_shared', 'pg_try_advisory_lock', 'pg_try_advisory_lock_shared']);
 const UNLOCKING_FUNCTIONS = new Set(['pg_advisory_unlock', 'pg_advisory_unlock_shared', 'pg_advisory_unlock_all']);
 /** Functions that open state outside anything txproxy can read. */
@@ -88,6 +97,10 @@ class Collected {
  */
 export function sessionEffects(text: string, operation: string): SessionEffects {
   if (operation === '') return NO_EFFECTS;
+  // Most statements are plain reads and writes, run for every transaction:
+  // a regular expression rules out the few words that could matter without lexing.
+  const plain = PLAIN_OPERATIONS.get(operation);
+  if (plain !== undefined && !plain.test(text)) return NO_EFFECTS;
   const p = pieces(text);
   const first = p[0]?.kind === TokenKind.Word ? p[0].text : '';
   const out = new Collected();
