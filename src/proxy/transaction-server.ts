@@ -210,12 +210,14 @@ export class TransactionServerSide implements ServerSide {
 
   /**
    * Back to the pool when the client leaves: as it is, or reset when the
-   * client left state on it (a LOAD cannot be undone: that link is closed).
+   * client left state on it, or settings txproxy has not read back (the
+   * next client would be given only what differs from what txproxy knows).
+   * A LOAD cannot be undone: that link is closed.
    */
   private release(link: ServerLink, reusable: boolean): void {
     const pins = this.pins.reasons();
     if (!reusable || pins.includes('load')) return this.options.lender.release(link, false);
-    if (pins.length === 0) return this.options.lender.release(link, true);
+    if (pins.length === 0 && !this.pins.settingsStale) return this.options.lender.release(link, true);
     forgetLinkSessionState(link);
     this.options.lender.release(link, true, true);
   }

@@ -9,7 +9,9 @@ import t from 'tap';
 import pg from 'pg';
 import { parseSecret } from '../../src/auth/userlist.js';
 import type { ConfigInput } from '../../src/config/schema.js';
+import { serialize } from '../helpers/messages.js';
 import { metricValue } from '../helpers/metrics.js';
+import { RawClient } from '../helpers/raw-client.js';
 import { startPostgres } from '../helpers/postgres.js';
 import { eventually, startProxy, type TestProxy } from '../helpers/proxy.js';
 
@@ -112,4 +114,15 @@ t.test('pool.session_state: refuse answers 0A000 in the statement’s place, wit
   await client.query('COMMIT');
   t.equal((await client.query('SELECT 1 AS one')).rows[0].one, 1);
   t.same([...strict.app.server.sessions][0].pinReasons, [], 'nothing pinned');
+});
+
+t.test('a client that SETs and leaves at once does not leave its setting to the next client', async (t) => {
+  const raw = await RawClient.connect({ port: proxy.port, user: postgres.user, password: postgres.password, database: 'postgres' });
+  // The SET and the goodbye in one write: the session ends before txproxy could read the setting back.
+  raw.send(serialize.query("SET search_path = 'nowhere'"), serialize.end());
+  raw.socket.end();
+  await eventually(() => proxy.app.server.sessions.size === 0 && activeLinks(proxy) === 0, 5000, 'the session gone, its link back');
+  const next = await proxy.client();
+  t.teardown(() => next.end());
+  t.equal((await next.query('SHOW search_path')).rows[0].search_path, '"$user", public');
 });
