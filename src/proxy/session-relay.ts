@@ -86,8 +86,10 @@ export abstract class SessionRelay extends EventEmitter {
    */
   protected renamed: RenamedStatements | null = null;
   protected linkStatements: () => ServerStatementCache | null = () => null;
-  /** A ReadyForQuery outside a transaction came in the server chunk being relayed (see afterServerChunk). */
+  /** A ReadyForQuery outside a transaction came in the server chunk being relayed (see afterIdleReady). */
   private readyAtIdle = false;
+  /** That ReadyForQuery came while the client was slow to read: look again once it drained. */
+  private idleWhenDrained = false;
   protected readonly paused = { client: false, upstream: false };
 
   constructor(
@@ -274,9 +276,10 @@ export abstract class SessionRelay extends EventEmitter {
       this.renamed!.pending === 0 &&
       this.clientScanner.idle &&
       this.serverScanner.idle &&
-      !this.paused.upstream &&
       !this.paused.client;
-    if (quiet) this.server!.idle?.();
+    if (!quiet) return;
+    if (this.paused.upstream) this.idleWhenDrained = true;
+    else this.server!.idle?.();
   }
 
   /**
@@ -413,7 +416,12 @@ export abstract class SessionRelay extends EventEmitter {
     source.pause();
     sink.once('drain', () => {
       this.paused[side] = false;
-      if (!this.closed) source.resume();
+      if (this.closed) return;
+      source.resume();
+      if (this.idleWhenDrained) {
+        this.idleWhenDrained = false;
+        this.afterIdleReady();
+      }
     });
   }
 }
