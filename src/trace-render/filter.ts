@@ -1,7 +1,7 @@
 /**
  * The `txproxy trace` filters. Each given filter must match; items that a
  * filter cannot speak about are hidden while it is given (a session start
- * has no route and no duration).
+ * or a pin has no route and no duration).
  */
 import type { TranscriptItem } from './transcript.js';
 
@@ -34,6 +34,7 @@ function facts(item: TranscriptItem): { sessionId: string; route: string | null;
       return { sessionId: block.sessionId, route, durationMs };
     }
     case 'session':
+    case 'pin':
       return { sessionId: item.event.sessionId, route: null, durationMs: null };
     case 'statement':
       return { sessionId: item.statement.sessionId, route: item.statement.route, durationMs: item.statement.durationMs };

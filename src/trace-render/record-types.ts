@@ -151,6 +151,20 @@ export interface DryRunEvent extends Attribution {
   rolledBack: boolean;
 }
 
+/**
+ * Transaction pooling: the session is now held on its server connection
+ * (`pin`) for these reasons, or no longer held for them (`unpin`).
+ */
+export interface PinEvent {
+  kind: 'pin' | 'unpin';
+  time: string;
+  sessionId: string;
+  database: string | null;
+  backendPid: number | null;
+  /** listen, advisory_lock, temp_table, hold_cursor, sql_prepare, role, load, unknown (or newer ones). */
+  reasons: string[];
+}
+
 export type TraceEvent =
   | SessionEvent
   | StatementEvent
@@ -158,7 +172,8 @@ export type TraceEvent =
   | LockWaitEvent
   | DeadlockEvent
   | PolicyEvent
-  | DryRunEvent;
+  | DryRunEvent
+  | PinEvent;
 
 /** Records that hang inside a transaction block, at a statement. */
 export type NoteEvent = LockWaitEvent | DeadlockEvent | PolicyEvent;

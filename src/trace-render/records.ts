@@ -9,6 +9,7 @@
  * the types are in record-types.ts, the decoders of each kind beside them.
  */
 import { decodeDeadlock, decodeLockWait } from './lock-record-decoders.js';
+import { decodePin } from './pin-record-decoders.js';
 import { decodeDryRun, decodePolicy } from './policy-record-decoders.js';
 import { printable } from './printable.js';
 import { MissingField, type Json } from './record-fields.js';
@@ -53,6 +54,9 @@ export function decodeRecord(value: unknown): Decoded {
         return { ok: true, event: decodePolicy(r) };
       case 'dry_run':
         return { ok: true, event: decodeDryRun(r) };
+      case 'pin':
+      case 'unpin':
+        return { ok: true, event: decodePin(r, r.kind) };
       default:
         return { ok: true, event: null };
     }

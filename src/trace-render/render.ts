@@ -13,7 +13,7 @@
  * ends with an empty line.
  */
 import { needlessReadOnly, savepointTree, type StatementPlace } from './findings.js';
-import type { DeadlockEvent, DryRunEvent, LockWaitEvent, NoteEvent, PolicyEvent, SessionEvent, StatementEvent } from './record-types.js';
+import type { DeadlockEvent, DryRunEvent, LockWaitEvent, NoteEvent, PinEvent, PolicyEvent, SessionEvent, StatementEvent } from './record-types.js';
 import type { Style, Tone } from './style.js';
 import type { RequestSummary, TransactionBlock, TranscriptItem } from './transcript.js';
 
@@ -31,6 +31,8 @@ export function renderItem(item: TranscriptItem, style: Style): string[] {
       return [...renderBlock(item.block, style), ''];
     case 'session':
       return [renderSession(item.event, style), ''];
+    case 'pin':
+      return [renderPin(item.event, style), ''];
     case 'statement':
       return [...renderLooseStatement(item.statement, item.late, style), ''];
     case 'note':
@@ -279,6 +281,14 @@ function renderSession(e: SessionEvent, style: Style): string {
   }
   parts.push(style('meta', formatTime(e.time)));
   return parts.join(' · ');
+}
+
+/** `── pinned to backend 1234: listen, temp_table · session k3x9qa-7 · <time>` (transaction pooling). */
+function renderPin(e: PinEvent, style: Style): string {
+  const backend = `backend ${e.backendPid ?? '?'}`;
+  const title = e.kind === 'pin' ? `── pinned to ${backend}` : `── unpinned from ${backend}`;
+  const reasons = e.reasons.length > 0 ? `: ${e.reasons.join(', ')}` : '';
+  return style('header', title) + reasons + ` · session ${e.sessionId} · ` + style('meta', formatTime(e.time));
 }
 
 function renderLooseStatement(s: StatementEvent, late: boolean, style: Style): string[] {

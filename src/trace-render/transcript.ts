@@ -1,7 +1,7 @@
 /**
  * Groups trace records into a transcript: one block per transaction, plus
- * the lines that belong to no transaction (session start/end, statements
- * outside any transaction, dry-run reports, request summaries).
+ * the lines that belong to no transaction (session start/end, pins,
+ * statements outside any transaction, dry-run reports, request summaries).
  *
  * Records arrive in the order txproxy wrote them. A statement record is
  * written when the statement finishes and a transaction record when the
@@ -20,6 +20,7 @@
 import type {
   DryRunEvent,
   NoteEvent,
+  PinEvent,
   SessionEvent,
   StatementEvent,
   TraceEvent,
@@ -59,6 +60,8 @@ export interface RequestSummary {
 export type TranscriptItem =
   | { type: 'transaction'; block: TransactionBlock }
   | { type: 'session'; event: SessionEvent }
+  /** A session held on its server connection (transaction pooling), or let go: shown where it came. */
+  | { type: 'pin'; event: PinEvent }
   /** A statement outside any transaction (e.g. COMMIT with none open), or one whose block was already shown. */
   | { type: 'statement'; statement: StatementEvent; late: boolean }
   /** A lock wait, deadlock or policy decision outside any block shown. */
@@ -111,6 +114,11 @@ export class Transcript {
         break;
       case 'dry_run':
         out.push({ type: 'dry_run', event });
+        break;
+      case 'pin':
+      case 'unpin':
+        // Written between transactions (at ReadyForQuery, or as the session ends): a line of its own.
+        out.push({ type: 'pin', event });
         break;
       case 'session':
         if (event.event === 'end') this.endSession(event.sessionId, out);

@@ -13,6 +13,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import type pg from 'pg';
+import { parseSecret } from '../../src/auth/userlist.js';
 import { startPostgres } from '../helpers/postgres.js';
 import { eventually, startProxy } from '../helpers/proxy.js';
 import { blocksOf, transactionBlocks } from '../unit/trace-render/fixtures.js';
@@ -208,6 +209,45 @@ t.test('a reader that stops early (| head) ends the command quietly', async (t) 
   t.equal(result.status, 0);
   t.equal(result.stdout.split('\n').length, 2);
   t.equal(result.stderr, '');
+});
+
+t.test('transaction pooling: a LISTEN pins the session to its backend, UNLISTEN lets it go, a line each in its session', async (t) => {
+  const pooled = await startProxy(
+    postgres,
+    { pool: { mode: 'transaction', default_pool_size: 1 }, auth: { type: 'scram-sha-256' } },
+    { app: { userlist: new Map([[postgres.user, parseSecret(postgres.password)]]) } },
+  );
+  t.teardown(() => pooled.stop());
+  const client = await pooled.client();
+  await client.query('LISTEN jobs');
+  await eventually(() => pooled.trace.records.some((r) => r.kind === 'pin'), 5000, 'the pin record');
+  await client.query('UNLISTEN *');
+  await eventually(() => pooled.trace.records.some((r) => r.kind === 'unpin'), 5000, 'the unpin record');
+  await client.end();
+  await eventually(() => pooled.trace.records.some((r) => r.kind === 'session' && r.event === 'end'), 5000, 'session end');
+  const recorded = pooled.trace.records;
+  const pid = recorded.find((r) => r.kind === 'pin')!['pg.backend_pid'] as number;
+  const id = recorded.find((r) => r.kind === 'pin')!['session.id'] as string;
+  const file = path.join(dir, 'pins.ndjson');
+  // Another session's lines around it, for --session to leave out.
+  writeFileSync(file, ndjson + recorded.map((r) => JSON.stringify(r)).join('\n') + '\n');
+
+  const result = await run([file, '--session', id]);
+  t.equal(result.code, 0);
+  t.equal(result.stderr, '');
+  const blocks = blocksOf(result.stdout);
+  const lines = blocks.map((b) => b.title.split(' · ')[0]);
+  t.same(
+    lines.filter((l) => !l.startsWith('── tx ')),
+    [`── session ${id} started`, `── pinned to backend ${pid}: listen`, `── unpinned from backend ${pid}: listen`, `── session ${id} ended`],
+  );
+  const listen = blocks.findIndex((b) => b.statements.some((st) => st.sql === 'LISTEN jobs'));
+  const unlisten = blocks.findIndex((b) => b.statements.some((st) => st.sql === 'UNLISTEN *'));
+  t.ok(listen >= 0 && listen < lines.indexOf(`── pinned to backend ${pid}: listen`), 'the pin after the LISTEN that made it');
+  t.ok(unlisten >= 0 && unlisten < lines.indexOf(`── unpinned from backend ${pid}: listen`), 'the unpin after the UNLISTEN');
+  t.match(result.stdout, new RegExp(`^── pinned to backend ${pid}: listen · session ${id} · \\S+ \\S+ UTC$`, 'm'));
+  const everyone = await run([file]);
+  t.equal(everyone.stdout.match(/^── (pinned to|unpinned from) backend /gm)?.length, 2, 'only the pooled session was pinned');
 });
 
 // ------------------------------------------------------------ --follow

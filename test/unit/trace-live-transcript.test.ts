@@ -7,7 +7,7 @@ import t from 'tap';
 import { transcriptSink, type TextWriter } from '../../src/trace-render/live-transcript.js';
 import { plainStyle } from '../../src/trace-render/style.js';
 import { eventually } from '../helpers/proxy.js';
-import { session, statement, transaction } from './trace-render/fixtures.js';
+import { pin, session, statement, transaction } from './trace-render/fixtures.js';
 
 function writer(): TextWriter & { text: string; flushes: number } {
   return {
@@ -57,4 +57,16 @@ t.test('flush shows what is held, then flushes the writer', async (t) => {
   await sink.flush();
   t.match(out.text, /── tx s3\.t1/);
   t.equal(out.flushes, 1);
+});
+
+t.test('a pin is shown as it comes, after the held transaction of its session', async (t) => {
+  const out = writer();
+  const sink = transcriptSink(out, plainStyle, 60_000);
+  sink.writeLine(line(statement('s4', 's4.t1', 1, 'LISTEN jobs', { 'pg.command_tag': 'LISTEN' })));
+  sink.writeLine(line(transaction('s4', 's4.t1')));
+  t.notMatch(out.text, /── tx/, 'held for a closing statement');
+  sink.writeLine(line(pin('s4', 'pin', 4242, ['listen'])));
+  t.match(out.text, /── tx s4\.t1 · implicit[^]*\n\n── pinned to backend 4242: listen · session s4 · \S+ \S+ UTC\n\n$/);
+  sink.writeLine(line(pin('s4', 'unpin', 4242, ['listen'])));
+  t.match(out.text, /── unpinned from backend 4242: listen · session s4 · \S+ \S+ UTC\n\n$/, 'without waiting for anything');
 });

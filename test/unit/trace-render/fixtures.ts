@@ -67,6 +67,11 @@ export function session(id: string, event: 'start' | 'end'): Rec {
     : { kind: 'session', event, time: tick(), 'session.id': id, 'db.namespace': 'app', duration_ms: 12, clean: true };
 }
 
+/** A `pin` or `unpin` record (transaction pooling), as src/pool/pin-report.ts writes it. */
+export function pin(id: string, kind: 'pin' | 'unpin', backendPid: number, reasons: string[]): Rec {
+  return { kind, time: tick(), 'session.id': id, 'db.namespace': 'app', 'pg.backend_pid': backendPid, reasons };
+}
+
 /** Renders records (objects, or raw lines) with plain style; collects what is reported as malformed. */
 export function render(
   records: (Rec | string)[],
