@@ -79,6 +79,7 @@ export class Session extends SessionEndings implements SessionView {
       this.renamed = new RenamedStatements();
       this.linkStatements = () => side.statements;
       this.tracker.afterStatement = (statement) => side.pins.statementRan(sessionEffects(statement.text, statement.info.operation));
+      this.once('close', () => side.unpinAll());
       server = side;
     } else {
       server = new BorrowedServerSide(

@@ -205,6 +205,10 @@ export class TransactionServerSide implements ServerSide {
     this.over = true;
     this.held.length = 0;
     this.abandon.abort();
+  }
+
+  /** The session's records are written: its pins end with it (after them, so traces read in order). */
+  unpinAll(): void {
     this.showPins(new Set());
   }
 
@@ -305,7 +309,6 @@ export class TransactionServerSide implements ServerSide {
     if (this.over) {
       this.link = null;
       this.release(link, true);
-      this.showPins(new Set());
       return;
     }
     this.showPins();
