@@ -17,6 +17,8 @@ export interface RunResult {
   latencyAvgMs: number;
   transactions: number;
   failed: number;
+  /** How long pgbench's clients took to log in; null when pgbench does not say. */
+  connectMs: number | null;
   /** CPU time the proxy process used during the run; null for direct. */
   proxyCpuUs: number | null;
   proxyCpuUsPerTx: number | null;

@@ -231,7 +231,8 @@ async function benchmark(options: BenchOptions, state: State): Promise<number> {
           progress(
             `${label}: ${result.tps.toFixed(0)} tps, ${result.latencyAvgMs.toFixed(3)} ms` +
               (result.proxyCpuUsPerTx === null ? '' : `, ${result.proxyCpuUsPerTx.toFixed(1)} µs CPU/tx`) +
-              (result.failed > 0 ? `, ${result.failed} failed` : ''),
+              (result.failed > 0 ? `, ${result.failed} failed` : '') +
+              (result.connectMs === null ? '' : `, clients connected in ${result.connectMs.toFixed(0)} ms`),
           );
         } catch (err) {
           if (state.interrupted) throw err;
