@@ -67,6 +67,19 @@ t.test('txproxy-tx configuration, as txproxy itself reads it', async (t) => {
   const defaults = buildConfig(parseConfigFile(readFileSync(DEFAULT_CONFIG, 'utf8'), DEFAULT_CONFIG), {}, {});
   t.same(config.trace, defaults.trace, 'everything else as in the default configuration');
   t.same(config.lock_monitor, defaults.lock_monitor);
+
+  // txproxy-pooled goes through the same file, in session mode with a pool per client.
+  const session = writePooledTxproxyConfig(path.join(dir, 'txproxy-pooled.yaml'), DEFAULT_CONFIG, {
+    mode: 'session',
+    poolSize: 10,
+    databasePools: [],
+    authFile: '/tmp/users.txt',
+    maxClients: 8,
+  });
+  t.match(buildConfig(parseConfigFile(readFileSync(session, 'utf8'), session), {}, {}, session), {
+    max_client_conn: 18,
+    pool: { mode: 'session', default_pool_size: 10, databases: {} },
+  });
 });
 
 t.test('pgbouncer-tx configuration: the same pool sizes and client limit', async (t) => {
