@@ -12,7 +12,8 @@ import { freePort } from '../src/embedded/embedded-postgres.js';
 import type { Child, ChildRegistry } from './children.js';
 import type { ReceiverStats } from './otlp-receiver.js';
 import { findPgbouncer, pgbouncerVersion, preparesAcrossConnections, unprivilegedUser, writePgbouncerConfig } from './pgbouncer.js';
-import { TRANSACTION_POOL, usesPreparedStatements, type Workload, type WorkloadKind } from './workloads.js';
+import { writePooledTxproxyConfig } from './txproxy-config.js';
+import { TRANSACTION_POOL, usesPreparedStatements, type DatabasePool, type Workload, type WorkloadKind } from './workloads.js';
 
 /** How an endpoint gives clients server connections: one each (`none`), lent per session, or lent per transaction. */
 export type Pooling = 'none' | 'session' | 'transaction';
@@ -28,6 +29,8 @@ export interface EndpointContext {
   clients: number;
   /** The most clients any workload connects at once. */
   maxClients: number;
+  /** Databases whose pools have a size of their own (the pooling endpoints configure them). */
+  databasePools: DatabasePool[];
 }
 
 /** A running endpoint, as its start function returns it. */
@@ -46,7 +49,7 @@ export interface Started {
   otlpReceived?: () => Promise<ReceiverStats>;
 }
 
-/** An endpoint that is not there to measure, and why: PgBouncer not installed, a txproxy without the pool mode. */
+/** An endpoint that is not there to measure, and why: PgBouncer not installed. */
 export interface Unavailable {
   unavailable: string;
 }
@@ -122,7 +125,7 @@ interface TxproxyExtras {
  * statements carry no traceparent, so txproxy looks for one in each and
  * makes no span; the receiver's counts show what was exported all the same.
  */
-async function startTxproxyProduction(ctx: EndpointContext): Promise<Started | Unavailable> {
+async function startTxproxyProduction(ctx: EndpointContext): Promise<Started> {
   const script = path.join(ctx.distDir, 'bench', 'otlp-receiver.js');
   const receiver = ctx.children.spawn('OTLP receiver', process.execPath, [script]);
   const [, port] = await receiver.waitForLine(/^listening (\d+)$/, START_TIMEOUT_MS);
@@ -137,36 +140,40 @@ async function startTxproxyProduction(ctx: EndpointContext): Promise<Started | U
 /**
  * txproxy as deployed by default (config/txproxy.yaml): tracing every
  * statement and transaction to a file, metrics and the admin endpoint on
- * (on a free port). Pooling is set through its environment variables: when
- * it pools, it logs clients in with SCRAM from an auth file holding the
- * server's password, as PgBouncer here does.
+ * (on a free port). When it pools, it runs with that configuration and the
+ * pool on top (bench/txproxy-config.ts): it logs clients in with SCRAM from
+ * an auth file holding the server's password, and takes as many clients as
+ * the largest workload has, as PgBouncer here does.
  */
-async function startTxproxy(ctx: EndpointContext, name: string, pooling: TxproxyPooling, extras?: TxproxyExtras): Promise<Started | Unavailable> {
+async function startTxproxy(ctx: EndpointContext, name: string, pooling: TxproxyPooling, extras?: TxproxyExtras): Promise<Started> {
   const main = path.join(ctx.distDir, 'src', 'main.js');
   const upstream = `postgres://${ctx.server.host}:${ctx.server.port}/${ctx.server.database}?sslmode=disable`;
   const traceFile = path.join(ctx.tempDir, `${name}-trace.ndjson`);
   // TXPROXY_* and OTEL_* variables from the caller's shell would change what is measured.
   const env: NodeJS.ProcessEnv = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('TXPROXY_') && !key.startsWith('OTEL_')));
-  env.TXPROXY_POOL_MODE = pooling.mode;
   Object.assign(env, extras?.env);
-  if (pooling.mode !== 'none') {
+  const args = [main, '--listen', '127.0.0.1:0', '--upstream', upstream, '--http', '127.0.0.1:0', '--trace', traceFile, '--log-level', 'warn'];
+  if (pooling.mode === 'none') {
+    env.TXPROXY_POOL_MODE = 'none';
+  } else {
     const authFile = path.join(ctx.tempDir, `${name}-users.txt`);
     const quote = (s: string) => `"${s.replaceAll('"', '""')}"`;
     writeFileSync(authFile, `${quote(ctx.server.user)} ${quote(ctx.server.password)}\n`, { mode: 0o600 });
-    Object.assign(env, { TXPROXY_POOL_DEFAULT_POOL_SIZE: String(pooling.poolSize), TXPROXY_AUTH_TYPE: 'scram-sha-256', TXPROXY_AUTH_FILE: authFile });
+    const config = writePooledTxproxyConfig(path.join(ctx.tempDir, `${name}.yaml`), path.join(ctx.distDir, '..', 'config', 'txproxy.yaml'), {
+      mode: pooling.mode,
+      poolSize: pooling.poolSize,
+      databasePools: ctx.databasePools,
+      authFile,
+      maxClients: ctx.maxClients,
+    });
+    args.push('--config', config);
   }
-  const args = [main, '--listen', '127.0.0.1:0', '--upstream', upstream, '--http', '127.0.0.1:0', '--trace', traceFile, '--log-level', 'warn'];
   const child = ctx.children.spawn(name, process.execPath, args, { env });
-  let port: string;
-  try {
-    [, port] = await child.waitForLine(/^txproxy listening on \S+?:(\d+),/, START_TIMEOUT_MS);
-  } catch (err) {
-    // A txproxy built before this pool mode existed refuses it at start (exit 2): not a failure of the benchmark.
-    const refusal = child.tail().match(/^.*invalid value for 'pool\.mode'.*$/m);
-    if (child.status === 2 && refusal) return { unavailable: `this txproxy has no pool.mode ${pooling.mode} (${refusal[0].trim()})` };
-    throw err;
-  }
-  const mode = pooling.mode === 'none' ? 'pool.mode none' : `pool.mode ${pooling.mode}, default_pool_size ${pooling.poolSize}, SCRAM auth file`;
+  const [, port] = await child.waitForLine(/^txproxy listening on \S+?:(\d+),/, START_TIMEOUT_MS);
+  const mode =
+    pooling.mode === 'none'
+      ? 'pool.mode none'
+      : `pool.mode ${pooling.mode}, default_pool_size ${pooling.poolSize}${databasePoolsText(ctx.databasePools)}, max_client_conn ${ctx.maxClients + 10}, SCRAM auth file`;
   return {
     host: '127.0.0.1',
     port: Number(port),
@@ -189,6 +196,7 @@ async function startPgbouncer(ctx: EndpointContext, name: string, pooling: { mod
     upstreamHost: ctx.server.host,
     upstreamPort: ctx.server.port,
     database: ctx.server.database,
+    databasePools: ctx.databasePools,
     user: ctx.server.user,
     password: ctx.server.password,
     poolMode: pooling.mode,
@@ -202,13 +210,18 @@ async function startPgbouncer(ctx: EndpointContext, name: string, pooling: { mod
     host: '127.0.0.1',
     port,
     child,
-    description: `${version}, pool_mode=${pooling.mode}, default_pool_size=${pooling.poolSize}`,
+    description: `${version}, pool_mode=${pooling.mode}, default_pool_size=${pooling.poolSize}${databasePoolsText(ctx.databasePools)}, max_client_conn=${ctx.maxClients + 10}`,
     traceFile: null,
     cannotRun: (workload) =>
       !prepares && usesPreparedStatements(workload)
         ? `${version} in transaction mode cannot run -M prepared: a statement prepared on one server connection is missing on the next (max_prepared_statements came in 1.21)`
         : null,
   };
+}
+
+/** `, pool_size 4 for bench_pool4`, or nothing. */
+function databasePoolsText(pools: readonly DatabasePool[]): string {
+  return pools.map((p) => `, pool_size ${p.poolSize} for ${p.database}`).join('');
 }
 
 /** Polls until something accepts connections on host:port, failing early if `child` exits. */

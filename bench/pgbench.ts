@@ -13,6 +13,8 @@ export interface PgbenchSummary {
   transactions: number;
   /** "number of failed transactions" (pgbench 15+; 0 when not reported). */
   failed: number;
+  /** "initial connection time": how long its clients took to log in (pgbench 14+; null when not reported). */
+  connectMs: number | null;
 }
 
 /**
@@ -28,10 +30,20 @@ export function parsePgbenchOutput(text: string): PgbenchSummary {
   const tps = number(/^tps = ([\d.]+) \((?:without initial connection time|excluding connections establishing)\)/m) ?? number(/^tps = ([\d.]+)/m);
   const latencyAvgMs = number(/^latency average = ([\d.]+) ms/m);
   const transactions = number(/^number of transactions actually processed: (\d+)/m);
+  if (transactions === 0) {
+    // Seen with 200 clients and a run of 2 s: logging them all in (a SCRAM exchange each) took the whole run.
+    throw new Error(`pgbench processed no transaction in its run (if it has many clients, logging them in may take longer than a short --duration):\n${text.trim().split('\n').slice(-15).join('\n')}`);
+  }
   if (tps === null || latencyAvgMs === null || transactions === null) {
     throw new Error(`pgbench printed no summary (tps, latency average, transactions processed):\n${text.trim().split('\n').slice(-15).join('\n')}`);
   }
-  return { tps, latencyAvgMs, transactions, failed: number(/^number of failed transactions: (\d+)/m) ?? 0 };
+  return {
+    tps,
+    latencyAvgMs,
+    transactions,
+    failed: number(/^number of failed transactions: (\d+)/m) ?? 0,
+    connectMs: number(/^initial connection time = ([\d.]+) ms/m),
+  };
 }
 
 export interface PgbenchTarget {

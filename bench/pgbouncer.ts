@@ -12,6 +12,7 @@
 import { execFileSync } from 'node:child_process';
 import { accessSync, chownSync, constants, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import type { DatabasePool } from './workloads.js';
 
 const FALLBACK_PATHS = ['/usr/sbin/pgbouncer', '/usr/local/sbin/pgbouncer', '/usr/bin/pgbouncer'];
 
@@ -60,6 +61,8 @@ export interface PgbouncerSetup {
   upstreamHost: string;
   upstreamPort: number;
   database: string;
+  /** Further databases, each with a pool size of its own (`pool_size` in its [databases] line). */
+  databasePools: readonly DatabasePool[];
   user: string;
   password: string;
   poolMode: 'session' | 'transaction';
@@ -83,6 +86,7 @@ export function writePgbouncerConfig(setup: PgbouncerSetup): string {
     [
       '[databases]',
       `${setup.database} = host=${setup.upstreamHost} port=${setup.upstreamPort} dbname=${setup.database}`,
+      ...setup.databasePools.map((p) => `${p.database} = host=${setup.upstreamHost} port=${setup.upstreamPort} dbname=${p.database} pool_size=${p.poolSize}`),
       '',
       '[pgbouncer]',
       'listen_addr = 127.0.0.1',
@@ -92,6 +96,7 @@ export function writePgbouncerConfig(setup: PgbouncerSetup): string {
       `auth_file = ${userlist}`,
       `pool_mode = ${setup.poolMode}`,
       `default_pool_size = ${setup.poolSize}`,
+      // Room for every client of the largest workload, and a few more (txproxy gets the same max_client_conn).
       `max_client_conn = ${setup.maxClients + 10}`,
       ...(setup.maxPreparedStatements === null ? [] : [`max_prepared_statements = ${setup.maxPreparedStatements}`]),
       'server_tls_sslmode = disable',

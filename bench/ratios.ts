@@ -53,7 +53,9 @@ export const RATIO_SPECS: readonly RatioSpec[] = [
   { subject: 'txproxy-pooled', baseline: 'txproxy', metric: 'tps', target: { bound: 'at least', value: 1.0, on: ['persistent'] } },
   { subject: 'txproxy-pooled', baseline: 'pgbouncer', metric: 'cpu' },
   { subject: 'txproxy-pooled', baseline: 'txproxy', metric: 'cpu' },
-  { subject: 'txproxy-tx', baseline: 'pgbouncer-tx', metric: 'tps', target: { bound: 'at least', value: 1.0, on: ['transaction-pool'] } },
+  // Transaction pooling: at least PgBouncer's transaction mode, 16 clients on a pool of 2. With -M prepared txproxy stands alone
+  // (PgBouncer before 1.21 cannot run it), and pool4-select-200 is held to no errors rather than to a ratio (report.ts).
+  { subject: 'txproxy-tx', baseline: 'pgbouncer-tx', metric: 'tps', target: { bound: 'at least', value: 1.0, on: ['pool2-select-simple', 'pool2-tpcb'] } },
   { subject: 'txproxy-tx', baseline: 'pgbouncer-tx', metric: 'cpu' },
 ];
 

@@ -17,6 +17,8 @@ export interface RunResult {
   latencyAvgMs: number;
   transactions: number;
   failed: number;
+  /** How long pgbench's clients took to log in; null when pgbench does not say. */
+  connectMs: number | null;
   /** CPU time the proxy process used during the run; null for direct. */
   proxyCpuUs: number | null;
   proxyCpuUsPerTx: number | null;
@@ -31,6 +33,8 @@ export interface SummaryRow {
   tpsMin: number;
   tpsMax: number;
   latencyMsMedian: number;
+  /** pgbench's failed transactions, all rounds together. */
+  failedTotal: number;
   cpuUsPerTxMedian: number | null;
   cpuUsPerRoundTrip: number | null;
   traceBytesPerTx: number | null;
@@ -45,7 +49,11 @@ export interface WorkloadSummary {
   rows: SummaryRow[];
   /** Endpoints that cannot run this workload, and why. */
   skipped: Skip[];
+  /** Runs that ended without a pgbench summary (pgbench or the proxy gave up). */
+  aborted: Abort[];
   ratios: Ratio[];
+  /** For a workload that must hold its clients without errors: whether each endpoint did. */
+  held: Held[];
 }
 
 export interface Skip {
@@ -54,13 +62,36 @@ export interface Skip {
   reason: string;
 }
 
+export interface Abort {
+  workload: string;
+  endpoint: EndpointName;
+  round: number;
+  reason: string;
+}
+
+/** Whether an endpoint served every client of a workload: no failed transaction, no aborted run, at least one run. */
+export interface Held {
+  endpoint: EndpointName;
+  runs: number;
+  failedTransactions: number;
+  abortedRuns: number;
+  met: boolean;
+}
+
 export function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const middle = Math.floor(sorted.length / 2);
   return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
 }
 
-export function summarise(workloads: Workload[], endpoints: EndpointName[], runs: RunResult[], skipped: Skip[] = [], clients = 8): WorkloadSummary[] {
+export function summarise(
+  workloads: Workload[],
+  endpoints: EndpointName[],
+  runs: RunResult[],
+  skipped: Skip[] = [],
+  clients = 8,
+  aborted: Abort[] = [],
+): WorkloadSummary[] {
   return workloads.map((workload) => {
     const rows: SummaryRow[] = [];
     for (const endpoint of endpoints) {
@@ -77,6 +108,7 @@ export function summarise(workloads: Workload[], endpoints: EndpointName[], runs
         tpsMin: Math.min(...tps),
         tpsMax: Math.max(...tps),
         latencyMsMedian: median(mine.map((r) => r.latencyAvgMs)),
+        failedTotal: mine.reduce((sum, r) => sum + r.failed, 0),
         cpuUsPerTxMedian: cpuPerTx,
         cpuUsPerRoundTrip: cpuPerTx === null ? null : cpuPerTx / workload.roundTripsPerTx,
         traceBytesPerTx: traced.length > 0 ? median(traced.map((r) => r.traceBytes! / r.transactions)) : null,
@@ -89,8 +121,22 @@ export function summarise(workloads: Workload[], endpoints: EndpointName[], runs
       poolSize: workload.poolSize ?? null,
       rows,
       skipped: skipped.filter((s) => s.workload === workload.name),
+      aborted: aborted.filter((a) => a.workload === workload.name),
       ratios: ratiosOf(workload, rows),
+      held: workload.mustHoldWithoutErrors ? heldBy(workload, endpoints, rows, aborted) : [],
     };
+  });
+}
+
+/** Every endpoint that ran `workload`, or tried to: what it failed, and whether that is nothing. */
+function heldBy(workload: Workload, endpoints: EndpointName[], rows: SummaryRow[], aborted: Abort[]): Held[] {
+  return endpoints.flatMap((endpoint) => {
+    const row = rows.find((r) => r.endpoint === endpoint);
+    const abortedRuns = aborted.filter((a) => a.workload === workload.name && a.endpoint === endpoint).length;
+    if (!row && abortedRuns === 0) return [];
+    const runs = row?.runs ?? 0;
+    const failedTransactions = row?.failedTotal ?? 0;
+    return [{ endpoint, runs, failedTransactions, abortedRuns, met: runs > 0 && failedTransactions === 0 && abortedRuns === 0 }];
   });
 }
 
@@ -101,12 +147,13 @@ export function formatTables(summaries: WorkloadSummary[], header: { rounds: num
     const clients = s.poolSize === null ? `${s.clients} clients` : `${s.clients} clients on a pool of ${s.poolSize}`;
     out.push(`${s.workload}: ${s.description}, ${clients}, ${header.rounds} × ${header.durationS} s`);
     const table = [
-      ['endpoint', 'TPS (median)', 'TPS min–max', 'latency ms', 'proxy CPU µs/tx', 'µs/round trip'],
+      ['endpoint', 'TPS (median)', 'TPS min–max', 'latency ms', 'failed tx', 'proxy CPU µs/tx', 'µs/round trip'],
       ...s.rows.map((r) => [
         r.endpoint,
         r.tpsMedian.toFixed(0),
         `${r.tpsMin.toFixed(0)}–${r.tpsMax.toFixed(0)}`,
         r.latencyMsMedian.toFixed(3),
+        String(r.failedTotal),
         r.cpuUsPerTxMedian === null ? '—' : r.cpuUsPerTxMedian.toFixed(1),
         r.cpuUsPerRoundTrip === null ? '—' : r.cpuUsPerRoundTrip.toFixed(1),
       ]),
@@ -114,6 +161,8 @@ export function formatTables(summaries: WorkloadSummary[], header: { rounds: num
     const width = Math.max(...[...table, ...s.skipped.map((skip) => [skip.endpoint])].map((row) => [...row[0]].length));
     out.push(...alignColumns(table, width).map((line) => '  ' + line));
     for (const skip of s.skipped) out.push(`  ${skip.endpoint.padEnd(width)}  skipped: ${skip.reason}`);
+    for (const abort of s.aborted) out.push(`  ${abort.endpoint.padEnd(width)}  round ${abort.round} aborted: ${abort.reason.split('\n')[0]}`);
+    for (const h of s.held) out.push(`  ${h.endpoint} held ${s.clients} clients: ${heldText(h)}`);
     out.push(...formatRatios(s.ratios).map((line) => '  ' + line));
     for (const r of s.rows) {
       if (r.traceBytesPerTx !== null) out.push(`  ${r.endpoint} trace written: ${r.traceBytesPerTx.toFixed(0)} bytes/tx`);
@@ -149,7 +198,16 @@ function formatTargets(summaries: WorkloadSummary[]): string[] {
     `target ${formatTarget(r.target!)}`,
     verdict(r) || 'not measured',
   ]);
-  return rows.length === 0 ? [] : alignColumns(rows, 0, 3);
+  // A workload that must hold its clients: the errors, whose target is none.
+  const held = summaries.flatMap((s) =>
+    s.held.map((h) => [s.workload, h.endpoint, 'errors', String(h.failedTransactions + h.abortedRuns), 'target 0', h.met ? 'met' : 'not met']),
+  );
+  return rows.length + held.length === 0 ? [] : alignColumns([...rows, ...held], 0, 3);
+}
+
+/** `0 failed transactions, 0 aborted runs in 3 runs: met`. */
+function heldText(h: Held): string {
+  return `${h.failedTransactions} failed transactions, ${h.abortedRuns} aborted runs in ${h.runs + h.abortedRuns} runs (target 0: ${h.met ? 'met' : 'not met'})`;
 }
 
 /** `met`, `not met`, or '' when there is no target or no value. */

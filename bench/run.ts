@@ -19,8 +19,9 @@ import type { ReceiverStats } from './otlp-receiver.js';
 import { parseBenchOptions, UsageError, USAGE, type BenchOptions } from './options.js';
 import { findPgbench, Pgbench, type PgbenchTarget } from './pgbench.js';
 import { clockTicksPerSecond, readCpuTicks } from './process-cpu.js';
-import { formatTables, summarise, type RunResult, type Skip } from './report.js';
-import { clientsOf, WORKLOADS, type Workload } from './workloads.js';
+import { openFilesNeeded, openFilesLimit } from './open-files.js';
+import { formatTables, summarise, type Abort, type RunResult, type Skip } from './report.js';
+import { clientsOf, databasePools, WORKLOADS, type Workload } from './workloads.js';
 
 const DIST_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const PACKAGE_ROOT = path.resolve(DIST_DIR, '..');
@@ -65,6 +66,8 @@ interface State {
   runs: RunResult[];
   /** Workloads an endpoint cannot run, reported in the tables. */
   skipped: Skip[];
+  /** Runs that ended without a pgbench summary, reported in the tables. */
+  aborted: Abort[];
   interrupted: boolean;
 }
 
@@ -82,7 +85,7 @@ async function main(): Promise<number> {
     return 0;
   }
 
-  const state: State = { children: new ChildRegistry(), server: null, serverStarting: null, tempDir: null, runs: [], skipped: [], interrupted: false };
+  const state: State = { children: new ChildRegistry(), server: null, serverStarting: null, tempDir: null, runs: [], skipped: [], aborted: [], interrupted: false };
   const cleanup = once(() => cleanUp(state));
   const onSignal = (signal: NodeJS.Signals) => {
     if (state.interrupted) {
@@ -94,7 +97,7 @@ async function main(): Promise<number> {
     void cleanup().finally(() => {
       if (state.runs.length > 0) {
         process.stdout.write('\nInterrupted; the runs finished so far (no results file written):\n\n');
-        process.stdout.write(formatTables(summarise(options.workloads, options.endpoints, state.runs, state.skipped, options.clients), options));
+        process.stdout.write(formatTables(summarise(options.workloads, options.endpoints, state.runs, state.skipped, options.clients, state.aborted), options));
       }
       process.exit(130);
     });
@@ -120,6 +123,12 @@ async function benchmark(options: BenchOptions, state: State): Promise<number> {
   const pgbench = new Pgbench(state.children, pgbenchBinary);
   const pgbenchVersion = commandOutput(pgbenchBinary, ['--version']);
   const clockTicks = clockTicksPerSecond();
+  const maxClients = Math.max(...options.workloads.map((w) => clientsOf(w, options.clients)));
+  // pgbench and the proxy each hold a descriptor per client: with too few, runs of many clients abort halfway.
+  const openFiles = openFilesLimit();
+  if (openFiles !== null && openFiles < openFilesNeeded(maxClients)) {
+    throw new Error(`the open-file limit is ${openFiles}, and ${maxClients} clients need ${openFilesNeeded(maxClients)}: raise it (ulimit -n ${openFilesNeeded(maxClients)}) or leave out the workloads with many clients`);
+  }
   const startedAt = new Date();
   const loadBefore = os.loadavg();
   if (loadBefore[0] > os.cpus().length / 2) {
@@ -146,9 +155,22 @@ async function benchmark(options: BenchOptions, state: State): Promise<number> {
   progress(`pgbench -i -s ${options.scale}`);
   await pgbench.initialise(server, options.scale);
   progress(`  done in ${((Date.now() - t) / 1000).toFixed(1)} s`);
+  const pools = databasePools(options.workloads);
+  for (const { database } of pools) {
+    // A copy of the pgbench tables under another name, for a pool size of its own; nothing is connected to the template yet.
+    progress(`CREATE DATABASE ${database} TEMPLATE ${DATABASE}`);
+    await directQuery(server, `CREATE DATABASE ${database} TEMPLATE ${DATABASE}`);
+  }
 
-  const maxClients = Math.max(...options.workloads.map((w) => clientsOf(w, options.clients)));
-  const ctx: EndpointContext = { children: state.children, server, distDir: DIST_DIR, tempDir: state.tempDir, clients: options.clients, maxClients };
+  const ctx: EndpointContext = {
+    children: state.children,
+    server,
+    distDir: DIST_DIR,
+    tempDir: state.tempDir,
+    clients: options.clients,
+    maxClients,
+    databasePools: pools,
+  };
   const endpoints: Endpoint[] = [];
   const notes = new Set<string>();
   for (const spec of ENDPOINTS) {
@@ -203,16 +225,18 @@ async function benchmark(options: BenchOptions, state: State): Promise<number> {
           continue;
         }
         try {
-          if (workload.writes) await resetWrites(server);
+          if (workload.writes) await resetWrites({ ...server, database: workload.database ?? DATABASE });
           const result = await measure(pgbench, options, workload, endpoint, round, clockTicks);
           state.runs.push(result);
           progress(
             `${label}: ${result.tps.toFixed(0)} tps, ${result.latencyAvgMs.toFixed(3)} ms` +
               (result.proxyCpuUsPerTx === null ? '' : `, ${result.proxyCpuUsPerTx.toFixed(1)} µs CPU/tx`) +
-              (result.failed > 0 ? `, ${result.failed} failed` : ''),
+              (result.failed > 0 ? `, ${result.failed} failed` : '') +
+              (result.connectMs === null ? '' : `, clients connected in ${result.connectMs.toFixed(0)} ms`),
           );
         } catch (err) {
           if (state.interrupted) throw err;
+          state.aborted.push({ workload: workload.name, endpoint: endpoint.name, round, reason: (err as Error).message });
           failures.push(`${label}: ${(err as Error).message}`);
           progress(`${label}: FAILED ${(err as Error).message}`);
         }
@@ -220,7 +244,7 @@ async function benchmark(options: BenchOptions, state: State): Promise<number> {
     }
   }
 
-  const summaries = summarise(options.workloads, endpoints.map((e) => e.name), state.runs, state.skipped, options.clients);
+  const summaries = summarise(options.workloads, endpoints.map((e) => e.name), state.runs, state.skipped, options.clients, state.aborted);
   const exported = await otlpExports(endpoints);
   const loadAfter = os.loadavg();
   process.stdout.write('\n' + formatTables(summaries, options));
@@ -290,7 +314,7 @@ async function measure(
   const loadAverage = os.loadavg()[0];
   if (traceFile !== null && existsSync(traceFile)) truncateSync(traceFile);
   const ticksBefore = pid === null ? 0 : readCpuTicks(pid);
-  const { summary } = await pgbench.run(target(endpoint), { clients, jobs: Math.min(options.jobs, clients), durationS: options.durationS, args: workload.args });
+  const { summary } = await pgbench.run(target(endpoint, workload.database), { clients, jobs: Math.min(options.jobs, clients), durationS: options.durationS, args: workload.args });
   await new Promise((r) => setTimeout(r, SETTLE_MS));
   const proxyCpuUs = pid === null ? null : ((readCpuTicks(pid) - ticksBefore) * 1e6) / clockTicks;
   return {
@@ -307,8 +331,8 @@ async function measure(
   };
 }
 
-function target(endpoint: Endpoint): PgbenchTarget {
-  return { host: endpoint.host, port: endpoint.port, user: USER, password: PASSWORD, database: DATABASE };
+function target(endpoint: Endpoint, database = DATABASE): PgbenchTarget {
+  return { host: endpoint.host, port: endpoint.port, user: USER, password: PASSWORD, database };
 }
 
 /** What pgbench itself does before a TPC-B run (we pass -n so it is not done through the endpoint under test). */

@@ -6,7 +6,9 @@
  * connection per transaction, as a web framework does that connects per
  * request (Django's default CONN_MAX_AGE = 0): there a pool saves the
  * server a backend start per transaction. The `pool2-` workloads put more
- * clients on fewer server connections than transaction pooling needs.
+ * clients on fewer server connections than transaction pooling needs;
+ * `pool4-select-200` puts many clients on a few connections, and is there to
+ * show that they are all served without a failed transaction.
  */
 
 /**
@@ -27,6 +29,16 @@ export interface Workload {
   clients?: number;
   /** Server connections the clients share (transaction pooling); undefined: one each. */
   poolSize?: number;
+  /**
+   * The database pgbench connects to, when the workload needs a pool size of
+   * its own: the endpoints give this database's pool `poolSize` connections
+   * (a per-database pool size, which PgBouncer has in every version; its
+   * per-user one came in 1.23). The harness creates it as a copy of the
+   * pgbench tables. Undefined: the server's database.
+   */
+  database?: string;
+  /** What the workload shows is that every client is served: a failed transaction or an aborted run misses its target. */
+  mustHoldWithoutErrors?: boolean;
   /** Client/server round trips per transaction, to turn CPU per transaction into CPU per round trip. */
   roundTripsPerTx: number;
   /** Writes: pgbench_history grows and branches/tellers bloat, so each run starts from a vacuumed state. */
@@ -36,6 +48,9 @@ export interface Workload {
 
 /** Transaction pooling's case: 16 clients sharing 2 server connections. */
 export const TRANSACTION_POOL = { clients: 16, poolSize: 2 } as const;
+
+/** Many clients on a few server connections: 200 clients sharing 4, in a database of their own to give them that pool size. */
+export const CROWDED_POOL = { clients: 200, poolSize: 4, database: 'bench_pool4' } as const;
 
 export const WORKLOADS: readonly Workload[] = [
   { name: 'select-simple', kind: 'persistent', args: ['-S', '-M', 'simple'], roundTripsPerTx: 1, writes: false, description: 'select-only, simple protocol (-S -M simple)' },
@@ -72,7 +87,29 @@ export const WORKLOADS: readonly Workload[] = [
     writes: true,
     description: 'TPC-B (default script, simple protocol)',
   },
+  {
+    name: 'pool4-select-200',
+    kind: 'transaction-pool',
+    args: ['-S', '-M', 'simple'],
+    ...CROWDED_POOL,
+    mustHoldWithoutErrors: true,
+    roundTripsPerTx: 1,
+    writes: false,
+    description: 'select-only, simple protocol (-S -M simple)',
+  },
 ];
+
+/** The databases with a pool size of their own that `workloads` connect to, for the endpoints to configure. */
+export function databasePools(workloads: readonly Workload[]): DatabasePool[] {
+  const pools = new Map<string, number>();
+  for (const w of workloads) if (w.database !== undefined && w.poolSize !== undefined) pools.set(w.database, w.poolSize);
+  return [...pools].map(([database, poolSize]) => ({ database, poolSize }));
+}
+
+export interface DatabasePool {
+  database: string;
+  poolSize: number;
+}
 
 /** pgbench clients for `workload` when `--clients` is `clients`. */
 export function clientsOf(workload: Workload, clients: number): number {

@@ -39,8 +39,8 @@ tps = 987.654321 (excluding connections establishing)
 `;
 
 t.test('pgbench summary', async (t) => {
-  t.same(parsePgbenchOutput(PGBENCH_15), { tps: 12059.500262, latencyAvgMs: 0.083, transactions: 11950, failed: 0 });
-  t.same(parsePgbenchOutput(PGBENCH_13), { tps: 987.654321, latencyAvgMs: 8.101, transactions: 9876, failed: 0 });
+  t.same(parsePgbenchOutput(PGBENCH_15), { tps: 12059.500262, latencyAvgMs: 0.083, transactions: 11950, failed: 0, connectMs: 9.296 });
+  t.same(parsePgbenchOutput(PGBENCH_13), { tps: 987.654321, latencyAvgMs: 8.101, transactions: 9876, failed: 0, connectMs: null });
   t.equal(parsePgbenchOutput(PGBENCH_15.replace('failed transactions: 0 (0.000%)', 'failed transactions: 12 (0.100%)')).failed, 12);
   const aborted = 'pgbench: error: connection to server at "127.0.0.1", port 1 failed: Connection refused\n';
   t.throws(() => parsePgbenchOutput(aborted), /pgbench printed no summary[\s\S]*Connection refused/);
@@ -67,6 +67,7 @@ t.test('command line', async (t) => {
     'pool2-select-simple',
     'pool2-select-prepared',
     'pool2-tpcb',
+    'pool4-select-200',
   ]);
   const quick = parseBenchOptions(['--quick', '--rounds', '2', '--only', 'pgbouncer,txproxy', '--workloads', 'tpcb'])!;
   t.match(quick, { durationS: 3, rounds: 2, scale: 1, endpoints: ['txproxy', 'pgbouncer'] }, 'flags override --quick; table order kept');
@@ -92,6 +93,7 @@ t.test('summary: medians over rounds and txproxy ratios', async (t) => {
     latencyAvgMs: 8 / tps,
     transactions: tps * 10,
     failed: 0,
+    connectMs: 10,
     proxyCpuUs: cpuPerTx === null ? null : cpuPerTx * tps * 10,
     proxyCpuUsPerTx: cpuPerTx,
     traceBytes: endpoint === 'txproxy' ? tps * 10 * 4000 : null,
@@ -140,6 +142,7 @@ t.test('pooling: targets per workload kind, skipped endpoints in the table', asy
     latencyAvgMs: 8 / tps,
     transactions: tps * 10,
     failed: 0,
+    connectMs: 10,
     proxyCpuUs: cpuPerTx * tps * 10,
     proxyCpuUsPerTx: cpuPerTx,
     traceBytes: null,
@@ -196,6 +199,7 @@ t.test('production configuration: TPS at least, CPU at most, against the pipe on
     latencyAvgMs: 8 / tps,
     transactions: tps * 10,
     failed: 0,
+    connectMs: 10,
     proxyCpuUs: cpuPerTx * tps * 10,
     proxyCpuUsPerTx: cpuPerTx,
     traceBytes: endpoint.startsWith('txproxy') ? tps * 10 * 10 : null,
