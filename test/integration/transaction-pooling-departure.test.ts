@@ -199,15 +199,15 @@ async function deathInTheQueue(t: Test): Promise<{ a: pg.Client; later: Promise<
   await pinnedClients(proxy, 'listen', 1);
   const { result } = await startWaiting(proxy, () => b.query('SELECT 1'));
   void result.catch(() => {});
-  b.die();
   const later = c.query(LEFT_OVER);
   void later.catch(() => {});
+  await eventually(() => onePool(proxy).clients.waiting === 2, 10_000, 'B and C waiting');
+  b.die();
   return { a, later };
 }
 
 t.test('a client that dies while waiting for a server: the next one in the queue is served, clean', async (t) => {
   const { a, later } = await deathInTheQueue(t);
-  await eventually(() => onePool(proxy).clients.waiting >= 1, 10_000, 'C waiting');
   const pid = await backendPid(a);
   await a.query('UNLISTEN *');
   t.same({ ...(await later).rows[0], pid: 0 }, clean(0));
