@@ -8,7 +8,9 @@
  */
 import t, { type Test } from 'tap';
 import type pg from 'pg';
+import { parseSecret } from '../../src/auth/userlist.js';
 import { startPostgres } from '../helpers/postgres.js';
+import { startProxy } from '../helpers/proxy.js';
 import { allLinksIdle, backendPid, directClient, pinCounts, pinsSince, startTransactionProxy } from '../helpers/transaction-pool.js';
 
 const postgres = await startPostgres();
@@ -198,4 +200,25 @@ t.test('DISCARD ALL and a query right behind it: A keeps its startup parameters'
     const [, after] = await Promise.all([a.query('DISCARD ALL'), a.query("SELECT current_setting('work_mem') AS wm, current_setting('application_name') AS app")]);
     t.same(after.rows[0], { wm: '2MB', app: 'a' }, `round ${round}`);
   }
+});
+
+t.test('pool_mode: transaction for one user under pool.mode: session pools that user per transaction', async (t) => {
+  const perUser = await startProxy(
+    postgres,
+    { pool: { mode: 'session', default_pool_size: 1, users: { [postgres.user]: { pool_mode: 'transaction' } } }, auth: { type: 'scram-sha-256' } },
+    { app: { userlist: new Map([[postgres.user, parseSecret(postgres.password)]]) } },
+  );
+  t.teardown(() => perUser.stop());
+  const a = await perUser.client({ application_name: 'a' });
+  const b = await perUser.client({ application_name: 'b' });
+  t.teardown(async () => {
+    await a.end();
+    await b.end();
+  });
+  await a.query("SET work_mem = '7MB'");
+  // In session mode B could not even log in while A holds the one server.
+  t.equal(await backendPid(b), await backendPid(a));
+  t.equal(await show(b, 'work_mem'), defaults.work_mem);
+  t.equal(await show(a, 'work_mem'), '7MB');
+  t.equal(perUser.app.pools!.manager.snapshot()[0].mode, 'transaction');
 });
