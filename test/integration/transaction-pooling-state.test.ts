@@ -82,6 +82,25 @@ t.test('SET LOCAL dies with its transaction: B and A after it see the old value'
   t.same(await pinsSince(proxy, before), { taken: {}, pinned: {} });
 });
 
+t.test('SET in a transaction or savepoint that rolls back leaves A’s setting as it was', async (t) => {
+  const { a, b, before } = await twoClients(t);
+  await a.query("SET work_mem = '6MB'");
+  await a.query("BEGIN; SET work_mem = '10MB'; ROLLBACK");
+  t.equal(await show(b, 'work_mem'), defaults.work_mem);
+  t.equal(await show(a, 'work_mem'), '6MB', 'rolled back with its transaction');
+  await a.query("BEGIN; SAVEPOINT s; SET work_mem = '12MB'; ROLLBACK TO SAVEPOINT s; SET statement_timeout = '3s'; COMMIT");
+  t.equal(await show(b, 'statement_timeout'), defaults.statement_timeout);
+  t.same((await a.query("SELECT current_setting('work_mem') AS wm, current_setting('statement_timeout') AS st")).rows[0], { wm: '6MB', st: '3s' }, 'only what committed');
+  const failed = await a.query("SET work_mem = 'lots'").then(
+    () => null,
+    (err: Error & { code?: string }) => err.code,
+  );
+  t.equal(failed, '22023', 'a bad value is refused as by the server');
+  t.equal(await show(a, 'work_mem'), '6MB');
+  await sameBackend(t, a, b);
+  t.same(await pinsSince(proxy, before), { taken: {}, pinned: {} });
+});
+
 t.test('set_config(…, false) is a session setting, carried like SET', async (t) => {
   const { a, b, before } = await twoClients(t);
   await a.query("SELECT set_config('work_mem', '3MB', false), set_config('search_path', 'pg_catalog, public', false)");
