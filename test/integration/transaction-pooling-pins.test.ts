@@ -2,7 +2,7 @@
  * Transaction pooling, the session state txproxy cannot carry: LISTEN,
  * session advisory locks, temporary tables, WITH HOLD cursors, SQL
  * PREPARE, SET ROLE and SET SESSION AUTHORIZATION, and what a statement it
- * cannot read leaves. Client A takes the state on a pool of one server
+ * cannot read leaves, and LOAD. Client A takes the state on a pool of one server
  * connection: A keeps that server while idle, client B waits for it, A
  * still has its state, and once A gives it up B gets the same backend with
  * none of it left. With two servers B runs meanwhile on the other one and
@@ -12,7 +12,7 @@ import t, { type Test } from 'tap';
 import type pg from 'pg';
 import type { PinReason } from '../../src/pool/session-effects.js';
 import { startPostgres } from '../helpers/postgres.js';
-import type { TestProxy } from '../helpers/proxy.js';
+import { eventually, type TestProxy } from '../helpers/proxy.js';
 import { allLinksIdle, backendPid, directClient, onePool, pinCounts, pinnedClients, pinsSince, startTransactionProxy, startWaiting } from '../helpers/transaction-pool.js';
 
 const postgres = await startPostgres();
@@ -183,6 +183,26 @@ t.test('a DO block run while pinned: the server is asked what it released', asyn
   await a.query('UNLISTEN *');
   t.same(await waiting, nothingHeld(await backendPid(a)));
   t.same(await pinsSince(proxy, before), { taken: { listen: 1, advisory_lock: 1 }, pinned: {} });
+});
+
+t.test('LOAD pins to the end of the session: that server is closed, never handed on', async (t) => {
+  await allLinksIdle(proxy);
+  const before = await pinCounts(proxy);
+  const a = await proxy.client({ application_name: 'a' });
+  const b = await proxy.client({ application_name: 'b' });
+  t.teardown(() => b.end());
+  const pid = await backendPid(a);
+  await a.query("LOAD 'plpgsql'");
+  await pinnedClients(proxy, 'load', 1);
+  await a.query('SELECT 1');
+  t.same(await pinsSince(proxy, before), { taken: { load: 1 }, pinned: { load: 1 } }, 'no statement releases it');
+  const { result: waiting } = await bWaitsForA(t, () => held(b));
+  await a.end();
+  const seen = await waiting;
+  t.not(seen.pid, pid, 'B gets a new backend');
+  t.same(seen, nothingHeld(seen.pid));
+  t.same(await pinsSince(proxy, before), { taken: { load: 1 }, pinned: {} });
+  await eventually(async () => (await postgres.sql('SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid = $1', [pid])).rows[0].n === 0, 10_000, 'A’s backend gone');
 });
 
 t.test('RESET ALL while pinned returns A to its own startup values', { todo: 'the server resets to the link’s startup values and a pinned client is never given its own back' }, async (t) => {
