@@ -63,6 +63,8 @@ export class SessionPins {
     if (status !== 'I') return { kind: 'keep', reasons: this.reasons() };
     if (this.held.size === 0) return this.settingsChanged ? { kind: 'probe' } : { kind: 'release' };
     if (this.held.has('load')) return { kind: 'keep', reasons: this.reasons() };
+    // Code txproxy cannot read (DO, CALL) ran since the last probe: it may have released anything held.
+    if (this.held.has('unknown')) return { kind: 'probe' };
     // A pin no statement touched since the last probe is still held: asking cannot help.
     for (const reason of this.held) {
       if (!this.touched.has(reason)) return { kind: 'keep', reasons: this.reasons() };

@@ -9,6 +9,8 @@ import { poolSettingsFor } from '../../src/pool/pool-config.js';
 t.test('defaults are PgBouncer’s, durations in milliseconds', async (t) => {
   t.same(buildConfig({}, {}, {}).pool, {
     mode: 'auto',
+    max_prepared_statements: 200,
+    session_state: 'pin',
     default_pool_size: 20,
     min_pool_size: 0,
     reserve_pool_size: 0,
@@ -31,6 +33,8 @@ t.test('defaults are PgBouncer’s, durations in milliseconds', async (t) => {
 t.test('every top-level key has a TXPROXY_POOL_* variable', async (t) => {
   const env = {
     TXPROXY_POOL_MODE: 'session',
+    TXPROXY_POOL_MAX_PREPARED_STATEMENTS: '50',
+    TXPROXY_POOL_SESSION_STATE: 'refuse',
     TXPROXY_POOL_DEFAULT_POOL_SIZE: '5',
     TXPROXY_POOL_MIN_POOL_SIZE: '1',
     TXPROXY_POOL_RESERVE_POOL_SIZE: '2',
@@ -49,6 +53,8 @@ t.test('every top-level key has a TXPROXY_POOL_* variable', async (t) => {
   const { databases, users, ...pool } = buildConfig({}, settingsFromEnv(env), {}).pool;
   t.same(pool, {
     mode: 'session',
+    max_prepared_statements: 50,
+    session_state: 'refuse',
     default_pool_size: 5,
     min_pool_size: 1,
     reserve_pool_size: 2,
@@ -80,14 +86,14 @@ t.test('overrides per database and per user', async (t) => {
 });
 
 const BAD: [string, Record<string, unknown>, Record<string, string>, RegExp][] = [
-  ['mode', { pool: { mode: 'transaction' } }, {}, /invalid value for 'pool\.mode' in f\.yaml: expected one of auto, none, session; got 'transaction'/],
+  ['mode', { pool: { mode: 'statement' } }, {}, /invalid value for 'pool\.mode' in f\.yaml: expected one of auto, none, session, transaction; got 'statement'/],
   ['pool size 0', { pool: { default_pool_size: 0 } }, {}, /'pool\.default_pool_size' in f\.yaml: expected a whole number of at least 1; got 0/],
   ['negative reserve', { pool: { reserve_pool_size: -1 } }, {}, /'pool\.reserve_pool_size'.*at least 0/],
   ['bad duration', { pool: { server_lifetime: 'forever' } }, {}, /'pool\.server_lifetime' in f\.yaml: expected a duration/],
   ['connect timeout 0', { pool: { server_connect_timeout: 0 } }, {}, /'pool\.server_connect_timeout'.*longer than 0/],
   ['env', {}, { TXPROXY_POOL_MAX_DB_CONNECTIONS: 'lots' }, /'pool\.max_db_connections' from TXPROXY_POOL_MAX_DB_CONNECTIONS: expected a whole number/],
-  ['unknown key', { pool: { pool_mode: 'session' } }, {}, /unknown key 'pool\.pool_mode'.*allowed in 'pool': mode, default_pool_size/],
-  ['unknown override', { pool: { databases: { app: { default_pool_size: 3 } } } }, {}, /unknown key 'pool\.databases\.app\.default_pool_size'.*allowed in 'pool\.databases\.app': pool_size,/],
+  ['unknown key', { pool: { pool_mode: 'session' } }, {}, /unknown key 'pool\.pool_mode'.*allowed in 'pool': mode, max_prepared_statements, session_state, default_pool_size/],
+  ['unknown override', { pool: { databases: { app: { default_pool_size: 3 } } } }, {}, /unknown key 'pool\.databases\.app\.default_pool_size'.*allowed in 'pool\.databases\.app': pool_mode, pool_size,/],
   ['wrong limit for a user', { pool: { users: { u: { max_db_connections: 1 } } } }, {}, /unknown key 'pool\.users\.u\.max_db_connections'.*max_user_connections/],
   ['override value', { pool: { users: { u: { pool_size: 'big' } } } }, {}, /'pool\.users\.u\.pool_size' in f\.yaml: expected a whole number/],
 ];

@@ -166,6 +166,16 @@ t.test('pins: unknown statements are read from the server, LOAD holds to the end
   t.same(pins.reasons(), ['load']);
 });
 
+t.test('pins: a DO block run while pinned asks the server, whose lock it may have released', async (t) => {
+  const pins = new SessionPins();
+  pins.statementRan(effectsOf('SELECT pg_advisory_lock(1)'));
+  pins.probed(parseSessionProbe(probeAnswer(['0', '1', '0', '0', '0', 'f', null])));
+  pins.statementRan(effectsOf('DO $$BEGIN PERFORM pg_advisory_unlock_all(); END$$'));
+  t.same(pins.decide('I'), { kind: 'probe' }, 'the lock was not touched by any statement txproxy can read');
+  pins.probed(parseSessionProbe(probeAnswer(['0', '0', '0', '0', '0', 'f', null])));
+  t.same(pins.decide('I'), { kind: 'release' });
+});
+
 t.test('probe answers: every column read, bad answers refused', async (t) => {
   const state = parseSessionProbe(probeAnswer(['1', '2', '3', '4', '5', 't', '{"work_mem" : "1MB", "TimeZone" : "UTC"}']));
   t.same([...state.pins].sort(), ['advisory_lock', 'hold_cursor', 'listen', 'role', 'sql_prepare', 'temp_table']);
