@@ -113,7 +113,7 @@ export class PreparedStatementRewriter {
     const { name, content } = readParse(buf, start, end);
     if (name === '' || this.unrenamed.has(name)) return this.relay(buf, start, end, toServer, ENDS_PARSE);
     if (this.statements.has(name)) {
-      return this.failInPlace(toServer, { severity: 'ERROR', code: '42P05', message: `prepared statement "${name}" already exists`, hint: 'Close it first, or prepare it under another name.' });
+      return this.failInPlace(toServer, { severity: 'ERROR', code: '42P05', message: `prepared statement "${name}" already exists` });
     }
     this.statements.set(name, content);
     const forget = () => this.statements.delete(name);
@@ -213,13 +213,15 @@ export class PreparedStatementRewriter {
   }
 
   private failMissing(toServer: Buffer[], name: string): void {
-    this.failInPlace(toServer, { severity: 'ERROR', code: '26000', message: `prepared statement "${name}" does not exist`, hint: 'Prepare the statement (Parse) before using it.' });
+    this.failInPlace(toServer, { severity: 'ERROR', code: '26000', message: `prepared statement "${name}" does not exist` });
   }
 
   /**
    * The client gets this error at this message's place; the server gets a
    * Describe that fails, so it skips to Sync as it would have for the
-   * client's own message.
+   * client's own message. The name errors (42P05, 26000) are PostgreSQL's
+   * own, word for word and with no hint of txproxy's: the client must not
+   * tell them from the server's.
    */
   private failInPlace(toServer: Buffer[], report: Report): void {
     toServer.push(buildTarget(Frontend.Describe, TARGET_STATEMENT, STAND_IN_NAME));
