@@ -62,6 +62,8 @@ export class SessionPins {
   decide(status: TxStatus): ServerDecision {
     if (status !== 'I') return { kind: 'keep', reasons: this.reasons() };
     if (this.held.size === 0) return this.settingsChanged ? { kind: 'probe' } : { kind: 'release' };
+    // Pinned or not, the client's settings must be read back: after a RESET ALL the server has its own startup values, not the client's.
+    if (this.settingsChanged) return { kind: 'probe' };
     if (this.held.has('load')) return { kind: 'keep', reasons: this.reasons() };
     // Code txproxy cannot read (DO, CALL) ran since the last probe: it may have released anything held.
     if (this.held.has('unknown')) return { kind: 'probe' };

@@ -83,6 +83,11 @@ export const ProxyErrors = {
     };
   },
 
+  /** Transaction pooling: the client's cancel came while its statement waited for a server; PostgreSQL's own words. */
+  cancelledWhileWaiting(): Report {
+    return { severity: 'ERROR', code: '57014', message: 'canceling statement due to user request' };
+  },
+
   shuttingDown(): Report {
     return {
       severity: 'FATAL',

@@ -86,6 +86,8 @@ export abstract class SessionRelay extends EventEmitter {
    */
   protected renamed: RenamedStatements | null = null;
   protected linkStatements: () => ServerStatementCache | null = () => null;
+  /** Transaction pooling: the client cancelled while its next statement waited for a server (see cancelledInWaiting). */
+  protected cancelNext = false;
   /** A ReadyForQuery outside a transaction came in the server chunk being relayed (see afterIdleReady). */
   private readyAtIdle = false;
   /** That ReadyForQuery came while the client was slow to read: look again once it drained. */
@@ -214,12 +216,19 @@ export abstract class SessionRelay extends EventEmitter {
     if (decided === DEFAULT) {
       const entry = this.tracker.onClientMessage(type, buf, start, end);
       verdict = FORWARD;
-      // Transaction pooling may refuse a statement that would tie the client to its server.
-      const refusal = this.renamed !== null && entry !== null ? (this.server!.refusal?.(entry) ?? null) : null;
+      // Transaction pooling may refuse a statement that would tie the client to its server, or one cancelled while it waited for a server.
+      const refusal = this.renamed !== null && entry !== null ? this.cancelledInWaiting(type) ?? this.server!.refusal?.(entry) ?? null : null;
       if (refusal !== null) return this.renamed!.refuse(buf, start, refusal, (answer) => this.answerInServersStead(answer));
     } else verdict = decided;
     if (this.renamed === null) return verdict;
     return this.renamed.toServer(this.linkStatements()!, verdict, buf, start, end, (answer) => this.answerInServersStead(answer));
+  }
+
+  /** Transaction pooling: the client's cancel came while this statement waited for a server. */
+  private cancelledInWaiting(type: number): Report | null {
+    if (!this.cancelNext || (type !== Frontend.Query && type !== Frontend.Parse)) return null;
+    this.cancelNext = false;
+    return ProxyErrors.cancelledWhileWaiting();
   }
 
   /**

@@ -12,6 +12,7 @@ import type { BorrowedServer } from '../pool/pooled-connect.js';
 import { sessionEffects } from '../pool/session-effects.js';
 import { BorrowedServerSide } from './borrowed-server.js';
 import { RenamedStatements } from './renamed-statements.js';
+import { sendCancel } from './upstream.js';
 import { TransactionServerSide, type TransactionSessionPort } from './transaction-server.js';
 import { RelayedServerSide } from './relayed-server.js';
 import { SessionEndings } from './session-endings.js';
@@ -137,6 +138,14 @@ export class Session extends SessionEndings implements SessionView {
       fail: (report) => this.close(report),
       fromServer: (chunk) => this.fromServer(chunk),
       upstreamGone: () => this.onUpstreamGone(),
+      cancelNextStatement: (on) => {
+        const waiting = this.cancelNext;
+        this.cancelNext = on;
+        return waiting;
+      },
+      cancel: (packet) => {
+        sendCancel(this.options.target, packet, this.options.connectTimeoutMs).catch((err: Error) => this.log.debug({ err: err.message }, 'cancel of a statement sent late failed'));
+      },
       pinsChanged: (added, removed) => {
         this.log.debug({ added, removed }, 'pins changed');
         this.options.pins?.changed(this.info, added, removed);

@@ -14,12 +14,12 @@
 import type net from 'node:net';
 import type { Logger } from 'pino';
 import type { ServerCredentials } from '../auth/client-authenticator.js';
-import { cancelRequest, type Report } from '../protocol/encode.js';
+import { cancelRequest, parameterStatus, type Report } from '../protocol/encode.js';
 import { FORWARD, type Verdict } from '../protocol/message-scanner.js';
 import { forgetLinkSessionState, linkSessionState } from '../pool/link-state.js';
 import { failureReport, type BorrowedServer, type LinkLender } from '../pool/pooled-connect.js';
 import type { PinReason } from '../pool/session-effects.js';
-import { probeSession } from '../pool/session-probe.js';
+import { parseSessionProbe, sessionProbeSql } from '../pool/session-probe.js';
 import { certainPins, sessionStateRefusal, type SessionStateMode } from '../pool/session-state-policy.js';
 import { EntryKind, type Entry } from '../tracker/session-tracker.js';
 import { SessionPins } from '../pool/session-state.js';
@@ -44,6 +44,13 @@ export interface TransactionSessionPort {
   fromServer(chunk: Buffer): boolean;
   /** The link the session holds closed under it. */
   upstreamGone(): void;
+  /** Sends a CancelRequest to the server. */
+  cancel(packet: Buffer): void;
+  /**
+   * `true`: the client's next Query or Parse is answered 57014 in the
+   * server's stead. `false`: no longer; returns whether it was still waiting.
+   */
+  cancelNextStatement(on: boolean): boolean;
   /** The reasons the client is pinned to its server changed (at a ReadyForQuery outside a transaction, or at the end). */
   pinsChanged(added: PinReason[], removed: PinReason[]): void;
 }
@@ -84,6 +91,8 @@ export class TransactionServerSide implements ServerSide {
   private readonly warned = new Set<PinReason>();
   /** Pin reasons last reported (pinsChanged). */
   private shown = new Set<PinReason>();
+  /** The client cancelled while its messages waited for a link (see cancelPacketFor). */
+  private cancelWhenSent = false;
   /** The session ended: a link that comes now goes straight back. */
   private over = false;
   private readonly abandon = new AbortController();
@@ -136,9 +145,18 @@ export class TransactionServerSide implements ServerSide {
 
   loginDone(): void {}
 
-  /** A cancel goes to the link the client holds now; with none, nothing is running. */
+  /**
+   * A cancel goes to the link the client holds now. While the client's
+   * messages wait for a link, their first statement is answered 57014 in
+   * the server's stead when they go (or, when they hold none but an
+   * Execute, the cancel follows them to the server). With neither, nothing
+   * runs for the client and the cancel is dropped, as the server drops one
+   * for an idle session.
+   */
   cancelPacketFor(): Buffer | null {
-    return this.phase === 'held' ? cancelRequest(this.pid, this.key) : null;
+    if (this.phase === 'held') return cancelRequest(this.pid, this.key);
+    if (this.held.length > 0) this.cancelWhenSent = true;
+    return null;
   }
 
   serverKey(): Buffer {
@@ -253,24 +271,41 @@ export class TransactionServerSide implements ServerSide {
       return;
     }
     if (this.over) return this.options.lender.release(link, true);
-    const state = linkSessionState(link, this.options.maxPreparedStatements);
-    const sql = settingsCarrySql(this.wanted, state.settings);
-    if (sql !== null) {
-      try {
-        const result = await link.run(sql);
-        if (result.error !== null) throw new Error(`${result.error.message} (${result.error.code})`);
-        state.settings = new Map(this.wanted);
-      } catch (err) {
-        this.options.lender.release(link, !link.closed);
-        if (!this.over) this.port.fail(failureReport(new Error(`giving the server connection the session's settings failed: ${(err as Error).message}`), user, database));
-        return;
-      }
-      if (this.over) return this.options.lender.release(link, true);
+    let carried: Buffer[];
+    try {
+      carried = await this.carrySettings(link);
+    } catch (err) {
+      this.options.lender.release(link, !link.closed);
+      if (!this.over) this.port.fail(failureReport(err as Error, user, database));
+      return;
     }
-    this.attach(link);
+    if (this.over) return this.options.lender.release(link, true);
+    this.attach(link, carried);
   }
 
-  private attach(link: ServerLink): void {
+  /**
+   * Gives `link` the client's settings where they differ. Returns what the
+   * client must be told of it: a ParameterStatus for each reported
+   * parameter that changed (after a RESET ALL the client was told the
+   * server's own value), and notifications that came meanwhile.
+   */
+  private async carrySettings(link: ServerLink): Promise<Buffer[]> {
+    const state = linkSessionState(link, this.options.maxPreparedStatements);
+    const sql = settingsCarrySql(this.wanted, state.settings);
+    if (sql === null) return [];
+    const before = new Map(link.parameters);
+    const result = await link.run(sql);
+    if (result.error !== null) throw new Error(`giving the server connection the session's settings failed: ${result.error.message} (${result.error.code})`);
+    state.settings = new Map(this.wanted);
+    const out = [...result.notifications];
+    for (const [name, value] of link.parameters) {
+      if (before.get(name) !== value) out.push(parameterStatus(name, value));
+    }
+    return out;
+  }
+
+  /** `before`: messages for the client ahead of the link's own (see carrySettings). */
+  private attach(link: ServerLink, before: Buffer[] = []): void {
     this.link = link;
     this.key = link.backendKey;
     this.pid = link.backendPid;
@@ -279,11 +314,16 @@ export class TransactionServerSide implements ServerSide {
     link.attach((chunk) => this.port.fromServer(chunk));
     this.port.serverChanged(link.socket, link.backendPid);
     link.socket.resume();
+    if (before.length > 0) this.port.fromServer(Buffer.concat(before));
     const held = this.held.splice(0);
+    const cancelled = this.cancelWhenSent;
+    this.cancelWhenSent = false;
+    if (cancelled) this.port.cancelNextStatement(true);
     for (const chunk of held) {
       if (this.phase !== 'held') return;
       this.port.replay(chunk);
     }
+    if (cancelled && this.port.cancelNextStatement(false)) this.port.cancel(cancelRequest(this.pid, this.key));
     this.port.resumeClient();
   }
 
@@ -293,8 +333,16 @@ export class TransactionServerSide implements ServerSide {
     this.detach();
     this.phase = 'probing';
     let state;
+    let carried: Buffer[] = [];
     try {
-      state = await probeSession(link, this.identity.user);
+      const result = await link.run(sessionProbeSql(this.identity.user));
+      state = parseSessionProbe(result);
+      carried = result.notifications;
+      this.pins.probed(state);
+      this.wanted = clientSettings(this.startupSettings, state.settings);
+      linkSessionState(link, this.options.maxPreparedStatements).settings = state.settings;
+      // Pinned, or the client already sent more: it goes on on this link, which must have its settings.
+      if (!this.over && (this.pins.pinned || this.held.length > 0)) carried = [...carried, ...(await this.carrySettings(link))];
     } catch (err) {
       this.port.log.warn({ err: (err as Error).message }, 'session probe failed');
       this.link = null;
@@ -303,17 +351,14 @@ export class TransactionServerSide implements ServerSide {
       if (!this.over) this.port.fail(failureReport(err as Error, this.identity.user, this.identity.database));
       return;
     }
-    this.pins.probed(state);
-    this.wanted = clientSettings(this.startupSettings, state.settings);
-    linkSessionState(link, this.options.maxPreparedStatements).settings = state.settings;
     if (this.over) {
       this.link = null;
       this.release(link, true);
       return;
     }
     this.showPins();
-    // Pinned, or the client already sent more: it goes on on the same link.
-    if (this.pins.pinned || this.held.length > 0) return this.attach(link);
+    if (this.pins.pinned || this.held.length > 0) return this.attach(link, carried);
+    // Notifications come only to a client that listens, which is pinned: none is lost here.
     this.link = null;
     this.phase = 'none';
     this.options.lender.release(link, true);

@@ -46,6 +46,11 @@ export interface ControlResult {
   status: TxStatus;
   /** The rows they returned, each column as text (null for NULL). */
   rows: (string | null)[][];
+  /**
+   * NotificationResponse messages (whole, header included) that arrived
+   * meanwhile: on a link a LISTENing client holds, they are the client's.
+   */
+  notifications: Buffer[];
 }
 
 function startupPacket(identity: LinkIdentity): Buffer {
@@ -152,7 +157,7 @@ export class ServerLink {
     // Lent but not yet attached, the borrower may still run statements of txproxy's own (a client's startup settings).
     if (this.borrower !== null || this.waiting !== null) return Promise.reject(new LinkError('the server connection is busy'));
     return new Promise((resolve, reject) => {
-      this.waiting = { resolve, reject, result: { tags: [], error: null, status: 'I', rows: [] } };
+      this.waiting = { resolve, reject, result: { tags: [], error: null, status: 'I', rows: [], notifications: [] } };
       this.socket.write(serialize.query(sql));
     });
   }
@@ -217,6 +222,7 @@ export class ServerLink {
         continue; // a notice or a parameter change while idle
       }
       if (message.type === 'D') waiting.result.rows.push(dataRowColumns(message.body));
+      if (message.type === 'A') waiting.result.notifications.push(wholeMessage(message.type, message.body));
       if (message.type === 'C') waiting.result.tags.push(message.body.toString('utf8', 0, message.body.length - 1));
       if (message.type === 'E' && waiting.result.error === null) {
         waiting.result.error = errorFieldsOfBody(message.body);
@@ -241,6 +247,15 @@ export class ServerLink {
     this.waiting = null;
     waiting?.reject(new LinkError(reason));
   }
+}
+
+/** A message as it came on the wire: type byte, length, body. */
+function wholeMessage(type: string, body: Buffer): Buffer {
+  const out = Buffer.allocUnsafe(5 + body.length);
+  out[0] = type.charCodeAt(0);
+  out.writeInt32BE(4 + body.length, 1);
+  body.copy(out, 5);
+  return out;
 }
 
 /** A DataRow's columns as text; null for NULL. */

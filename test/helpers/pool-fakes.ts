@@ -64,7 +64,7 @@ export class FakeLink implements PoolLink {
     if (this.lent) return Promise.reject(new Error('run() on a lent link'));
     if (this.closed) return Promise.reject(new LinkError('closed'));
     this.statements.push(sql);
-    const answer = this.answers.shift() ?? { tags: ['OK'], error: null, status: 'I', rows: [] };
+    const answer = this.answers.shift() ?? { tags: ['OK'], error: null, status: 'I', rows: [], notifications: [] };
     if (answer === 'hang') return new Promise(() => {});
     return answer instanceof Error ? Promise.reject(answer) : Promise.resolve(answer);
   }

@@ -205,7 +205,7 @@ t.test('LOAD pins to the end of the session: that server is closed, never handed
   await eventually(async () => (await postgres.sql('SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid = $1', [pid])).rows[0].n === 0, 10_000, 'A’s backend gone');
 });
 
-t.test('RESET ALL while pinned returns A to its own startup values', { todo: 'the server resets to the link’s startup values and a pinned client is never given its own back' }, async (t) => {
+t.test('RESET ALL while pinned returns A to its own startup values', async (t) => {
   const { a } = await clients(t);
   await a.query('CREATE TEMP TABLE tx_reset (x int)');
   await a.query("SET application_name = 'renamed'");

@@ -210,7 +210,7 @@ for (const drop of ['DISCARD ALL', 'DEALLOCATE ALL']) {
   });
 }
 
-t.test('DISCARD ALL and a query right behind it: A keeps its startup parameters', { todo: 'a chunk held while the probe runs goes to the link without the settings carry (transaction-server.ts probe → attach)' }, async (t) => {
+t.test('DISCARD ALL and a query right behind it: A keeps its startup parameters', async (t) => {
   const { a, b } = await twoClients(t, { options: '-c work_mem=2MB' });
   await sameBackend(t, a, b);
   // Sent back to back: the second may reach txproxy while it still asks the server what the first changed.

@@ -32,7 +32,7 @@ t.test('session mode: server_reset_query runs as the link comes back; a failed r
   t.same(link.statements, ['DISCARD ALL']);
   t.notOk(link.closed);
   t.equal(await manager.acquire('app', 'alice'), link, 'the reset link is lent again');
-  link.answers.push({ tags: [], error: { severity: 'ERROR', code: '25001', message: 'cannot run inside a transaction block' }, status: 'T', rows: [] });
+  link.answers.push({ tags: [], error: { severity: 'ERROR', code: '25001', message: 'cannot run inside a transaction block' }, status: 'T', rows: [], notifications: [] });
   await manager.release(link);
   t.ok(link.closed, 'a failed reset closes the link');
   t.not(await manager.acquire('app', 'alice'), link);
