@@ -341,7 +341,7 @@ async function main(): Promise<void> {
       `DATABASE_URL=postgres://${user}${host}:${app.port}/${database}\n` +
       (app.pools === null
         ? 'pooling off: each client gets its own server connection (pool.mode)\n'
-        : `pooling: session mode, ${config.pool.default_pool_size} server connections per database and user; clients log in to txproxy (auth.type ${config.auth.type})\n`),
+        : `pooling: ${config.pool.mode === 'transaction' ? 'transaction' : 'session'} mode, ${config.pool.default_pool_size} server connections per database and user; clients log in to txproxy (auth.type ${config.auth.type})\n`),
   );
   if (app.adminPort !== null) {
     const [adminHost] = config.http.split(/:(?=\d+$)/);
