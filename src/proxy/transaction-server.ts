@@ -62,6 +62,9 @@ export interface TransactionServerOptions {
   sessionState: SessionStateMode;
 }
 
+/** Held chunks up to this size are copied rather than kept (see hold). */
+const COPIED_CHUNK = 4096;
+
 type Phase =
   /** The session relays through the link. */
   | 'held'
@@ -185,14 +188,17 @@ export class TransactionServerSide implements ServerSide {
 
   /**
    * A client chunk with no link to relay it to: held, with the client
-   * paused, until one is lent. True: the chunk is kept.
+   * paused, until one is lent. A small chunk (a transaction's statements)
+   * is copied, so the socket goes on reading into its one buffer; a large
+   * one is kept as it is. True: the chunk is kept.
    */
   hold(chunk: Buffer): boolean {
     if (this.over) return false;
-    this.held.push(chunk);
+    const small = chunk.length <= COPIED_CHUNK;
+    this.held.push(small ? Buffer.from(chunk) : chunk);
     this.port.pauseClient();
     if (this.phase === 'none') void this.acquire();
-    return true;
+    return !small;
   }
 
   /**
