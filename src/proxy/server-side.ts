@@ -51,6 +51,8 @@ export interface ServerSide {
   hold?(chunk: Buffer): boolean;
   /** At a ReadyForQuery outside a transaction with nothing in flight: the link may go back. */
   idle?(): void;
+  /** The client stopped sending while messages wait for a server: whether they end with its Terminate (to be run). */
+  leavesMessagesToRun?(): boolean;
   /** A client Query or Parse just recorded: the refusal to answer in its place, or null. */
   refusal?(entry: Entry): Report | null;
 }

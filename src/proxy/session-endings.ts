@@ -20,6 +20,8 @@ import { sendCancel } from './upstream.js';
 const TERMINATE = serialize.end();
 
 export abstract class SessionEndings extends SessionRelay {
+  /** Transaction pooling: the client left while its messages waited for a server (see departsAfterReplay). */
+  private deferredDeparture: 'reads' | 'gone' | null = null;
   /** The server's BackendKeyData no longer names this session. */
   protected abstract unregisterBackendKey(): void;
 
@@ -69,18 +71,39 @@ export abstract class SessionEndings extends SessionRelay {
   /** The client sent FIN: it has finished sending, and may still read (a half-close). */
   protected onClientEnded(): void {
     if (this.closed || this.departed) return;
+    if (this.departsAfterReplay(true)) return;
     this.depart(true);
   }
 
   protected onClientGone(): void {
     if (this.closed) return;
     if (!this.departed) {
-      this.depart(false);
+      if (!this.departsAfterReplay(false)) this.depart(false);
       return;
     }
     // Settling, and now nobody reads the answers: a server blocked writing
     // them would fail that write to a vanished client, and so it does here.
     if (this.paused.upstream) this.upstream?.destroy();
+  }
+
+  /**
+   * Transaction pooling: a client that leaves while its messages wait for
+   * a server, with its Terminate behind them, leaves once they went to one
+   * (see TransactionServerSide.leavesMessagesToRun). True: deferred.
+   */
+  private departsAfterReplay(clientReads: boolean): boolean {
+    if (this.upstream !== null || this.server?.leavesMessagesToRun?.() !== true) return false;
+    // Once its socket has vanished, the client reads nothing more.
+    this.deferredDeparture = clientReads && this.deferredDeparture !== 'gone' ? 'reads' : 'gone';
+    return true;
+  }
+
+  /** The messages held for a server went to it: a departure that waited for them happens now. */
+  protected afterReplay(): void {
+    const deferred = this.deferredDeparture;
+    if (deferred === null || this.closed || this.departed) return;
+    this.deferredDeparture = null;
+    this.depart(deferred === 'reads' && !this.client.destroyed);
   }
 
   /** The client stopped sending: client-departure.ts says what becomes of the server connection. */

@@ -138,6 +138,11 @@ export class Session extends SessionEndings implements SessionView {
       fail: (report) => this.close(report),
       fromServer: (chunk) => this.fromServer(chunk),
       upstreamGone: () => this.onUpstreamGone(),
+      replayed: () => this.afterReplay(),
+      parameterShown: (name) => this.parameters.get(name),
+      terminated: () => {
+        this.terminated = true;
+      },
       cancelNextStatement: (on) => {
         const waiting = this.cancelNext;
         this.cancelNext = on;

@@ -46,6 +46,12 @@ export interface TransactionSessionPort {
   upstreamGone(): void;
   /** Sends a CancelRequest to the server. */
   cancel(packet: Buffer): void;
+  /** The messages held for a link went to it. */
+  replayed(): void;
+  /** The client said Terminate while holding no server. */
+  terminated(): void;
+  /** The value of a reported parameter the client was last told. */
+  parameterShown(name: string): string | undefined;
   /**
    * `true`: the client's next Query or Parse is answered 57014 in the
    * server's stead. `false`: no longer; returns whether it was still waiting.
@@ -64,6 +70,9 @@ export interface TransactionServerOptions {
 
 /** Held chunks up to this size are copied rather than kept (see hold). */
 const COPIED_CHUNK = 4096;
+/** A client whose held messages pass this many bytes is paused until a link is lent (see hold). */
+const MAX_HELD = 1024 * 1024;
+const TERMINATE = Buffer.from([0x58, 0, 0, 0, 4]);
 
 type Phase =
   /** The session relays through the link. */
@@ -85,6 +94,7 @@ export class TransactionServerSide implements ServerSide {
   private pid: number;
   /** Client chunks that came while no link was held, in order. */
   private readonly held: Buffer[] = [];
+  private heldBytes = 0;
   private readonly identity: LinkIdentity;
   private readonly credentials: ServerCredentials;
   private readonly startupSettings: Setting[];
@@ -187,18 +197,40 @@ export class TransactionServerSide implements ServerSide {
   }
 
   /**
-   * A client chunk with no link to relay it to: held, with the client
-   * paused, until one is lent. A small chunk (a transaction's statements)
-   * is copied, so the socket goes on reading into its one buffer; a large
-   * one is kept as it is. True: the chunk is kept.
+   * A client chunk with no link to relay it to: held until one is lent. A
+   * small chunk (a transaction's statements) is copied, so the socket goes
+   * on reading into its one buffer; a large one is kept as it is. True: the
+   * chunk is kept.
+   *
+   * The client is read on meanwhile, so that one leaving while it waits
+   * gives its place in the queue up at once; only past MAX_HELD bytes is it
+   * paused, as TCP would hold it back from a busy server.
    */
   hold(chunk: Buffer): boolean {
     if (this.over) return false;
+    // A goodbye between transactions needs no server: a pooled one never sees the client's Terminate.
+    if (this.held.length === 0 && chunk.equals(TERMINATE)) {
+      this.port.terminated();
+      return false;
+    }
     const small = chunk.length <= COPIED_CHUNK;
     this.held.push(small ? Buffer.from(chunk) : chunk);
-    this.port.pauseClient();
+    this.heldBytes += chunk.length;
+    if (this.heldBytes > MAX_HELD) this.port.pauseClient();
     if (this.phase === 'none') void this.acquire();
     return !small;
+  }
+
+  /**
+   * The client stopped sending while its messages wait for a link: true
+   * when they end with its Terminate, so it counted on them being run
+   * (the session then ends once they are sent). A client that left
+   * without its goodbye is taken out of the queue, its messages unsent,
+   * as if it had left before sending them.
+   */
+  leavesMessagesToRun(): boolean {
+    const last = this.held.at(-1);
+    return last !== undefined && last.length >= 5 && last.subarray(-5).equals(TERMINATE);
   }
 
   /**
@@ -228,6 +260,7 @@ export class TransactionServerSide implements ServerSide {
   ended(): void {
     this.over = true;
     this.held.length = 0;
+    this.heldBytes = 0;
     this.abandon.abort();
   }
 
@@ -292,8 +325,9 @@ export class TransactionServerSide implements ServerSide {
   /**
    * Gives `link` the client's settings where they differ. Returns what the
    * client must be told of it: a ParameterStatus for each reported
-   * parameter that changed (after a RESET ALL the client was told the
-   * server's own value), and notifications that came meanwhile.
+   * parameter that now differs from what the client was told (after a
+   * RESET ALL it was told the server's own value), and notifications that
+   * came meanwhile.
    */
   private async carrySettings(link: ServerLink): Promise<Buffer[]> {
     const state = linkSessionState(link, this.options.maxPreparedStatements);
@@ -305,7 +339,8 @@ export class TransactionServerSide implements ServerSide {
     state.settings = new Map(this.wanted);
     const out = [...result.notifications];
     for (const [name, value] of link.parameters) {
-      if (before.get(name) !== value) out.push(parameterStatus(name, value));
+      // Only what the client was told otherwise: the value it set is usually what it knows already.
+      if (before.get(name) !== value && this.port.parameterShown(name) !== value) out.push(parameterStatus(name, value));
     }
     return out;
   }
@@ -320,8 +355,10 @@ export class TransactionServerSide implements ServerSide {
     link.attach((chunk) => this.port.fromServer(chunk));
     this.port.serverChanged(link.socket, link.backendPid);
     link.socket.resume();
-    if (before.length > 0) this.port.fromServer(Buffer.concat(before));
+    const first = [...before, ...link.takeNotifications()];
+    if (first.length > 0) this.port.fromServer(Buffer.concat(first));
     const held = this.held.splice(0);
+    this.heldBytes = 0;
     const cancelled = this.cancelWhenSent;
     this.cancelWhenSent = false;
     if (cancelled) this.port.cancelNextStatement(true);
@@ -331,6 +368,7 @@ export class TransactionServerSide implements ServerSide {
     }
     if (cancelled && this.port.cancelNextStatement(false)) this.port.cancel(cancelRequest(this.pid, this.key));
     this.port.resumeClient();
+    if (held.length > 0) this.port.replayed();
   }
 
   /** Asks the server what the client left on it; then keeps the link or lets it go. */

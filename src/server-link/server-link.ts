@@ -73,6 +73,8 @@ export class ServerLink {
   private waiting: { resolve: (r: ControlResult) => void; reject: (e: Error) => void; result: ControlResult } | null = null;
   /** The borrowing session's reader: true when it still refers to the chunk afterwards (see reused-read-buffer.ts). */
   private borrower: ((chunk: Buffer) => boolean) | null = null;
+  /** See takeNotifications. */
+  private readonly unclaimed: Buffer[] = [];
   /** The socket, read from login on into one reused buffer where it can be (as a session's own connection is). */
   readonly socket: net.Socket;
   private closedReason: string | null = null;
@@ -177,9 +179,15 @@ export class ServerLink {
     this.borrower = onData;
   }
 
+  /** Notifications that came while no borrower read the link nor txproxy ran anything on it. */
+  takeNotifications(): Buffer[] {
+    return this.unclaimed.splice(0);
+  }
+
   /** Back from a client, which has read every answer up to a ReadyForQuery. */
   reclaim(): void {
     this.borrower = null;
+    this.unclaimed.length = 0;
     this.lastUsedAt = Date.now();
     this.socket.resume();
   }
@@ -219,6 +227,8 @@ export class ServerLink {
           this.onGone(`the server ended the session: ${fields.message} (${fields.code})`);
           this.socket.destroy();
         }
+        // A listening client's notification, between txproxy's statements and the client's next turn.
+        if (message.type === 'A' && this.unclaimed.length < MAX_UNCLAIMED) this.unclaimed.push(wholeMessage(message.type, message.body));
         continue; // a notice or a parameter change while idle
       }
       if (message.type === 'D') waiting.result.rows.push(dataRowColumns(message.body));
@@ -248,6 +258,9 @@ export class ServerLink {
     waiting?.reject(new LinkError(reason));
   }
 }
+
+/** Notifications kept for a borrower at most (a listener that never reads them must not grow memory). */
+const MAX_UNCLAIMED = 1024;
 
 /** A message as it came on the wire: type byte, length, body. */
 function wholeMessage(type: string, body: Buffer): Buffer {

@@ -21,15 +21,30 @@ t.test('logs in, reports the backend and parameters, runs control statements', a
   t.same(seen.rows, [{ application_name: 'pool-link', usename: 'postgres' }], 'the backend txproxy logged in');
   t.equal(link.parameters.get('application_name'), 'pool-link');
 
-  t.same(await link.run("BEGIN; SET LOCAL TimeZone = 'UTC'"), { tags: ['BEGIN', 'SET'], error: null, status: 'T', rows: [] });
+  t.same(await link.run("BEGIN; SET LOCAL TimeZone = 'UTC'"), { tags: ['BEGIN', 'SET'], error: null, status: 'T', rows: [], notifications: [] });
   t.equal(link.parameters.get('TimeZone'), 'UTC', 'ParameterStatus read while txproxy runs its statements');
   const failed = await link.run('SELECT 1/0');
   t.match(failed, { tags: [], error: { code: '22012' }, status: 'E' });
-  t.same(await link.run('ROLLBACK'), { tags: ['ROLLBACK'], error: null, status: 'I', rows: [] });
+  t.same(await link.run('ROLLBACK'), { tags: ['ROLLBACK'], error: null, status: 'I', rows: [], notifications: [] });
   // Several statements in one Query form one transaction, where DISCARD ALL cannot run: the reset goes alone.
   t.match(await link.run('SELECT 1; DISCARD ALL'), { error: { code: '25001' } });
-  t.same(await link.run('DISCARD ALL'), { tags: ['DISCARD ALL'], error: null, status: 'I', rows: [] });
+  t.same(await link.run('DISCARD ALL'), { tags: ['DISCARD ALL'], error: null, status: 'I', rows: [], notifications: [] });
   t.same((await link.run("SELECT 1 AS a, NULL AS b, 'x' UNION ALL SELECT 2, 'y', ''")).rows, [['1', null, 'x'], ['2', 'y', '']], 'rows as text, NULL as null');
+});
+
+t.test('a notification that comes while txproxy runs its own statements is kept for the listener', async (t) => {
+  const link = await ServerLink.open(target, { user: 'postgres', database: 'postgres' }, credentials, 3000);
+  t.teardown(() => link.close());
+  await link.run('LISTEN jobs');
+  const running = link.run('SELECT pg_sleep(0.5)');
+  await eventually(async () => (await server.sql("SELECT 1 FROM pg_stat_activity WHERE pid = $1 AND state = 'active'", [link.backendPid])).rowCount === 1, 5000, 'the sleep to run');
+  await server.sql("NOTIFY jobs, 'one'");
+  const result = await running;
+  t.equal(result.notifications.length, 1, 'one NotificationResponse');
+  const message = result.notifications[0];
+  t.equal(String.fromCharCode(message[0]), 'A');
+  t.equal(message.readInt32BE(1), message.length - 1, 'whole, its length as on the wire');
+  t.match(message.toString('latin1'), /jobs\0one\0$/);
 });
 
 t.test('a backend terminated while idle: the link knows it is closed', async (t) => {
