@@ -4,8 +4,8 @@
  * with nothing in flight and no transaction open the session asks `idle()`,
  * and the link goes back to its pool unless the client holds state on it
  * (session-state.ts; the server itself is asked when a statement may have
- * changed that). The client's next message waits, paused, until a link is
- * lent again and given the client's settings (settings-carry.ts).
+ * changed that). The client's next message waits until a link is lent
+ * again and given the client's settings (settings-carry.ts).
  *
  * Protocol-level prepared statements are renamed per link by the
  * session's PreparedStatementRewriter; this side only says which link's
