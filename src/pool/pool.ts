@@ -21,11 +21,9 @@ import { Waiter, WaitQueue } from './wait-queue.js';
 
 const INVALID_CATALOG_NAME = '3D000'; // database "…" does not exist
 
-type EntryState = 'idle' | 'active' | 'tested' | 'closed';
-
 interface Entry<L extends PoolLink> {
   readonly link: L;
-  state: EntryState;
+  state: 'idle' | 'active' | 'tested' | 'closed';
   readonly createdAt: number;
   /** Logged in, lent, given back or checked: the last time the link was known good. */
   lastUsedAt: number;
@@ -109,12 +107,13 @@ export class Pool<L extends PoolLink = PoolLink> {
     if (now - entry.createdAt >= s.server_lifetime) return this.drop(entry, 'lifetime');
     // A link opened from the reserve goes once nobody waits for it.
     if (this.serverCount() > s.pool_size && this.queue.length === 0) return this.drop(entry, 'reserve');
-    const reset = s.mode === 'session' || options.reset === true;
-    if (options.reset === true && s.server_reset_query.trim() === '') return this.drop(entry, 'dirty');
-    if (reset && s.server_reset_query.trim() !== '') {
+    const resetQuery = s.mode === 'session' || options.reset === true ? s.server_reset_query.trim() : '';
+    // A link left with session state and no reset query to clear it is not handed on.
+    if (options.reset === true && resetQuery === '') return this.drop(entry, 'dirty');
+    if (resetQuery !== '') {
       entry.state = 'tested';
       this.testing++;
-      const ok = await runControl(entry.link, s.server_reset_query, this.ctx.clock, s.server_connect_timeout);
+      const ok = await runControl(entry.link, resetQuery, this.ctx.clock, s.server_connect_timeout);
       this.testing--;
       if (!ok) return this.drop(entry, link.closed ? 'died' : 'reset_failed');
       if (this.closing) return this.drop(entry, 'shutdown');
@@ -328,8 +327,7 @@ export class Pool<L extends PoolLink = PoolLink> {
   private onConnectFailed(err: Error & { fields?: ErrorFields }): void {
     this.connecting--;
     this.ctx.linkGone(this);
-    const s = this.settings;
-    const now = this.ctx.clock.now();
+    const [s, now] = [this.settings, this.ctx.clock.now()];
     // A missing database may be created any moment (a test runner): no hold-off, as PostgreSQL has none.
     const holdOff = err.fields?.code !== INVALID_CATALOG_NAME;
     const report = loginFailed(this.key, err.message, err.fields, holdOff ? s.server_login_retry : null);

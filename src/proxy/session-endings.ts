@@ -14,12 +14,12 @@ import { describeTarget } from '../upstream/target.js';
 import { departure } from './client-departure.js';
 import { endClient } from './end-client.js';
 import { ProxyErrors } from './errors.js';
-import { SessionRelay } from './session-relay.js';
+import { SessionReplies } from './session-replies.js';
 import { sendCancel } from './upstream.js';
 
 const TERMINATE = serialize.end();
 
-export abstract class SessionEndings extends SessionRelay {
+export abstract class SessionEndings extends SessionReplies {
   /** Transaction pooling: the client left while its messages waited for a server (see departsAfterReplay). */
   private deferredDeparture: 'reads' | 'gone' | null = null;
   /** The server's BackendKeyData no longer names this session. */

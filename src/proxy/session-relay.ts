@@ -7,31 +7,31 @@
  *
  * This is the hot path — every chunk and every inspected message passes
  * here — so it allocates nothing per chunk beyond what the scanners return.
- * How the session starts and ends is session.ts and session-endings.ts; the
- * server connection's login and cancel key are its ServerSide's.
+ * This is the client's side and the flow control; the server's side is
+ * session-replies.ts. How the session starts and ends is session.ts and
+ * session-endings.ts; the server connection's login and cancel key are its
+ * ServerSide's.
  */
 import { EventEmitter } from 'node:events';
 import type net from 'node:net';
 import type { Logger } from 'pino';
-import { AuthCode, Backend, Frontend, type TxStatus } from '../protocol/codes.js';
-import { decodeAuthCode, decodeBackendKeyData, decodeErrorFields, decodeParameterStatus } from '../protocol/decode.js';
+import { Backend, Frontend, type TxStatus } from '../protocol/codes.js';
 import type { Report } from '../protocol/encode.js';
 import { MessageLimits } from '../protocol/message-limits.js';
-import { DROP, FORWARD, MessageLengthError, MessageScanner, type Verdict } from '../protocol/message-scanner.js';
+import { DROP, FORWARD, MessageScanner, type Verdict } from '../protocol/message-scanner.js';
 import { SessionTracker } from '../tracker/session-tracker.js';
 import type { SessionInfo } from '../tracker/types.js';
 import { newSessionId } from '../tracker/session-ids.js';
 import type { SessionState } from '../sessions/session-view.js';
-import { describeTarget } from '../upstream/target.js';
 import { ClientRefused } from './authentication-relay.js';
 import { ProxyErrors } from './errors.js';
 import { LoginGate } from './login-gate.js';
 import { readIntoReusedBuffer } from './reused-read-buffer.js';
 import type { ServerSide } from './server-side.js';
 import { isReplication, type SessionInterceptor, type SessionOptions } from './session-hooks.js';
-import { CLIENT_INSPECT, CLIENT_INSPECT_RENAMING, expectsAnswer, SERVER_INSPECT } from './session-inspect.js';
+import { CLIENT_INSPECT, CLIENT_INSPECT_RENAMING, SERVER_INSPECT } from './session-inspect.js';
 import type { ServerStatementCache } from '../pool/prepared-statements.js';
-import { isView, type RenamedStatements } from './renamed-statements.js';
+import type { RenamedStatements } from './renamed-statements.js';
 
 const DEFAULT = 'default';
 
@@ -77,8 +77,6 @@ export abstract class SessionRelay extends EventEmitter {
   protected serverFatal = false;
   protected draining = false;
   protected closed = false;
-  /** Held client messages to forward once the server's chunk went to the client (see afterLoginChunk). */
-  private heldForServer: Buffer | null = null;
   /**
    * Transaction pooling: named prepared statements renamed for the link
    * held now (renamed-statements.ts), whose statement cache `linkStatements`
@@ -88,10 +86,6 @@ export abstract class SessionRelay extends EventEmitter {
   protected linkStatements: () => ServerStatementCache | null = () => null;
   /** Transaction pooling: the client cancelled while its next statement waited for a server (see cancelledInWaiting). */
   protected cancelNext = false;
-  /** A ReadyForQuery outside a transaction came in the server chunk being relayed (see afterIdleReady). */
-  private readyAtIdle = false;
-  /** That ReadyForQuery came while the client was slow to read: look again once it drained. */
-  private idleWhenDrained = false;
   protected readonly paused = { client: false, upstream: false };
 
   constructor(
@@ -156,6 +150,12 @@ export abstract class SessionRelay extends EventEmitter {
   protected abstract closeIfIdle(): void;
   /** The server's BackendKeyData arrived: a CancelRequest may now find this session. */
   protected abstract registerBackendKey(): void;
+  /** A whole server message the scanner hands over (session-replies.ts). */
+  protected abstract onServerMessage(type: number, buf: Buffer, start: number, end: number): Verdict;
+  /** A server message once the session is ready, as the tracker and the policies read it (session-replies.ts). */
+  protected abstract onServerMessageAsRead(type: number, buf: Buffer, start: number, end: number): Verdict;
+  /** A socket paused for backpressure drained. */
+  protected afterDrain(): void {}
 
   /**
    * Sends messages of txproxy's own to the server between client messages
@@ -242,180 +242,17 @@ export abstract class SessionRelay extends EventEmitter {
     if (out !== null && !this.client.destroyed) this.relay(out, this.upstream!, this.client, 'upstream');
   }
 
-  // ------------------------------------------------------------ server → client
-
-  /** Relays a chunk from the server; true when the chunk's memory is still referenced afterwards (see reused-read-buffer.ts). */
-  protected fromServer(chunk: Buffer): boolean {
-    if (this.closed) return false;
-    let out;
-    try {
-      out = this.serverScanner.push(chunk);
-    } catch (err) {
-      this.log.error({ err: (err as Error).message }, 'invalid message from upstream');
-      // A server message over max_message_length is a setting to raise, not a lost connection.
-      this.close(
-        err instanceof MessageLengthError
-          ? ProxyErrors.invalidServerMessage(describeTarget(this.options.target), err.message)
-          : ProxyErrors.upstreamLost(describeTarget(this.options.target)),
-      );
-      return false;
-    }
-    // Settling after the client left: answers are still tracked, there is no one to send them to.
-    if (this.client.destroyed) return false;
-    const kept = this.relay(out, this.upstream!, this.client, 'upstream');
-    if (this.loginGate !== null) this.afterLoginChunk();
-    if (this.draining) this.closeIfIdle();
-    if (this.readyAtIdle) this.afterIdleReady();
-    return kept;
-  }
-
-  /**
-   * Transaction pooling: the server said ReadyForQuery outside a
-   * transaction. With nothing in flight either way (a client may pipeline
-   * its next transaction behind this one) the server side may let the link go.
-   */
-  private afterIdleReady(): void {
-    this.readyAtIdle = false;
-    const quiet =
-      !this.closed &&
-      !this.departed &&
-      this.state === 'ready' &&
-      this.tracker.status === 'I' &&
-      this.tracker.pending === 0 &&
-      this.renamed!.pending === 0 &&
-      this.clientScanner.idle &&
-      this.serverScanner.idle &&
-      !this.paused.client;
-    if (!quiet) return;
-    if (this.paused.upstream) this.idleWhenDrained = true;
-    else this.server!.idle?.();
-  }
-
-  /**
-   * After a server chunk of the login went to the client: messages the
-   * client sent ahead of time go on once the session is ready (after the
-   * client got its ReadyForQuery, so that the answers to them follow it),
-   * or at once when the server asks for another authentication answer.
-   */
-  private afterLoginChunk(): void {
-    const gate = this.loginGate!;
-    const held = this.heldForServer;
-    if (held !== null) {
-      // The server asked for an authentication answer while messages were held: it refuses them.
-      this.heldForServer = null;
-      this.loginGate = null;
-      this.fromClient(held);
-      this.resumeClient();
-      return;
-    }
-    if (this.state !== 'ready') return;
-    this.loginGate = null;
-    if (!gate.holding) return;
-    this.fromClient(gate.take());
-    this.resumeClient();
-  }
-
-  private resumeClient(): void {
-    if (!this.closed && !this.paused.client) this.client.resume();
-  }
-
   /**
    * Writes what a chunk became to `sink`, pausing `source` until the sink
    * drains. True when the chunk's memory is still referenced afterwards (see
    * reused-read-buffer.ts).
    */
-  private relay(out: Buffer | Buffer[], source: net.Socket, sink: net.Socket, side: 'client' | 'upstream'): boolean {
+  protected relay(out: Buffer | Buffer[], source: net.Socket, sink: net.Socket, side: 'client' | 'upstream'): boolean {
     if (!write(sink, out)) this.pauseUntilDrain(source, sink, side);
     // Until the session is ready every read gets a fresh buffer: startup is rare, and its handlers may keep what they read.
     return sink.writableLength > 0 || this.state !== 'ready';
   }
 
-  private onServerMessage(type: number, buf: Buffer, start: number, end: number): Verdict {
-    if (this.state !== 'ready') return this.onStartupServerMessage(type, buf, start, end);
-    if (this.renamed === null || this.info.replication) return this.onServerMessageAsRead(type, buf, start, end);
-    if (type === Backend.ReadyForQuery && buf[start + 5] === 0x49 /* I */) this.readyAtIdle = true;
-    const seen = this.renamed.fromServer(this.linkStatements()!, buf, start, end);
-    if (seen.length === 1 && isView(seen[0], buf, start, end)) return this.onServerMessageAsRead(type, buf, start, end);
-    const out: Buffer[] = [];
-    for (const message of seen) {
-      const own = isView(message, buf, start, end);
-      const verdict = own ? this.onServerMessageAsRead(type, buf, start, end) : this.onServerMessageAsRead(message[0], message, 0, message.length);
-      if (verdict === undefined) out.push(message);
-      else if (verdict !== null) out.push(verdict);
-    }
-    return out.length === 0 ? DROP : Buffer.concat(out);
-  }
-
-  /** A server message once the session is ready, as the tracker and the policies read it. */
-  private onServerMessageAsRead(type: number, buf: Buffer, start: number, end: number): Verdict {
-    if (type === Backend.ParameterStatus) {
-      this.noteParameter(buf, start, end);
-      return FORWARD;
-    }
-    if (this.info.replication) return FORWARD;
-    if (type === Backend.ErrorResponse) this.noteFatal(buf, start, end);
-    const entry = this.tracker.onServerMessage(type, buf, start, end);
-    if (this.interceptor?.onServerMessage !== undefined) return this.interceptor.onServerMessage(type, buf, start, end, entry);
-    return entry !== null && entry.hidden ? DROP : FORWARD;
-  }
-
-  /** Authentication and the messages before the first ReadyForQuery. */
-  private onStartupServerMessage(type: number, buf: Buffer, start: number, end: number): Verdict {
-    const clientsTurn = type === Backend.Authentication && expectsAnswer(decodeAuthCode(buf, start));
-    this.server!.loginMessage(clientsTurn, type === Backend.ReadyForQuery);
-    switch (type) {
-      case Backend.Authentication: {
-        const code = decodeAuthCode(buf, start);
-        if (code === AuthCode.Ok) this.clientScanner.setLimits(MessageLimits.frontend(this.options.maxMessageLength));
-        if (this.loginGate !== null && expectsAnswer(code)) {
-          const held = this.loginGate.serverAsked();
-          if (held.length > 0) this.heldForServer = held;
-        }
-        return this.server!.serverRequest(buf, start, end);
-      }
-      case Backend.BackendKeyData: {
-        const { pid, key } = decodeBackendKeyData(buf, start, end);
-        this.info.backendPid = pid;
-        this.keyPid = pid;
-        this.backendKey = key;
-        this.registerBackendKey();
-        return FORWARD;
-      }
-      case Backend.ParameterStatus:
-        this.noteParameter(buf, start, end);
-        return FORWARD;
-      case Backend.ErrorResponse:
-        this.noteFatal(buf, start, end);
-        return FORWARD;
-      case Backend.ReadyForQuery:
-        this.state = 'ready';
-        // Transaction pooling: a client that says nothing yet holds no server.
-        if (this.renamed !== null) this.readyAtIdle = true;
-        this.server!.loginDone();
-        this.log.debug({ pid: this.info.backendPid, user: this.info.user, database: this.info.database }, 'session ready');
-        this.tracker.start();
-        this.tracker.onServerMessage(type, buf, start, end);
-        this.emit('ready');
-        return FORWARD;
-    }
-    return FORWARD;
-  }
-
-  private noteParameter(buf: Buffer, start: number, end: number): void {
-    const { name, value } = decodeParameterStatus(buf, start, end);
-    this.parameters.set(name, value);
-    this.tracker.onParameterStatus(name, value);
-    if (name === 'application_name') {
-      this.info.applicationName = value;
-      this.interceptor?.onApplicationName?.(value);
-    }
-  }
-
-  private noteFatal(buf: Buffer, start: number, end: number): void {
-    const fields = decodeErrorFields(buf, start, end);
-    const severity = fields.severityV ?? fields.severity;
-    if (severity === 'FATAL' || severity === 'PANIC') this.serverFatal = true;
-  }
 
   // ------------------------------------------------------------ flow control
 
@@ -427,10 +264,7 @@ export abstract class SessionRelay extends EventEmitter {
       this.paused[side] = false;
       if (this.closed) return;
       source.resume();
-      if (this.idleWhenDrained) {
-        this.idleWhenDrained = false;
-        this.afterIdleReady();
-      }
+      this.afterDrain();
     });
   }
 }
