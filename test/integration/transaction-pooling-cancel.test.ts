@@ -8,17 +8,13 @@
 import t from 'tap';
 import pg from 'pg';
 import postgresJs from 'postgres';
-import { parseSecret } from '../../src/auth/userlist.js';
 import { startPostgres } from '../helpers/postgres.js';
-import { eventually, startProxy } from '../helpers/proxy.js';
+import { eventually } from '../helpers/proxy.js';
+import { startTransactionProxy } from '../helpers/transaction-pool.js';
 import { cancelRequest, RawConnection } from '../helpers/raw-connection.js';
 
 const postgres = await startPostgres();
-const proxy = await startProxy(
-  postgres,
-  { pool: { mode: 'transaction', default_pool_size: 2 }, auth: { type: 'scram-sha-256' } },
-  { app: { userlist: new Map([[postgres.user, parseSecret(postgres.password)]]) } },
-);
+const proxy = await startTransactionProxy(postgres, 2);
 t.teardown(async () => {
   await proxy.stop();
   await postgres.stop();

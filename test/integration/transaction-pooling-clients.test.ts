@@ -11,20 +11,16 @@ import path from 'node:path';
 import t from 'tap';
 import pg from 'pg';
 import postgresJs from 'postgres';
-import { parseSecret } from '../../src/auth/userlist.js';
 import type { PoolSnapshot } from '../../src/pool/pool-snapshot.js';
 import { findProgram, psql } from '../helpers/cli.js';
 import { startPostgres } from '../helpers/postgres.js';
-import { eventually, startProxy } from '../helpers/proxy.js';
+import { eventually } from '../helpers/proxy.js';
+import { startTransactionProxy } from '../helpers/transaction-pool.js';
 import { checkTraceInvariants, resetRecords } from '../helpers/trace-checks.js';
 
 const POOL_SIZE = 2;
 const postgres = await startPostgres();
-const proxy = await startProxy(
-  postgres,
-  { pool: { mode: 'transaction', default_pool_size: POOL_SIZE }, auth: { type: 'scram-sha-256' } },
-  { app: { userlist: new Map([[postgres.user, parseSecret(postgres.password)]]) } },
-);
+const proxy = await startTransactionProxy(postgres, POOL_SIZE);
 const dir = mkdtempSync(path.join(os.tmpdir(), 'txproxy-txpool-clients-'));
 t.teardown(async () => {
   await proxy.stop();

@@ -11,41 +11,20 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import t, { type Test } from 'tap';
-import { parseSecret } from '../../src/auth/userlist.js';
 import type { PoolSnapshot } from '../../src/pool/pool-snapshot.js';
 import { startPostgres } from '../helpers/postgres.js';
-import { eventually, startProxy, type TestProxy } from '../helpers/proxy.js';
+import { eventually, type TestProxy } from '../helpers/proxy.js';
+import { startTransactionProxy } from '../helpers/transaction-pool.js';
 import { pgbench, pgbenchInit, pgbenchProgram, type PgbenchReport } from '../helpers/pgbench.js';
 import { checkTraceInvariants, resetRecords, statementRecords } from '../helpers/trace-checks.js';
+import { SAVEPOINT_SCRIPT } from '../helpers/pgbench-scripts.js';
 
 const CLIENTS = 16;
 const POOL_SIZE = 2;
 
-/** BEGIN, SAVEPOINT, ROLLBACK TO, RELEASE and COMMIT in one transaction (as in pgbench-savepoints.test.ts). */
-const SAVEPOINT_SCRIPT = `\\set aid random(1, 100000 * :scale)
-\\set tid random(1, 10 * :scale)
-\\set bid random(1, :scale)
-\\set delta random(-5000, 5000)
-BEGIN;
-UPDATE pgbench_accounts SET abalance = abalance + :delta WHERE aid = :aid;
-SAVEPOINT s1;
-UPDATE pgbench_tellers SET tbalance = tbalance + :delta WHERE tid = :tid;
-SAVEPOINT "S2";
-INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES (:tid, :bid, :aid, :delta, CURRENT_TIMESTAMP);
-ROLLBACK TO SAVEPOINT "S2";
-SAVEPOINT s3;
-UPDATE pgbench_branches SET bbalance = bbalance + :delta WHERE bid = :bid;
-RELEASE SAVEPOINT s1;
-COMMIT;
-`;
-
 async function suite(): Promise<void> {
   const postgres = await startPostgres();
-  const proxy = await startProxy(
-    postgres,
-    { pool: { mode: 'transaction', default_pool_size: POOL_SIZE }, auth: { type: 'scram-sha-256' } },
-    { app: { userlist: new Map([[postgres.user, parseSecret(postgres.password)]]) } },
-  );
+  const proxy = await startTransactionProxy(postgres, POOL_SIZE);
   const dir = mkdtempSync(path.join(os.tmpdir(), 'txproxy-txpool-pgbench-'));
   t.teardown(async () => {
     await proxy.stop();

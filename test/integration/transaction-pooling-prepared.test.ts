@@ -12,18 +12,13 @@
  */
 import t, { type Test } from 'tap';
 import pg from 'pg';
-import { parseSecret } from '../../src/auth/userlist.js';
 import { serialize } from '../helpers/messages.js';
 import { startPostgres } from '../helpers/postgres.js';
-import { startProxy } from '../helpers/proxy.js';
+import { startTransactionProxy } from '../helpers/transaction-pool.js';
 import { dataRowValues, errorOf, RawClient, type RawMessage } from '../helpers/raw-client.js';
 
 const postgres = await startPostgres();
-const proxy = await startProxy(
-  postgres,
-  { pool: { mode: 'transaction', default_pool_size: 2 }, auth: { type: 'scram-sha-256' } },
-  { app: { userlist: new Map([[postgres.user, parseSecret(postgres.password)]]) } },
-);
+const proxy = await startTransactionProxy(postgres, 2);
 t.teardown(async () => {
   await proxy.stop();
   await postgres.stop();
