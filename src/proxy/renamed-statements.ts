@@ -73,11 +73,6 @@ export class RenamedStatements {
   fromServer(cache: ServerStatementCache, buf: Buffer, start: number, end: number): Buffer[] {
     return this.answers.answer(cache, buf, start, end);
   }
-
-  /** The link went away with answers owed: they will never come. */
-  reset(): void {
-    this.answers.reset();
-  }
 }
 
 /** Whether `chunk` is exactly `buf[start, end)`, not a copy. */
