@@ -6,15 +6,14 @@
  */
 import type net from 'node:net';
 import { cancelRequest } from '../protocol/encode.js';
-import { FORWARD, type Verdict } from '../protocol/message-scanner.js';
 import type { BorrowedServer } from '../pool/pooled-connect.js';
 import type { ServerLink } from '../server-link/server-link.js';
+import { PooledServerSide } from './pooled-server-side.js';
 import type { ServerSide } from './server-side.js';
 
 type Release = (link: ServerLink, reusable: boolean) => void;
 
-export class BorrowedServerSide implements ServerSide {
-  readonly forwardsTerminate = false;
+export class BorrowedServerSide extends PooledServerSide implements ServerSide {
   /** Null once the link went back. */
   private link: ServerLink | null;
   /** The server's own cancel key: kept past the loan, as the session's backend pid is. */
@@ -27,6 +26,7 @@ export class BorrowedServerSide implements ServerSide {
     private readonly onClose: () => void,
     onData: (chunk: Buffer) => boolean,
   ) {
+    super();
     this.link = server.link;
     this.key = server.link.backendKey;
     server.link.socket.on('close', onClose);
@@ -40,19 +40,6 @@ export class BorrowedServerSide implements ServerSide {
   get onLoan(): boolean {
     return this.link !== null;
   }
-
-  // The welcome the session relays has no authentication requests: the client was logged in by txproxy.
-  serverRequest(): Verdict {
-    return FORWARD;
-  }
-
-  clientResponse(): Verdict {
-    return FORWARD;
-  }
-
-  loginMessage(): void {}
-
-  loginDone(): void {}
 
   /** The client only ever saw the key txproxy minted: the server gets its own. */
   cancelPacketFor(_clientPacket: Buffer, backendPid: number): Buffer {

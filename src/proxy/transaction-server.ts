@@ -14,7 +14,6 @@
 import type net from 'node:net';
 import type { ServerCredentials } from '../auth/client-authenticator.js';
 import { cancelRequest, parameterStatus, type Report } from '../protocol/encode.js';
-import { FORWARD, type Verdict } from '../protocol/message-scanner.js';
 import { forgetLinkSessionState, linkSessionState } from '../pool/link-state.js';
 import { failureReport, type BorrowedServer, type LinkLender } from '../pool/pooled-connect.js';
 import type { PinReason } from '../pool/session-effects.js';
@@ -26,6 +25,7 @@ import { clientSettings, settingsCarrySql } from '../pool/settings-carry.js';
 import type { Setting } from '../pool/startup-settings.js';
 import type { ServerStatementCache } from '../pool/prepared-statements.js';
 import type { LinkIdentity, ServerLink } from '../server-link/server-link.js';
+import { PooledServerSide } from './pooled-server-side.js';
 import type { ServerSide } from './server-side.js';
 import type { TransactionSessionPort } from './transaction-session-port.js';
 
@@ -54,8 +54,7 @@ type Phase =
   /** txproxy asks the link what the client left on it. */
   | 'probing';
 
-export class TransactionServerSide implements ServerSide {
-  readonly forwardsTerminate = false;
+export class TransactionServerSide extends PooledServerSide implements ServerSide {
   readonly pins = new SessionPins();
   private link: ServerLink | null;
   private phase: Phase = 'held';
@@ -86,6 +85,7 @@ export class TransactionServerSide implements ServerSide {
     private readonly port: TransactionSessionPort,
     private readonly options: TransactionServerOptions,
   ) {
+    super();
     this.identity = borrowed.identity;
     this.credentials = borrowed.credentials;
     this.startupSettings = borrowed.settings;
@@ -114,19 +114,6 @@ export class TransactionServerSide implements ServerSide {
   get statements(): ServerStatementCache | null {
     return this.phase === 'held' ? linkSessionState(this.link!, this.options.maxPreparedStatements).statements : null;
   }
-
-  // The client was logged in by txproxy: there is no login to relay.
-  serverRequest(): Verdict {
-    return FORWARD;
-  }
-
-  clientResponse(): Verdict {
-    return FORWARD;
-  }
-
-  loginMessage(): void {}
-
-  loginDone(): void {}
 
   /**
    * A cancel goes to the link the client holds now. While the client's
