@@ -33,7 +33,10 @@ const quote = (arg: string) => `'${arg.replace(/'/g, `'\\''`)}'`;
 
 export function startCliOnTerminal(args: string[], env: Record<string, string> = {}, timeoutMs = 30_000): TerminalCli {
   if (!existsSync(MAIN)) throw new Error(`${MAIN} is missing: run \`npm run build\` first`);
-  const command = [process.execPath, MAIN, ...args].map(quote).join(' ');
+  // `script` runs the command with `$SHELL -c`. `exec` makes txproxy the
+  // only process on the terminal whatever that shell is: dash would
+  // otherwise stay as its parent and die of the same Ctrl-C.
+  const command = `exec ${[process.execPath, MAIN, ...args].map(quote).join(' ')}`;
   const child = spawn('script', ['-qfec', command, '/dev/null'], { env: environment(env), stdio: ['pipe', 'pipe', 'pipe'] });
   let output = '';
   child.stdout.on('data', (chunk: Buffer) => (output += chunk));
