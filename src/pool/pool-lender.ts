@@ -16,6 +16,8 @@ import type { LinkIdentity, ServerLink } from '../server-link/server-link.js';
 import { serverLinkConnector } from './link-connector.js';
 import type { PoolConfig, PoolMode } from './pool-config.js';
 import { PoolManager } from './pool-manager.js';
+import type { PoolError } from './pool-errors.js';
+import type { Ticket } from './wait-queue.js';
 import type { LinkLender } from './pooled-connect.js';
 
 export interface PoolLenderOptions {
@@ -51,8 +53,13 @@ export class PoolLender implements LinkLender {
     return this.manager.acquire(identity.database, identity.user, { signal, client });
   }
 
+  lendTo(identity: LinkIdentity, credentials: ServerCredentials, client: string, take: (link: ServerLink) => void, refuse: (err: PoolError) => void): Ticket {
+    this.credentials.set(identity.user, credentials);
+    return this.manager.lendTo(identity.database, identity.user, client, take, refuse);
+  }
+
   release(link: ServerLink, reusable: boolean, reset = false): void {
-    this.manager.release(link, { dirty: !reusable, reset }).catch((err: Error) => this.options.log.warn({ err: err.message }, 'pool release failed'));
+    this.manager.release(link, { dirty: !reusable, reset })?.catch((err: Error) => this.options.log.warn({ err: err.message }, 'pool release failed'));
   }
 
   /** The pooling mode of the (database, user) pool: `pool.mode`, or its `pool_mode` override. */

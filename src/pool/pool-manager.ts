@@ -15,6 +15,7 @@ import { PoolMetrics } from './pool-metrics.js';
 import type { PoolSnapshot } from './pool-snapshot.js';
 import type { AcquireOptions, PoolContext, PoolObserver, ReleaseOptions } from './pool-types.js';
 import { Pool } from './pool.js';
+import { SETTLED, type Ticket } from './wait-queue.js';
 
 export interface PoolManagerOptions<L extends PoolLink = PoolLink> {
   config: PoolConfig;
@@ -72,17 +73,49 @@ export class PoolManager<L extends PoolLink = PoolLink> {
     return pool;
   }
 
-  /** A link of the pool of (database, user), when it is this client's turn. */
-  async acquire(database: string, user: string, options: AcquireOptions = {}): Promise<L> {
-    if (this.closing) throw new PoolError(poolClosing());
+  /** A link of the pool of (database, user), as lendTo; `signal` gives up waiting (the promise rejects with its reason). */
+  acquire(database: string, user: string, options: AcquireOptions = {}): Promise<L> {
+    const { signal, client = null } = options;
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    return new Promise<L>((resolve, reject) => {
+      if (signal === undefined) {
+        this.lendTo(database, user, client, resolve, reject);
+        return;
+      }
+      const onAbort = () => {
+        if (ticket.cancel()) reject(signal.reason);
+      };
+      const settled = <T>(settle: (value: T) => void) => (value: T) => {
+        signal.removeEventListener('abort', onAbort);
+        settle(value);
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      const ticket = this.lendTo(database, user, client, settled(resolve), settled(reject));
+    });
+  }
+
+  /**
+   * A link of the pool of (database, user) for `take`, when it is this
+   * client's turn (see Pool.lendTo); a PoolError for `refuse` otherwise.
+   */
+  lendTo(database: string, user: string, client: string | null, take: (link: L) => void, refuse: (err: PoolError) => void): Ticket {
+    if (this.closing) {
+      refuse(new PoolError(poolClosing()));
+      return SETTLED;
+    }
     const pool = this.pool(database, user);
-    const link = await pool.acquire(options);
-    this.lenders.set(link, pool);
-    return link;
+    return pool.lendTo(
+      client,
+      (link) => {
+        this.lenders.set(link, pool);
+        take(link);
+      },
+      refuse,
+    );
   }
 
   /** Gives a link back to the pool it came from (see Pool.release). */
-  release(link: L, options: ReleaseOptions = {}): Promise<void> {
+  release(link: L, options: ReleaseOptions = {}): Promise<void> | null {
     const pool = this.lenders.get(link);
     if (pool === undefined) throw new Error('release() of a link no pool has lent');
     this.lenders.delete(link);

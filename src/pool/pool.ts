@@ -16,8 +16,8 @@ import type { PoolSettings } from './pool-config.js';
 import { loginFailed, poolClosing, PoolError, queryWaitTimeout } from './pool-errors.js';
 import type { PoolKey, PoolLink } from './pool-link.js';
 import type { PoolSnapshot } from './pool-snapshot.js';
-import type { AcquireOptions, CloseReason, PoolContext, ReleaseOptions } from './pool-types.js';
-import { Waiter, WaitQueue } from './wait-queue.js';
+import type { CloseReason, PoolContext, ReleaseOptions } from './pool-types.js';
+import { SETTLED, Waiter, WaitQueue, type Ticket } from './wait-queue.js';
 
 const INVALID_CATALOG_NAME = '3D000'; // database "…" does not exist
 
@@ -35,7 +35,7 @@ export class Pool<L extends PoolLink = PoolLink> {
   private readonly entries = new Map<L, Entry<L>>();
   /** Idle links by the time they came back, oldest first; lent from the end, so extra links age out. */
   private idle: Entry<L>[] = [];
-  private readonly queue = new WaitQueue<Entry<L>>();
+  private readonly queue: WaitQueue<Entry<L>>;
   private connecting = 0;
   /** Links running the reset or the check query: they come back soon, so a waiter does not need a new one. */
   private testing = 0;
@@ -51,48 +51,53 @@ export class Pool<L extends PoolLink = PoolLink> {
     readonly key: PoolKey,
     readonly settings: PoolSettings,
     private readonly ctx: PoolContext<L>,
-  ) {}
-
-  /** A link for a client: at once when one is idle, else in turn when one comes free or is opened. */
-  acquire(options: AcquireOptions = {}): Promise<L> {
-    if (this.closing) return Promise.reject(new PoolError(poolClosing()));
-    const { signal } = options;
-    if (signal?.aborted) return Promise.reject(signal.reason);
-    const failing = this.failingLogin();
-    if (failing !== null) return Promise.reject(new PoolError(failing));
-    const client = options.client ?? null;
-    return new Promise<L>((resolve, reject) => {
-      const { clock } = this.ctx;
-      const waiter = new Waiter<Entry<L>>(
-        clock.now(),
-        (entry) => {
-          entry.client = client;
-          resolve(entry.link);
-        },
-        reject,
-      );
-      this.queue.push(waiter);
-      const s = this.settings;
-      if (s.query_wait_timeout > 0) waiter.onSettle(clock.setTimer(() => this.timeOut(waiter), s.query_wait_timeout));
-      // The reserve opens to a client that has waited reserve_pool_timeout: look again then.
-      if (s.reserve_pool_size > 0) waiter.onSettle(clock.setTimer(() => this.dispatch(), s.reserve_pool_timeout));
-      if (signal !== undefined) {
-        const onAbort = () => {
-          if (this.queue.remove(waiter)) waiter.reject(signal.reason);
-        };
-        signal.addEventListener('abort', onAbort, { once: true });
-        waiter.onSettle(() => signal.removeEventListener('abort', onAbort));
-      }
-      this.dispatch();
+  ) {
+    this.queue = new WaitQueue(ctx.clock, settings.query_wait_timeout, (waiter, waitedMs) => {
+      ctx.observer.waitTimedOut();
+      waiter.reject(new PoolError(queryWaitTimeout(key, waitedMs)));
     });
+  }
+
+  /**
+   * Lends a link to `take`: when one is idle and nobody waits, before this
+   * returns; else in turn, as links come back or are opened. `refuse` gets
+   * the PoolError of a client that will get none (the pool closing, logins
+   * failing, query_wait_timeout). At most one of them runs, once, and
+   * neither after the ticket is cancelled.
+   *
+   * Transaction pooling borrows a link per transaction: this path makes no
+   * promise, and query_wait_timeout is one timer per pool (wait-queue.ts).
+   */
+  lendTo(client: string | null, take: (link: L) => void, refuse: (err: PoolError) => void): Ticket {
+    const failing = this.closing ? poolClosing() : this.failingLogin();
+    if (failing !== null) {
+      refuse(new PoolError(failing));
+      return SETTLED;
+    }
+    const { clock } = this.ctx;
+    const waiter = new Waiter<Entry<L>>(
+      clock.now(),
+      (entry) => {
+        entry.client = client;
+        take(entry.link);
+      },
+      refuse,
+    );
+    this.queue.push(waiter);
+    const s = this.settings;
+    // The reserve opens to a client that has waited reserve_pool_timeout: look again then.
+    if (s.reserve_pool_size > 0) waiter.onSettle(clock.setTimer(() => this.dispatch(), s.reserve_pool_timeout));
+    this.dispatch();
+    return { cancel: () => this.queue.remove(waiter) && waiter.abandon() };
   }
 
   /**
    * Takes a link back from its borrower. A link that is not clean is closed,
    * never handed on; in session mode (or when asked to) a clean one runs
-   * server_reset_query first. Resolves once the link is idle again or closed.
+   * server_reset_query first. Returns null when the link is idle again or
+   * closed already; else a promise of that, once the reset query ran.
    */
-  async release(link: L, options: ReleaseOptions = {}): Promise<void> {
+  release(link: L, options: ReleaseOptions = {}): Promise<void> | null {
     const entry = this.entries.get(link);
     if (entry === undefined || entry.state !== 'active') throw new Error('release() of a link this pool has not lent');
     const s = this.settings;
@@ -110,15 +115,20 @@ export class Pool<L extends PoolLink = PoolLink> {
     const resetQuery = s.mode === 'session' || options.reset === true ? s.server_reset_query.trim() : '';
     // A link left with session state and no reset query to clear it is not handed on.
     if (options.reset === true && resetQuery === '') return this.drop(entry, 'dirty');
-    if (resetQuery !== '') {
-      entry.state = 'tested';
-      this.testing++;
-      const ok = await runControl(entry.link, resetQuery, this.ctx.clock, s.server_connect_timeout);
-      this.testing--;
-      if (!ok) return this.drop(entry, link.closed ? 'died' : 'reset_failed');
-      if (this.closing) return this.drop(entry, 'shutdown');
-    }
+    if (resetQuery !== '') return this.reset(entry, resetQuery);
     this.handOn(entry);
+    return null;
+  }
+
+  /** Runs server_reset_query on a link back from its borrower, then hands it on. */
+  private async reset(entry: Entry<L>, resetQuery: string): Promise<void> {
+    entry.state = 'tested';
+    this.testing++;
+    const ok = await runControl(entry.link, resetQuery, this.ctx.clock, this.settings.server_connect_timeout);
+    this.testing--;
+    if (!ok) this.drop(entry, entry.link.closed ? 'died' : 'reset_failed');
+    else if (this.closing) this.drop(entry, 'shutdown');
+    else this.handOn(entry);
   }
 
   /** The periodic work: idle and old links closed, the minimum topped up, waiters served. */
@@ -364,22 +374,17 @@ export class Pool<L extends PoolLink = PoolLink> {
     return this.settings.mode === 'session' ? this.serverCount() >= this.settings.pool_size : this.serverCount() > 0;
   }
 
-  private timeOut(waiter: Waiter<Entry<L>>): void {
-    if (!this.queue.remove(waiter)) return;
-    this.ctx.observer.waitTimedOut();
-    waiter.reject(new PoolError(queryWaitTimeout(this.key, this.ctx.clock.now() - waiter.since)));
-  }
-
   /** A link closed on its own: an idle one is dropped and replaced; the others are dealt with when they come back. */
   private onLinkClosed(entry: Entry<L>): void {
     if (entry.state === 'idle') this.drop(entry, 'died');
   }
 
-  /** Closes a link, then lets waiters and the minimum use its slot. */
-  private drop(entry: Entry<L>, reason: CloseReason): void {
+  /** Closes a link, then lets waiters and the minimum use its slot. Null: done (for release). */
+  private drop(entry: Entry<L>, reason: CloseReason): null {
     this.discard(entry, reason);
     this.dispatch();
     this.topUp();
+    return null;
   }
 
   private discard(entry: Entry<L>, reason: CloseReason): void {

@@ -21,6 +21,7 @@ import type { LinkIdentity, ServerLink } from '../server-link/server-link.js';
 import { loginClient } from './client-login.js';
 import type { PoolMode } from './pool-config.js';
 import { PoolError } from './pool-errors.js';
+import type { Ticket } from './wait-queue.js';
 import type { SessionStateMode } from './session-state-policy.js';
 import { linkSessionState } from './link-state.js';
 import { settingsCarrySql } from './settings-carry.js';
@@ -34,6 +35,12 @@ export interface LinkLender {
    * borrower (its session id) while it holds the link.
    */
   acquire(identity: LinkIdentity, credentials: ServerCredentials, signal: AbortSignal, client: string): Promise<ServerLink>;
+  /**
+   * The same for transaction pooling, which borrows per transaction: the
+   * link goes to `take` (perhaps before this returns), a PoolError to
+   * `refuse`; the ticket gives the place in line up.
+   */
+  lendTo(identity: LinkIdentity, credentials: ServerCredentials, client: string, take: (link: ServerLink) => void, refuse: (err: PoolError) => void): Ticket;
   /**
    * Back from a client: a reusable link is kept (reset first in session
    * mode, or when `reset` says the client left session state on it), any

@@ -3,6 +3,19 @@
  * waiter is settled exactly once: given a link, refused, timed out or
  * abandoned; whatever it armed (timers, abort listeners) is undone then.
  */
+
+import type { Clock } from './clock.js';
+import type { PoolError } from './pool-errors.js';
+
+/** A client's place in line. */
+export interface Ticket {
+  /** Gives the place up: nothing is handed to the client after this. False when it was no longer in line. */
+  cancel(): boolean;
+}
+
+/** The ticket of a client answered at once. */
+export const SETTLED: Ticket = { cancel: () => false };
+
 export class Waiter<T> {
   private settled = false;
   private readonly cleanups: (() => void)[] = [];
@@ -11,7 +24,7 @@ export class Waiter<T> {
     /** When it started waiting, on the pool's clock. */
     readonly since: number,
     private readonly onResolve: (value: T) => void,
-    private readonly onReject: (err: unknown) => void,
+    private readonly onReject: (err: PoolError) => void,
   ) {}
 
   get done(): boolean {
@@ -28,8 +41,13 @@ export class Waiter<T> {
     if (this.finish()) this.onResolve(value);
   }
 
-  reject(err: unknown): void {
+  reject(err: PoolError): void {
     if (this.finish()) this.onReject(err);
+  }
+
+  /** The client gave up: settled without a word to it. True when it was still waiting. */
+  abandon(): boolean {
+    return this.finish();
   }
 
   private finish(): boolean {
@@ -40,8 +58,24 @@ export class Waiter<T> {
   }
 }
 
+/**
+ * The line, and query_wait_timeout: with one timer, not one per waiter.
+ * The line is first come first served and every waiter in it has the
+ * same timeout, so the head's deadline comes first. The timer is left to
+ * fire when the head is served early; it then looks again, and is set for
+ * the new head.
+ */
 export class WaitQueue<T> {
   private waiters: Waiter<T>[] = [];
+  /** Cancels the timer, while one is set. */
+  private cancelTimer: (() => void) | null = null;
+
+  /** `timeoutMs` 0: waiters wait as long as it takes. */
+  constructor(
+    private readonly clock: Clock,
+    private readonly timeoutMs: number,
+    private readonly onTimeout: (waiter: Waiter<T>, waitedMs: number) => void,
+  ) {}
 
   get length(): number {
     return this.waiters.length;
@@ -54,6 +88,7 @@ export class WaitQueue<T> {
 
   push(waiter: Waiter<T>): void {
     this.waiters.push(waiter);
+    this.armTimer();
   }
 
   shift(): Waiter<T> | undefined {
@@ -72,6 +107,26 @@ export class WaitQueue<T> {
   takeAll(): Waiter<T>[] {
     const all = this.waiters;
     this.waiters = [];
+    this.cancelTimer?.();
+    this.cancelTimer = null;
     return all;
+  }
+
+  private armTimer(): void {
+    const head = this.waiters[0];
+    if (this.timeoutMs <= 0 || this.cancelTimer !== null || head === undefined) return;
+    this.cancelTimer = this.clock.setTimer(() => {
+      this.cancelTimer = null;
+      this.timeOutWaiters();
+    }, Math.max(0, head.since + this.timeoutMs - this.clock.now()));
+  }
+
+  private timeOutWaiters(): void {
+    const now = this.clock.now();
+    while (this.waiters.length > 0 && now - this.waiters[0].since >= this.timeoutMs) {
+      const waiter = this.waiters.shift()!;
+      this.onTimeout(waiter, now - waiter.since);
+    }
+    this.armTimer();
   }
 }

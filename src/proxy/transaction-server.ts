@@ -24,6 +24,7 @@ import { SessionPins } from '../pool/session-state.js';
 import { clientSettings, settingsCarrySql } from '../pool/settings-carry.js';
 import type { Setting } from '../pool/startup-settings.js';
 import type { ServerStatementCache } from '../pool/prepared-statements.js';
+import type { Ticket } from '../pool/wait-queue.js';
 import type { LinkIdentity, ServerLink } from '../server-link/server-link.js';
 import { PooledServerSide } from './pooled-server-side.js';
 import type { ServerSide } from './server-side.js';
@@ -77,7 +78,9 @@ export class TransactionServerSide extends PooledServerSide implements ServerSid
   private cancelWhenSent = false;
   /** The session ended: a link that comes now goes straight back. */
   private over = false;
-  private readonly abandon = new AbortController();
+  /** The place in line for a link, while the pool has not answered. */
+  private ticket: Ticket | null = null;
+  private readonly onLinkData = (chunk: Buffer) => this.port.fromServer(chunk);
   private readonly onLinkClose = () => this.port.upstreamGone();
 
   constructor(
@@ -93,8 +96,7 @@ export class TransactionServerSide extends PooledServerSide implements ServerSid
     this.link = borrowed.link;
     this.key = borrowed.link.backendKey;
     this.pid = borrowed.link.backendPid;
-    borrowed.link.socket.on('close', this.onLinkClose);
-    borrowed.link.attach((chunk) => this.port.fromServer(chunk));
+    borrowed.link.attach(this.onLinkData, this.onLinkClose);
   }
 
   get socket(): net.Socket | null {
@@ -174,7 +176,7 @@ export class TransactionServerSide extends PooledServerSide implements ServerSid
     this.held.push(small ? Buffer.from(chunk) : chunk);
     this.heldBytes += chunk.length;
     if (this.heldBytes > MAX_HELD) this.port.pauseClient();
-    if (this.phase === 'none') void this.acquire();
+    if (this.phase === 'none') this.acquire();
     return !small;
   }
 
@@ -218,7 +220,8 @@ export class TransactionServerSide extends PooledServerSide implements ServerSid
     this.over = true;
     this.held.length = 0;
     this.heldBytes = 0;
-    this.abandon.abort();
+    this.ticket?.cancel();
+    this.ticket = null;
   }
 
   /** The session's records are written: its pins end with it (after them, so traces read in order). */
@@ -251,32 +254,53 @@ export class TransactionServerSide extends PooledServerSide implements ServerSid
   /** The session stops relaying the link. */
   private detach(): void {
     const link = this.link!;
-    link.socket.off('close', this.onLinkClose);
     link.attach(null);
     this.port.serverChanged(null, 0);
   }
 
-  private async acquire(): Promise<void> {
+  /**
+   * Asks the pool for a link. The pool may answer at once, or from another
+   * session's release: what follows runs in a microtask of its own either way.
+   */
+  private acquire(): void {
     this.phase = 'acquiring';
-    const { user, database } = this.identity;
-    let link: ServerLink;
-    try {
-      link = await this.options.lender.acquire(this.identity, this.credentials, this.abandon.signal, this.port.sessionId);
-    } catch (err) {
-      if (!this.over) this.port.fail(failureReport(err as Error, user, database));
-      return;
-    }
+    let answered = false;
+    const ticket = this.options.lender.lendTo(
+      this.identity,
+      this.credentials,
+      this.port.sessionId,
+      (link) => {
+        answered = true;
+        this.ticket = null;
+        queueMicrotask(() => this.lent(link));
+      },
+      (err) => {
+        answered = true;
+        this.ticket = null;
+        queueMicrotask(() => {
+          if (!this.over) this.port.fail(failureReport(err, this.identity.user, this.identity.database));
+        });
+      },
+    );
+    if (!answered) this.ticket = ticket;
+  }
+
+  /** A link for the client's held messages: given the client's settings, if it lacks any, then used. */
+  private lent(link: ServerLink): void {
     if (this.over) return this.options.lender.release(link, true);
-    let carried: Buffer[];
-    try {
-      carried = await this.carrySettings(link);
-    } catch (err) {
-      this.options.lender.release(link, !link.closed);
-      if (!this.over) this.port.fail(failureReport(err as Error, user, database));
-      return;
-    }
-    if (this.over) return this.options.lender.release(link, true);
-    this.attach(link, carried);
+    const state = linkSessionState(link, this.options.maxPreparedStatements);
+    // Most often the link has them already: no round trip, no promise.
+    if (settingsCarrySql(this.wanted, state.settings) === null) return this.attach(link);
+    this.carrySettings(link).then(
+      (carried) => {
+        if (this.over) return this.options.lender.release(link, true);
+        this.attach(link, carried);
+      },
+      (err: Error) => {
+        this.options.lender.release(link, !link.closed);
+        if (!this.over) this.port.fail(failureReport(err, this.identity.user, this.identity.database));
+      },
+    );
   }
 
   /**
@@ -308,8 +332,7 @@ export class TransactionServerSide extends PooledServerSide implements ServerSid
     this.key = link.backendKey;
     this.pid = link.backendPid;
     this.phase = 'held';
-    link.socket.on('close', this.onLinkClose);
-    link.attach((chunk) => this.port.fromServer(chunk));
+    link.attach(this.onLinkData, this.onLinkClose);
     this.port.serverChanged(link.socket, link.backendPid);
     link.socket.resume();
     const first = [...before, ...link.takeNotifications()];

@@ -73,6 +73,7 @@ export class ServerLink {
   private waiting: { resolve: (r: ControlResult) => void; reject: (e: Error) => void; result: ControlResult } | null = null;
   /** The borrowing session's reader: true when it still refers to the chunk afterwards (see reused-read-buffer.ts). */
   private borrower: ((chunk: Buffer) => boolean) | null = null;
+  private borrowerClose: (() => void) | null = null;
   /** See takeNotifications. */
   private readonly unclaimed: Buffer[] = [];
   /** The socket, read from login on into one reused buffer where it can be (as a session's own connection is). */
@@ -92,7 +93,10 @@ export class ServerLink {
   ) {
     const adopted = readIntoReusedBuffer(socket, (chunk) => this.onChunk(chunk), reuseReadBuffer);
     this.socket = adopted.socket;
-    this.socket.on('close', () => this.onGone('the server closed the connection'));
+    this.socket.on('close', () => {
+      this.onGone('the server closed the connection');
+      this.borrowerClose?.();
+    });
     this.socket.on('error', (err) => this.onGone(err.message));
     if (adopted.pending !== null) this.onChunk(adopted.pending);
     this.socket.resume();
@@ -173,10 +177,12 @@ export class ServerLink {
    * The borrowing session reads the socket from now on: every chunk goes to
    * `onData` as it arrives. The session may pause and resume the socket
    * (backpressure); reclaim() resumes it. Null: txproxy reads it again
-   * (its own statements on a link still on loan).
+   * (its own statements on a link still on loan). `onClose` is told when
+   * the socket closes under the session.
    */
-  attach(onData: ((chunk: Buffer) => boolean) | null): void {
+  attach(onData: ((chunk: Buffer) => boolean) | null, onClose: (() => void) | null = null): void {
     this.borrower = onData;
+    this.borrowerClose = onClose;
   }
 
   /** Notifications that came while no borrower read the link nor txproxy ran anything on it. */
@@ -187,6 +193,7 @@ export class ServerLink {
   /** Back from a client, which has read every answer up to a ReadyForQuery. */
   reclaim(): void {
     this.borrower = null;
+    this.borrowerClose = null;
     this.unclaimed.length = 0;
     this.lastUsedAt = Date.now();
     this.socket.resume();
@@ -195,6 +202,7 @@ export class ServerLink {
   close(): void {
     this.markClosed('closed by txproxy');
     this.borrower = null;
+    this.borrowerClose = null;
     if (this.socket.destroyed) return;
     // Terminate, as a client leaving politely would, so the server logs no "unexpected EOF".
     this.socket.end(serialize.end());

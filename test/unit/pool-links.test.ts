@@ -42,7 +42,7 @@ t.test('a reset that never answers closes the link after server_connect_timeout'
   const { manager, clock } = fakePool({ server_connect_timeout: 2000 });
   const link = (await manager.acquire('app', 'alice')) as FakeLink;
   link.answers.push('hang');
-  const released = manager.release(link);
+  const released = manager.release(link)!;
   await clock.advance(1999);
   t.equal(await state(released), 'pending');
   t.same(manager.snapshot()[0].servers.tested, 1, 'counted as tested while the reset runs');

@@ -57,6 +57,32 @@ t.test('query_wait_timeout: the waiter gets FATAL 08P01 query_wait_timeout, the 
   t.ok(await late, 'and gets the link');
 });
 
+t.test('query_wait_timeout: each waiter times out at its own deadline, also when those ahead were served or gave up first', async (t) => {
+  const { manager, clock } = fakePool({ default_pool_size: 1, query_wait_timeout: 1000 });
+  let held = await manager.acquire('app', 'alice');
+  const first = manager.acquire('app', 'alice');
+  await clock.advance(300);
+  const abort = new AbortController();
+  const second = manager.acquire('app', 'alice', { signal: abort.signal }).catch(() => 'gave up');
+  await clock.advance(300);
+  const third = manager.acquire('app', 'alice').then(
+    () => 'served',
+    (e: PoolError) => e.report.message,
+  );
+  await clock.advance(100);
+  await manager.release(held);
+  held = await first;
+  abort.abort(new Error('client went away'));
+  t.equal(await second, 'gave up');
+  // The third has waited 100 ms; its deadline is 900 ms away.
+  await clock.advance(899);
+  t.equal(await state(third), 'pending', 'not before its own deadline');
+  await clock.advance(1);
+  t.equal(await third, 'query_wait_timeout', 'at its own deadline');
+  t.same(manager.snapshot()[0].clients, { active: 1, waiting: 0 });
+  await manager.release(held);
+});
+
 t.test('a waiter that gives up leaves the line; the link goes to the next', async (t) => {
   const { manager } = fakePool({ default_pool_size: 1 });
   const held = await manager.acquire('app', 'alice');
