@@ -31,14 +31,15 @@ export type PendingKind =
   /** Sync: the end of the skip after an error. */
   | 'sync';
 
+/** One expected answer; read only, so that one entry may stand for many messages. */
 export interface Pending {
-  kind: PendingKind;
+  readonly kind: PendingKind;
   /** Backend type bytes that complete the entry. */
-  ends: readonly number[];
+  readonly ends: readonly number[];
   /** Bytes txproxy sends the client ('synthesize', 'replace-error'). */
-  answer?: Buffer;
+  readonly answer?: Buffer;
   /** Reverts what the message did to the registries, if the server skips it. */
-  undo?: () => void;
+  readonly undo?: () => void;
 }
 
 /** What to send the client for one server message, and in which order. */
@@ -50,9 +51,6 @@ export const ENDS_CLOSE = [Backend.CloseComplete];
 export const ENDS_DESCRIBE = [Backend.RowDescription, Backend.NoData];
 export const ENDS_EXECUTE = [Backend.CommandComplete, Backend.EmptyQueryResponse, Backend.PortalSuspended];
 export const ENDS_CYCLE = [Backend.ReadyForQuery];
-
-/** Server messages that belong to no client message. */
-const ASYNCHRONOUS = new Set<number>([Backend.NoticeResponse, Backend.ParameterStatus, Backend.NotificationResponse]);
 
 export class PreparedAnswers {
   private queue: Pending[] = [];
@@ -88,37 +86,56 @@ export class PreparedAnswers {
 
   /**
    * One whole server message `buf[start, end)`: what to send the client for
-   * it (possibly nothing, possibly synthesized answers around it). `cache`
-   * is the link the message came from.
+   * it (possibly nothing, possibly synthesized answers around it), or null
+   * for the message itself alone, as most are. `cache` is the link the
+   * message came from.
    */
-  answer(cache: ServerStatementCache, buf: Buffer, start: number, end: number): ClientChunks {
+  answer(cache: ServerStatementCache, buf: Buffer, start: number, end: number): ClientChunks | null {
     const type = buf[start];
-    const message = buf.subarray(start, end);
-    if (ASYNCHRONOUS.has(type)) return [message];
-    const out: Buffer[] = [];
-    this.drainInto(out);
+    if (type === Backend.NoticeResponse || type === Backend.ParameterStatus || type === Backend.NotificationResponse) return null;
     const entry = this.peek();
-    if (entry === undefined) {
+    if (entry === undefined) return null;
+    if (entry.kind === 'relay' && type !== Backend.ErrorResponse) {
+      // The answer to a client message sent as it was: on the hot path, nothing to allocate.
+      this.noteDeallocateAll(cache, type, buf, start, end);
+      if (!entry.ends.includes(type)) return null;
+      this.pop();
+      if (type === Backend.ReadyForQuery) cache.readyForQuery(String.fromCharCode(buf[start + 5]));
+      if (this.peek()?.kind !== 'synthesize') return null;
+      const out = [buf.subarray(start, end)];
+      this.drainInto(out);
+      return out;
+    }
+    const message = buf.subarray(start, end);
+    const out: Buffer[] = [];
+    // Answers txproxy gives itself go first when their turn has come.
+    this.drainInto(out);
+    const answered = this.peek();
+    if (answered === undefined) {
       out.push(message);
       return out;
     }
     if (type === Backend.ErrorResponse) {
-      out.push(entry.kind === 'replace-error' ? entry.answer! : message);
+      out.push(answered.kind === 'replace-error' ? answered.answer! : message);
       // A simple Query or FunctionCall still ends with its ReadyForQuery; nothing is skipped.
-      if (entry.ends !== ENDS_CYCLE) this.skipToSync();
+      if (answered.ends !== ENDS_CYCLE) this.skipToSync();
       return out;
     }
-    if (type === Backend.CommandComplete && droppedAll(buf, start, end)) {
-      cache.clear();
-      this.onDeallocateAll?.();
-    }
-    if (entry.kind !== 'swallow') out.push(message);
-    if (entry.ends.includes(type)) {
+    this.noteDeallocateAll(cache, type, buf, start, end);
+    if (answered.kind !== 'swallow') out.push(message);
+    if (answered.ends.includes(type)) {
       this.pop();
       if (type === Backend.ReadyForQuery) cache.readyForQuery(String.fromCharCode(buf[start + 5]));
       this.drainInto(out);
     }
     return out;
+  }
+
+  /** DISCARD ALL or DEALLOCATE ALL ran: the link has no statement left. */
+  private noteDeallocateAll(cache: ServerStatementCache, type: number, buf: Buffer, start: number, end: number): void {
+    if (type !== Backend.CommandComplete || !droppedAll(buf, start, end)) return;
+    cache.clear();
+    this.onDeallocateAll?.();
   }
 
   /** The link is gone or the client left: every pending entry is void. */
@@ -166,6 +183,9 @@ export class PreparedAnswers {
 
 /** A CommandComplete whose tag says the server dropped every prepared statement. */
 function droppedAll(buf: Buffer, start: number, end: number): boolean {
+  // Most tags are neither: no string for them.
+  const length = end - 1 - (start + 5);
+  if (buf[start + 5] !== 0x44 /* D */ || (length !== 11 && length !== 14)) return false;
   const tag = buf.toString('latin1', start + 5, end - 1);
   return tag === 'DISCARD ALL' || tag === 'DEALLOCATE ALL';
 }

@@ -12,9 +12,13 @@
 import { CONTROL_NAME } from '../enforcement/control-messages.js';
 import type { Report } from '../protocol/encode.js';
 import { DROP, FORWARD, type Verdict } from '../protocol/message-scanner.js';
-import { PreparedAnswers } from '../pool/prepared-answers.js';
+import { ENDS_CYCLE, PreparedAnswers, type Pending } from '../pool/prepared-answers.js';
+import { Frontend } from '../protocol/codes.js';
 import { PreparedStatementRewriter } from '../pool/prepared-rewriter.js';
 import { ClientStatements, type ServerStatementCache } from '../pool/prepared-statements.js';
+
+/** What a simple Query expects: relayed answers up to its ReadyForQuery (shared: entries are only read). */
+const QUERY_ANSWERED: Pending = { kind: 'relay', ends: ENDS_CYCLE };
 
 export class RenamedStatements {
   private readonly statements = new ClientStatements();
@@ -40,6 +44,11 @@ export class RenamedStatements {
    */
   toServer(cache: ServerStatementCache, verdict: Verdict, buf: Buffer, start: number, end: number, answered: (answer: Buffer) => void): Verdict {
     if (verdict === null) return DROP;
+    if (verdict === undefined && buf[start] === Frontend.Query && this.answers.pending === 0) {
+      // A simple Query with nothing in flight, the usual one: sent as it is, answered as it is.
+      this.answers.expect(QUERY_ANSWERED);
+      return FORWARD;
+    }
     if (verdict === undefined) {
       const { toServer, toClient } = this.rewriter.rewrite(cache, buf, start, end);
       for (const answer of toClient) answered(answer);
@@ -68,9 +77,10 @@ export class RenamedStatements {
   /**
    * One server message from the link whose statements are `cache`: the
    * messages the session sees in its place, in order (the message itself
-   * among them as a view of `buf`, or not at all).
+   * among them as a view of `buf`, or not at all); null for the message
+   * itself alone.
    */
-  fromServer(cache: ServerStatementCache, buf: Buffer, start: number, end: number): Buffer[] {
+  fromServer(cache: ServerStatementCache, buf: Buffer, start: number, end: number): Buffer[] | null {
     return this.answers.answer(cache, buf, start, end);
   }
 }

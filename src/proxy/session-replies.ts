@@ -105,7 +105,7 @@ export abstract class SessionReplies extends SessionRelay {
     if (this.renamed === null || this.info.replication) return this.onServerMessageAsRead(type, buf, start, end);
     if (type === Backend.ReadyForQuery && buf[start + 5] === 0x49 /* I */) this.readyAtIdle = true;
     const seen = this.renamed.fromServer(this.linkStatements()!, buf, start, end);
-    if (seen.length === 1 && isView(seen[0], buf, start, end)) return this.onServerMessageAsRead(type, buf, start, end);
+    if (seen === null || (seen.length === 1 && isView(seen[0], buf, start, end))) return this.onServerMessageAsRead(type, buf, start, end);
     const out: Buffer[] = [];
     for (const message of seen) {
       const own = isView(message, buf, start, end);

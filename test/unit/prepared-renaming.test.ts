@@ -26,7 +26,7 @@ function client() {
   const reply = (cache: ServerStatementCache, ...messages: Buffer[]) => {
     const all = Buffer.concat(messages);
     const out: Buffer[] = [];
-    for (const [, buf, start, end] of messagesOf(all)) out.push(...answers.answer(cache, buf, start, end));
+    for (const [, buf, start, end] of messagesOf(all)) out.push(...(answers.answer(cache, buf, start, end) ?? [buf.subarray(start, end)]));
     return Buffer.concat(out);
   };
   return { statements, answers, rewriter, send, reply };
