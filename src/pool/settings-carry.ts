@@ -23,8 +23,16 @@ export function clientSettings(startup: readonly Setting[], probed: ReadonlyMap<
   return settings;
 }
 
+/** Whether the link already has the client's settings: asked before each transaction, so it allocates nothing. */
+export function sameSettings(wanted: ReadonlyMap<string, string>, current: ReadonlyMap<string, string>): boolean {
+  if (wanted.size !== current.size) return false;
+  for (const [name, value] of wanted) if (current.get(name) !== value) return false;
+  return true;
+}
+
 /** `null` when the link already has the client's settings. */
 export function settingsCarrySql(wanted: ReadonlyMap<string, string>, current: ReadonlyMap<string, string>): string | null {
+  if (sameSettings(wanted, current)) return null;
   const sets: string[] = [];
   const resets: string[] = [];
   for (const [name, value] of wanted) {

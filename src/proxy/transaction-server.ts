@@ -21,7 +21,7 @@ import { parseSessionProbe, sessionProbeSql } from '../pool/session-probe.js';
 import { certainPins, sessionStateRefusal, type SessionStateMode } from '../pool/session-state-policy.js';
 import { EntryKind, type Entry } from '../tracker/session-tracker.js';
 import { SessionPins } from '../pool/session-state.js';
-import { clientSettings, settingsCarrySql } from '../pool/settings-carry.js';
+import { clientSettings, sameSettings, settingsCarrySql } from '../pool/settings-carry.js';
 import type { Setting } from '../pool/startup-settings.js';
 import type { ServerStatementCache } from '../pool/prepared-statements.js';
 import type { Ticket } from '../pool/wait-queue.js';
@@ -290,7 +290,7 @@ export class TransactionServerSide extends PooledServerSide implements ServerSid
     if (this.over) return this.options.lender.release(link, true);
     const state = linkSessionState(link, this.options.maxPreparedStatements);
     // Most often the link has them already: no round trip, no promise.
-    if (settingsCarrySql(this.wanted, state.settings) === null) return this.attach(link);
+    if (sameSettings(this.wanted, state.settings)) return this.attach(link);
     this.carrySettings(link).then(
       (carried) => {
         if (this.over) return this.options.lender.release(link, true);

@@ -40,6 +40,7 @@ export class SavepointStack {
   }
 
   clear(): void {
-    this.names.length = 0;
+    // Setting an array's length is a runtime call, even to what it is; most transactions have no savepoint.
+    if (this.names.length !== 0) this.names.length = 0;
   }
 }

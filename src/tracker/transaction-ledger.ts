@@ -247,8 +247,9 @@ export class TransactionLedger {
       this.idleSince = -1;
     }
     tx.outcome = outcome;
-    tx.endedAt = this.clock.wall();
     tx.durationMs = this.clock.mono() - tx.startMono;
+    // On the monotonic clock from its start, as its duration: one clock read less per transaction.
+    tx.endedAt = tx.startedAt + tx.durationMs;
     this.tx = null;
     this.savepoints.clear();
     this.listener.transactionEnded?.(this.session, tx);
