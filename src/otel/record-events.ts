@@ -34,6 +34,7 @@ export function recordEventSink(spans: TransactionSpans): TraceSink {
       }
     },
     async flush(): Promise<void> {},
+    wantsTranscript: false,
   };
 }
 

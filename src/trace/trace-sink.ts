@@ -18,6 +18,12 @@ export interface TraceSink {
   reopen?(): void;
   /** Records dropped so far, by reason. */
   droppedRecords?(): Readonly<Record<TraceDropReason, number>>;
+  /**
+   * False when the sink reads only the records that stand on their own
+   * (lock waits, deadlocks, policy decisions): session, statement and
+   * transaction records are then not built for it, on every statement's path.
+   */
+  wantsTranscript?: boolean;
 }
 
 /**
@@ -72,10 +78,16 @@ export class MemoryTraceSink implements TraceSink {
  */
 export class TraceBus {
   private sinks: TraceSink[] = [];
+  private transcriptSinks = 0;
   private sampler: TailSampler | null = null;
 
   get active(): boolean {
     return this.sinks.length > 0;
+  }
+
+  /** Some sink reads session, statement and transaction records (see TraceSink.wantsTranscript). */
+  get writesTranscript(): boolean {
+    return this.transcriptSinks > 0;
   }
 
   /** Tail sampling by these rules; null keeps every transaction. */
@@ -90,8 +102,10 @@ export class TraceBus {
 
   attach(sink: TraceSink): () => void {
     this.sinks = [...this.sinks, sink];
+    this.transcriptSinks = this.sinks.filter((s) => s.wantsTranscript !== false).length;
     return () => {
       this.sinks = this.sinks.filter((s) => s !== sink);
+      this.transcriptSinks = this.sinks.filter((s) => s.wantsTranscript !== false).length;
     };
   }
 

@@ -25,7 +25,7 @@ export class TraceWriter implements TrackerListener, RecordText {
 
   sessionStarted(session: SessionInfo): void {
     this.out.sessionStarted(session.id);
-    if (!this.out.active) return;
+    if (!this.out.writesTranscript) return;
     this.out.write({
       kind: 'session',
       event: 'start',
@@ -42,7 +42,7 @@ export class TraceWriter implements TrackerListener, RecordText {
   sessionEnded(session: SessionInfo, clean: boolean, durationMs: number): void {
     // First: a transaction still held is decided before the session's end is written.
     this.out.sessionEnded(session.id);
-    if (!this.out.active) return;
+    if (!this.out.writesTranscript) return;
     this.out.write({
       kind: 'session',
       event: 'end',
@@ -60,11 +60,11 @@ export class TraceWriter implements TrackerListener, RecordText {
   // only for the transactions it keeps.
 
   statementFinished(session: SessionInfo, s: StatementRecord): void {
-    if (this.out.active) this.out.writeStatement(session, s, this);
+    if (this.out.writesTranscript) this.out.writeStatement(session, s, this);
   }
 
   transactionEnded(session: SessionInfo, t: TransactionRecord): void {
-    if (this.out.active) this.out.writeTransaction(session, t, this);
+    if (this.out.writesTranscript) this.out.writeTransaction(session, t, this);
   }
 
   statementLine(session: SessionInfo, s: StatementRecord): string {

@@ -5,6 +5,7 @@ import { MemoryTraceSink, TraceBus } from '../../src/trace/trace-sink.js';
 import { TraceText, type SqlTraceMode } from '../../src/trace/trace-text.js';
 import { TraceWriter } from '../../src/trace/trace-writer.js';
 import { SessionTracker } from '../../src/tracker/session-tracker.js';
+import { serialize, server } from '../helpers/messages.js';
 import type { RequestInfo, SessionInfo, StatementRecord, TransactionRecord } from '../../src/tracker/types.js';
 
 const traceText = (sql: SqlTraceMode) => new TraceText({ sql, maxSqlLength: 16384, maxTagLength: 512 });
@@ -182,6 +183,33 @@ t.test('with trace.sql off the text is left out; with no sink nothing is built',
   detach();
   writer.statementFinished(session, statement);
   t.equal(sink.records.length, 1);
+});
+
+t.test('a sink that reads only standalone records (the OpenTelemetry events) gets no session, statement or transaction record, and none is built for it', async (t) => {
+  const bus = new TraceBus();
+  const built: string[] = [];
+  const lines: string[] = [];
+  bus.attach({ writeLine: (line) => lines.push(line), flush: async () => {}, wantsTranscript: false });
+  const writer = new TraceWriter(bus, traceText('full'));
+  const statementLine = writer.statementLine.bind(writer);
+  const transactionLine = writer.transactionLine.bind(writer);
+  writer.statementLine = (...args) => (built.push('statement'), statementLine(...args));
+  writer.transactionLine = (...args) => (built.push('transaction'), transactionLine(...args));
+  let now = 1000;
+  const tracker = new SessionTracker(session, writer, { wall: () => Date.UTC(2026, 10, 23), mono: () => now });
+  tracker.start();
+  const query = serialize.query('SELECT 1');
+  tracker.onClientMessage(query[0], query, 0, query.length);
+  now += 1;
+  for (const message of [server.complete('SELECT 1'), server.ready('I')]) tracker.onServerMessage(message[0], message, 0, message.length);
+  tracker.end(true);
+  t.same(built, [], 'no statement line built');
+  t.same(lines, [], 'nothing written to it');
+  bus.write({ kind: 'policy', 'session.id': session.id });
+  t.equal(lines.length, 1, 'a standalone record still reaches it');
+  t.notOk(bus.writesTranscript);
+  bus.attach(new MemoryTraceSink());
+  t.ok(bus.writesTranscript, 'a trace file or a /events reader wants them all');
 });
 
 /** What the records must read, field for field in the documented order: JSON.stringify of the same fields. */
