@@ -76,8 +76,6 @@ export const SPAN_LIMITS = { attributeCountLimit: 128, eventCountLimit: MAX_EVEN
 
 export class TransactionSpans implements TrackerListener {
   private readonly open = new Map<SessionInfo, OpenTransaction>();
-  /** The same transactions by transaction id, for events from trace records. */
-  private readonly byId = new Map<string, OpenTransaction>();
   /** Events for a session's next transaction (a policy refused a statement before its transaction began). */
   private readonly early = new Map<string, PendingEvent[]>();
   private readonly parents = new WeakMap<RequestInfo, SpanContext | null>();
@@ -91,14 +89,14 @@ export class TransactionSpans implements TrackerListener {
 
   transactionStarted(session: SessionInfo, tx: TransactionRecord): void {
     const open: OpenTransaction = { session, tx, statements: [], statementsOver: 0, request: null, parent: null, events: [], eventsOver: 0 };
-    const early = this.early.get(session.id);
+    // Looked up only when there is any: this runs for every transaction.
+    const early = this.early.size === 0 ? undefined : this.early.get(session.id);
     if (early !== undefined) {
       this.early.delete(session.id);
       open.events.push(...early);
     }
     this.notice(open, tx.request);
     this.open.set(session, open);
-    this.byId.set(tx.id, open);
   }
 
   statementFinished(session: SessionInfo, s: StatementRecord): void {
@@ -120,7 +118,6 @@ export class TransactionSpans implements TrackerListener {
     const open = this.open.get(session);
     if (open === undefined || open.tx !== tx) return;
     this.open.delete(session);
-    this.byId.delete(tx.id);
     const parent = this.parentFor(open);
     if (parent === undefined) return;
     // Listeners run on the session's path: nothing here may throw into it.
@@ -133,26 +130,28 @@ export class TransactionSpans implements TrackerListener {
 
   sessionEnded(session: SessionInfo): void {
     this.early.delete(session.id);
-    const open = this.open.get(session);
-    if (open !== undefined) {
-      this.open.delete(session);
-      this.byId.delete(open.tx.id);
-    }
+    this.open.delete(session);
   }
 
   // ------------------------------------------------------------ events from trace records
 
-  /** An event for the open transaction with this id; false when there is none. */
+  /**
+   * An event for the open transaction with this id; false when there is
+   * none. Events are rare (a lock wait, a policy decision): a look through
+   * the open transactions costs less than indexing every one by its id.
+   */
   eventForTransaction(transactionId: string, event: PendingEvent): boolean {
-    const open = this.byId.get(transactionId);
-    if (open === undefined) return false;
-    this.addEvent(open, event);
-    return true;
+    for (const open of this.open.values()) {
+      if (open.tx.id !== transactionId) continue;
+      this.addEvent(open, event);
+      return true;
+    }
+    return false;
   }
 
   /** An event for the session's open transaction, or else its next one. */
   eventForSession(sessionId: string, event: PendingEvent): void {
-    for (const open of this.byId.values()) {
+    for (const open of this.open.values()) {
       if (open.session.id === sessionId) {
         this.addEvent(open, event);
         return;
