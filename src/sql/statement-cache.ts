@@ -29,9 +29,9 @@ const shapes = new Map<string, ShapeEntry | null>();
 
 export function splitStatementsCached(sql: string, standardConformingStrings = true): readonly StatementInfo[] {
   if (!standardConformingStrings && sql.includes('\\')) return splitStatements(sql, false);
-  const hit = cache.get(sql);
-  if (hit !== undefined) return hit;
   if (sql.length > MAX_TEXT) return splitStatements(sql);
+  // A text with number literals is looked up by its shape alone: its own text
+  // is rarely sent twice, and each lookup hashes the whole string.
   const shape = numberShape(sql);
   if (shape !== null) {
     let entry = shapes.get(shape);
@@ -41,6 +41,8 @@ export function splitStatementsCached(sql: string, standardConformingStrings = t
     }
     if (entry !== null) return withTexts(entry, sql);
   }
+  const hit = cache.get(sql);
+  if (hit !== undefined) return hit;
   const statements = splitStatements(sql);
   // A text with other literals in it (`WHERE name = 'x'`) is rarely sent twice:
   // remembering it would only churn the cache.
