@@ -64,9 +64,14 @@ export const ENDPOINTS = [
   { name: 'direct', pooling: 'none', start: async (ctx) => direct(ctx) },
   { name: 'pipe', pooling: 'none', start: (ctx) => startPipeProxy(ctx) },
   { name: 'txproxy', pooling: 'none', start: (ctx) => startTxproxy(ctx, 'txproxy', { mode: 'none' }) },
-  { name: 'txproxy-prod', pooling: 'none', start: (ctx) => startTxproxyProduction(ctx) },
+  { name: 'txproxy-prod', pooling: 'none', start: (ctx) => startTxproxyProduction(ctx, 'txproxy-prod', { mode: 'none' }) },
   { name: 'txproxy-pooled', pooling: 'session', start: (ctx) => startTxproxy(ctx, 'txproxy-pooled', { mode: 'session', poolSize: sessionPoolSize(ctx) }) },
   { name: 'txproxy-tx', pooling: 'transaction', start: (ctx) => startTxproxy(ctx, 'txproxy-tx', { mode: 'transaction', poolSize: TRANSACTION_POOL.poolSize }) },
+  {
+    name: 'txproxy-tx-prod',
+    pooling: 'transaction',
+    start: (ctx) => startTxproxyProduction(ctx, 'txproxy-tx-prod', { mode: 'transaction', poolSize: TRANSACTION_POOL.poolSize }),
+  },
   { name: 'pgbouncer', pooling: 'session', start: (ctx) => startPgbouncer(ctx, 'pgbouncer', { mode: 'session', poolSize: sessionPoolSize(ctx) }) },
   { name: 'pgbouncer-tx', pooling: 'transaction', start: (ctx) => startPgbouncer(ctx, 'pgbouncer-tx', { mode: 'transaction', poolSize: TRANSACTION_POOL.poolSize }) },
 ] as const satisfies readonly EndpointSpec[];
@@ -125,12 +130,12 @@ interface TxproxyExtras {
  * statements carry no traceparent, so txproxy looks for one in each and
  * makes no span; the receiver's counts show what was exported all the same.
  */
-async function startTxproxyProduction(ctx: EndpointContext): Promise<Started> {
+async function startTxproxyProduction(ctx: EndpointContext, name: string, pooling: TxproxyPooling): Promise<Started> {
   const script = path.join(ctx.distDir, 'bench', 'otlp-receiver.js');
   const receiver = ctx.children.spawn('OTLP receiver', process.execPath, [script]);
   const [, port] = await receiver.waitForLine(/^listening (\d+)$/, START_TIMEOUT_MS);
   const endpoint = `http://127.0.0.1:${port}`;
-  return startTxproxy(ctx, 'txproxy-prod', { mode: 'none' }, {
+  return startTxproxy(ctx, name, pooling, {
     env: { TXPROXY_TRACE_KEEP_SAMPLE: '0.01', OTEL_EXPORTER_OTLP_ENDPOINT: endpoint },
     description: `trace tail-sampled (trace.keep.sample 0.01), OpenTelemetry export to ${endpoint} (otel.untraced off)`,
     otlpReceived: async () => (await fetch(`${endpoint}/stats`)).json() as Promise<ReceiverStats>,

@@ -57,6 +57,10 @@ export const RATIO_SPECS: readonly RatioSpec[] = [
   // (PgBouncer before 1.21 cannot run it), and pool4-select-200 is held to no errors rather than to a ratio (report.ts).
   { subject: 'txproxy-tx', baseline: 'pgbouncer-tx', metric: 'tps', target: { bound: 'at least', value: 1.0, on: ['pool2-select-simple', 'pool2-tpcb'] } },
   { subject: 'txproxy-tx', baseline: 'pgbouncer-tx', metric: 'cpu' },
+  // The same pool as run in production (tail-sampled trace, metrics, OpenTelemetry export).
+  { subject: 'txproxy-tx-prod', baseline: 'pgbouncer-tx', metric: 'tps', target: { bound: 'at least', value: 1.0, on: ['pool2-select-simple', 'pool2-tpcb'] } },
+  { subject: 'txproxy-tx-prod', baseline: 'pgbouncer-tx', metric: 'cpu' },
+  { subject: 'txproxy-tx-prod', baseline: 'txproxy-tx', metric: 'cpu' },
 ];
 
 /** The ratios of every spec whose subject ran `workload`. */

@@ -57,7 +57,7 @@ t.test('CPU ticks from /proc/<pid>/stat', async (t) => {
 t.test('command line', async (t) => {
   const defaults = parseBenchOptions([])!;
   t.match(defaults, { durationS: 10, rounds: 3, clients: 8, jobs: 2, scale: 10, warmupS: 2, writeJson: true });
-  t.same(defaults.endpoints, ['direct', 'pipe', 'txproxy', 'txproxy-prod', 'txproxy-pooled', 'txproxy-tx', 'pgbouncer', 'pgbouncer-tx']);
+  t.same(defaults.endpoints, ['direct', 'pipe', 'txproxy', 'txproxy-prod', 'txproxy-pooled', 'txproxy-tx', 'txproxy-tx-prod', 'pgbouncer', 'pgbouncer-tx']);
   t.same(defaults.workloads.map((w) => w.name), [
     'select-simple',
     'select-extended',
@@ -74,7 +74,7 @@ t.test('command line', async (t) => {
   t.same(quick.workloads.map((w) => w.name), ['tpcb']);
   t.equal(parseBenchOptions(['--clients', '1'])!.jobs, 1, 'one client gets one thread');
   t.equal(parseBenchOptions(['--help']), null);
-  t.throws(() => parseBenchOptions(['--only', 'txproxy,pgpool']), new UsageError("--only expects a comma-separated list of direct, pipe, txproxy, txproxy-prod, txproxy-pooled, txproxy-tx, pgbouncer, pgbouncer-tx; got 'txproxy,pgpool'"));
+  t.throws(() => parseBenchOptions(['--only', 'txproxy,pgpool']), new UsageError("--only expects a comma-separated list of direct, pipe, txproxy, txproxy-prod, txproxy-pooled, txproxy-tx, txproxy-tx-prod, pgbouncer, pgbouncer-tx; got 'txproxy,pgpool'"));
   t.throws(() => parseBenchOptions(['--duration', '0']), /--duration expects a whole number of at least 1/);
   t.throws(() => parseBenchOptions(['--clients', '2', '--jobs', '4']), /--jobs 4 is more than --clients 2/);
   t.throws(() => parseBenchOptions(['--fast']), UsageError);
