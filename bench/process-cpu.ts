@@ -12,21 +12,33 @@ export function clockTicksPerSecond(): number {
   return ticks;
 }
 
+/** Clock ticks spent in the process's own code (user) and in the kernel on its behalf (system). */
+export interface CpuTicks {
+  user: number;
+  system: number;
+}
+
 /**
- * utime + stime from the text of /proc/<pid>/stat. The command name (field 2)
+ * utime and stime from the text of /proc/<pid>/stat. The command name (field 2)
  * is in parentheses and may itself hold spaces and parentheses, so fields are
  * counted from the last ')': state is field 3, utime 14, stime 15.
  */
-export function parseCpuTicks(stat: string): number {
+export function parseCpuTimes(stat: string): CpuTicks {
   const end = stat.lastIndexOf(')');
   if (end < 0) throw new Error(`unexpected /proc stat line: ${stat.slice(0, 80)}`);
   const fields = stat.slice(end + 2).trim().split(/\s+/);
-  const utime = Number(fields[14 - 3]);
-  const stime = Number(fields[15 - 3]);
-  if (!Number.isFinite(utime) || !Number.isFinite(stime)) throw new Error(`unexpected /proc stat line: ${stat.slice(0, 80)}`);
-  return utime + stime;
+  const user = Number(fields[14 - 3]);
+  const system = Number(fields[15 - 3]);
+  if (!Number.isFinite(user) || !Number.isFinite(system)) throw new Error(`unexpected /proc stat line: ${stat.slice(0, 80)}`);
+  return { user, system };
 }
 
-export function readCpuTicks(pid: number): number {
-  return parseCpuTicks(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+/** utime + stime. */
+export function parseCpuTicks(stat: string): number {
+  const { user, system } = parseCpuTimes(stat);
+  return user + system;
+}
+
+export function readCpuTimes(pid: number): CpuTicks {
+  return parseCpuTimes(readFileSync(`/proc/${pid}/stat`, 'utf8'));
 }

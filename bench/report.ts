@@ -22,6 +22,8 @@ export interface RunResult {
   /** CPU time the proxy process used during the run; null for direct. */
   proxyCpuUs: number | null;
   proxyCpuUsPerTx: number | null;
+  /** Of that, time in the proxy's own code, not in the kernel (the rest is the kernel's, on its sockets above all). */
+  proxyUserCpuUsPerTx: number | null;
   /** Bytes of trace txproxy wrote during the run (txproxy only). */
   traceBytes: number | null;
 }
@@ -36,6 +38,8 @@ export interface SummaryRow {
   /** pgbench's failed transactions, all rounds together. */
   failedTotal: number;
   cpuUsPerTxMedian: number | null;
+  /** The user part of the CPU time, per transaction (median of the runs). */
+  userCpuUsPerTxMedian: number | null;
   cpuUsPerRoundTrip: number | null;
   traceBytesPerTx: number | null;
 }
@@ -100,6 +104,7 @@ export function summarise(
       const tps = mine.map((r) => r.tps);
       const cpu = mine.map((r) => r.proxyCpuUsPerTx).filter((v): v is number => v !== null);
       const cpuPerTx = cpu.length > 0 ? median(cpu) : null;
+      const user = mine.map((r) => r.proxyUserCpuUsPerTx).filter((v): v is number => v !== null);
       const traced = mine.filter((r) => r.traceBytes !== null && r.transactions > 0);
       rows.push({
         endpoint,
@@ -110,6 +115,7 @@ export function summarise(
         latencyMsMedian: median(mine.map((r) => r.latencyAvgMs)),
         failedTotal: mine.reduce((sum, r) => sum + r.failed, 0),
         cpuUsPerTxMedian: cpuPerTx,
+        userCpuUsPerTxMedian: user.length > 0 ? median(user) : null,
         cpuUsPerRoundTrip: cpuPerTx === null ? null : cpuPerTx / workload.roundTripsPerTx,
         traceBytesPerTx: traced.length > 0 ? median(traced.map((r) => r.traceBytes! / r.transactions)) : null,
       });
@@ -147,7 +153,7 @@ export function formatTables(summaries: WorkloadSummary[], header: { rounds: num
     const clients = s.poolSize === null ? `${s.clients} clients` : `${s.clients} clients on a pool of ${s.poolSize}`;
     out.push(`${s.workload}: ${s.description}, ${clients}, ${header.rounds} × ${header.durationS} s`);
     const table = [
-      ['endpoint', 'TPS (median)', 'TPS min–max', 'latency ms', 'failed tx', 'proxy CPU µs/tx', 'µs/round trip'],
+      ['endpoint', 'TPS (median)', 'TPS min–max', 'latency ms', 'failed tx', 'proxy CPU µs/tx', 'of it user', 'µs/round trip'],
       ...s.rows.map((r) => [
         r.endpoint,
         r.tpsMedian.toFixed(0),
@@ -155,6 +161,7 @@ export function formatTables(summaries: WorkloadSummary[], header: { rounds: num
         r.latencyMsMedian.toFixed(3),
         String(r.failedTotal),
         r.cpuUsPerTxMedian === null ? '—' : r.cpuUsPerTxMedian.toFixed(1),
+        r.userCpuUsPerTxMedian === null ? '—' : r.userCpuUsPerTxMedian.toFixed(1),
         r.cpuUsPerRoundTrip === null ? '—' : r.cpuUsPerRoundTrip.toFixed(1),
       ]),
     ];

@@ -18,7 +18,7 @@ import { ENDPOINTS, takesPart, type Endpoint, type EndpointContext } from './end
 import type { ReceiverStats } from './otlp-receiver.js';
 import { parseBenchOptions, UsageError, USAGE, type BenchOptions } from './options.js';
 import { findPgbench, Pgbench, type PgbenchTarget } from './pgbench.js';
-import { clockTicksPerSecond, readCpuTicks } from './process-cpu.js';
+import { clockTicksPerSecond, readCpuTimes } from './process-cpu.js';
 import { openFilesNeeded, openFilesLimit } from './open-files.js';
 import { formatTables, summarise, type Abort, type RunResult, type Skip } from './report.js';
 import { clientsOf, databasePools, WORKLOADS, type Workload } from './workloads.js';
@@ -313,10 +313,14 @@ async function measure(
   const startedAt = new Date().toISOString();
   const loadAverage = os.loadavg()[0];
   if (traceFile !== null && existsSync(traceFile)) truncateSync(traceFile);
-  const ticksBefore = pid === null ? 0 : readCpuTicks(pid);
+  const before = pid === null ? null : readCpuTimes(pid);
   const { summary } = await pgbench.run(target(endpoint, workload.database), { clients, jobs: Math.min(options.jobs, clients), durationS: options.durationS, args: workload.args });
   await new Promise((r) => setTimeout(r, SETTLE_MS));
-  const proxyCpuUs = pid === null ? null : ((readCpuTicks(pid) - ticksBefore) * 1e6) / clockTicks;
+  const after = pid === null ? null : readCpuTimes(pid);
+  const spentUs = (ticks: (t: { user: number; system: number }) => number) => (before === null || after === null ? null : ((ticks(after) - ticks(before)) * 1e6) / clockTicks);
+  const proxyCpuUs = spentUs((t) => t.user + t.system);
+  const proxyUserCpuUs = spentUs((t) => t.user);
+  const perTx = (us: number | null) => (us === null || summary.transactions === 0 ? null : us / summary.transactions);
   return {
     startedAt,
     loadAverage,
@@ -325,7 +329,8 @@ async function measure(
     round,
     ...summary,
     proxyCpuUs,
-    proxyCpuUsPerTx: proxyCpuUs === null || summary.transactions === 0 ? null : proxyCpuUs / summary.transactions,
+    proxyCpuUsPerTx: perTx(proxyCpuUs),
+    proxyUserCpuUsPerTx: perTx(proxyUserCpuUs),
     // The trace is emptied before each run, so its size is what this run wrote (less the last few KiB still buffered).
     traceBytes: traceFile === null ? null : existsSync(traceFile) ? statSync(traceFile).size : 0,
   };

@@ -5,7 +5,7 @@
 import t from 'tap';
 import { parseBenchOptions, UsageError } from '../../bench/options.js';
 import { parsePgbenchOutput } from '../../bench/pgbench.js';
-import { parseCpuTicks } from '../../bench/process-cpu.js';
+import { parseCpuTicks, parseCpuTimes } from '../../bench/process-cpu.js';
 import { formatTables, median, summarise, type RunResult } from '../../bench/report.js';
 import { WORKLOADS } from '../../bench/workloads.js';
 
@@ -50,6 +50,7 @@ t.test('CPU ticks from /proc/<pid>/stat', async (t) => {
   // Fields 14 and 15 (utime 1200, stime 345); the command name holds spaces and a ')'.
   const stat = '4242 (node (x) y) S 1 4242 4242 0 -1 4194560 5000 0 0 0 1200 345 0 0 20 0 11 0 100 1000000 5000 18446744073709551615';
   t.equal(parseCpuTicks(stat), 1545);
+  t.same(parseCpuTimes(stat), { user: 1200, system: 345 }, "the proxy's own code and the kernel apart");
   t.equal(parseCpuTicks('7 (pgbouncer) S 1 7 7 0 -1 4194560 10 0 0 0 3 4 0 0 20 0 1 0 5 1 1'), 7);
   t.throws(() => parseCpuTicks('garbage'), /unexpected \/proc stat line/);
 });
@@ -96,6 +97,7 @@ t.test('summary: medians over rounds and txproxy ratios', async (t) => {
     connectMs: 10,
     proxyCpuUs: cpuPerTx === null ? null : cpuPerTx * tps * 10,
     proxyCpuUsPerTx: cpuPerTx,
+    proxyUserCpuUsPerTx: cpuPerTx === null ? null : cpuPerTx / 4,
     traceBytes: endpoint === 'txproxy' ? tps * 10 * 4000 : null,
   });
   const runs = [
@@ -145,6 +147,7 @@ t.test('pooling: targets per workload kind, skipped endpoints in the table', asy
     connectMs: 10,
     proxyCpuUs: cpuPerTx * tps * 10,
     proxyCpuUsPerTx: cpuPerTx,
+    proxyUserCpuUsPerTx: cpuPerTx === null ? null : cpuPerTx / 4,
     traceBytes: null,
   });
   const pick = (...names: string[]) => WORKLOADS.filter((w) => names.includes(w.name));
@@ -202,6 +205,7 @@ t.test('production configuration: TPS at least, CPU at most, against the pipe on
     connectMs: 10,
     proxyCpuUs: cpuPerTx * tps * 10,
     proxyCpuUsPerTx: cpuPerTx,
+    proxyUserCpuUsPerTx: cpuPerTx === null ? null : cpuPerTx / 4,
     traceBytes: endpoint.startsWith('txproxy') ? tps * 10 * 10 : null,
   });
   const pick = (...names: string[]) => WORKLOADS.filter((w) => names.includes(w.name));

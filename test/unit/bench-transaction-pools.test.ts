@@ -34,6 +34,7 @@ function run(workload: string, endpoint: RunResult['endpoint'], tps: number, cpu
     connectMs: 100,
     proxyCpuUs: cpuPerTx * tps * 10,
     proxyCpuUsPerTx: cpuPerTx,
+    proxyUserCpuUsPerTx: cpuPerTx === null ? null : cpuPerTx / 4,
     traceBytes: null,
   };
 }
@@ -145,7 +146,7 @@ t.test('pool4-select-200: held without errors, or not', async (t) => {
   );
   t.same(clean[0].ratios.filter((r) => r.target !== null), [], 'held to no errors, not to a TPS ratio');
   const text = formatTables(clean, { rounds: 1, durationS: 10 });
-  t.match(text, /pool4-select-200: select-only, simple protocol \(-S -M simple\), 200 clients on a pool of 4, 1 × 10 s\n  endpoint +TPS \(median\) +TPS min–max +latency ms +failed tx +proxy CPU µs\/tx +µs\/round trip\n  txproxy-tx +3000 +3000–3000 +0\.003 +0 +200\.0 +200\.0\n/);
+  t.match(text, /pool4-select-200: select-only, simple protocol \(-S -M simple\), 200 clients on a pool of 4, 1 × 10 s\n  endpoint +TPS \(median\) +TPS min–max +latency ms +failed tx +proxy CPU µs\/tx +of it user +µs\/round trip\n  txproxy-tx +3000 +3000–3000 +0\.003 +0 +200\.0 +50\.0 +200\.0\n/);
   t.match(text, /  txproxy-tx held 200 clients: 0 failed transactions, 0 aborted runs in 1 runs \(target 0: met\)\n/);
   t.match(text, /  pool4-select-200 +txproxy-tx +errors +0 +target 0 +met\n  pool4-select-200 +pgbouncer-tx +errors +0 +target 0 +met\n/);
 
