@@ -249,7 +249,8 @@ export class TransactionLedger {
     tx.outcome = outcome;
     tx.durationMs = this.clock.mono() - tx.startMono;
     // On the monotonic clock from its start, as its duration: one clock read less per transaction.
-    tx.endedAt = tx.startedAt + tx.durationMs;
+    // Whole milliseconds, as the wall clock gives them (and records print them).
+    tx.endedAt = Math.floor(tx.startedAt + tx.durationMs);
     this.tx = null;
     this.savepoints.clear();
     this.listener.transactionEnded?.(this.session, tx);

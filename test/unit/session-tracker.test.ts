@@ -54,6 +54,20 @@ function harness() {
 
 const summary = (tx: TransactionRecord) => ({ outcome: tx.outcome, implicit: tx.implicit, statements: tx.statements, writes: tx.writes });
 
+t.test("a transaction's end is its start plus its duration, in whole milliseconds as the wall clock gives them", async (t) => {
+  const h = harness();
+  h.tick(1_000);
+  h.client(serialize.query('BEGIN'));
+  h.tick(0.25);
+  h.server(server.complete('BEGIN'), server.ready('T'));
+  h.client(serialize.query('COMMIT'));
+  h.tick(2.5);
+  h.server(server.complete('COMMIT'), server.ready('I'));
+  const [tx] = h.transactions;
+  t.equal(tx.durationMs, 2.75);
+  t.equal(tx.endedAt, 1_002, 'startedAt 1000 + 2.75 ms, whole');
+});
+
 t.test('an autocommit statement is one implicit transaction', async (t) => {
   const h = harness();
   h.query('INSERT INTO t VALUES (1)', [server.complete('INSERT 0 1')], 'I');
