@@ -16,7 +16,7 @@ import { EventEmitter } from 'node:events';
 import type net from 'node:net';
 import type { Logger } from 'pino';
 import { Backend, Frontend, type TxStatus } from '../protocol/codes.js';
-import type { Report } from '../protocol/encode.js';
+import { errorResponse, readyForQuery, type Report } from '../protocol/encode.js';
 import { MessageLimits } from '../protocol/message-limits.js';
 import { DROP, FORWARD, MessageScanner, type Verdict } from '../protocol/message-scanner.js';
 import { SessionTracker } from '../tracker/session-tracker.js';
@@ -240,6 +240,21 @@ export abstract class SessionRelay extends EventEmitter {
     const verdict = this.onServerMessageAsRead(answer[0], answer, 0, answer.length);
     const out = verdict === undefined ? answer : verdict;
     if (out !== null && !this.client.destroyed) this.relay(out, this.upstream!, this.client, 'upstream');
+  }
+
+  /**
+   * Transaction pooling: a client message that will never reach a server (a
+   * Query cancelled while it waited for one) is answered as the server
+   * would have: `report` as its ErrorResponse, then ReadyForQuery. The
+   * tracker records all three; the policies see none, as nothing of the
+   * client's went out.
+   */
+  protected answerWithoutServer(message: Buffer, report: Report): void {
+    if (this.closed) return;
+    this.tracker.onClientMessage(message[0], message, 0, message.length);
+    const answers = [errorResponse(report), readyForQuery('I')];
+    for (const answer of answers) this.tracker.onServerMessage(answer[0], answer, 0, answer.length);
+    if (!this.client.destroyed) this.client.write(Buffer.concat(answers));
   }
 
   /**

@@ -148,6 +148,7 @@ export class Session extends SessionEndings implements SessionView {
         this.cancelNext = on;
         return waiting;
       },
+      answerWithoutServer: (message, report) => this.answerWithoutServer(message, report),
       cancel: (packet) => {
         sendCancel(this.options.target, packet, this.options.connectTimeoutMs).catch((err: Error) => this.log.debug({ err: err.message }, 'cancel of a statement sent late failed'));
       },

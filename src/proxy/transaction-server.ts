@@ -13,6 +13,7 @@
  */
 import type net from 'node:net';
 import type { ServerCredentials } from '../auth/client-authenticator.js';
+import { Frontend } from '../protocol/codes.js';
 import { cancelRequest, parameterStatus, type Report } from '../protocol/encode.js';
 import { forgetLinkSessionState, linkSessionState } from '../pool/link-state.js';
 import { failureReport, type BorrowedServer, type LinkLender } from '../pool/pooled-connect.js';
@@ -26,6 +27,7 @@ import type { Setting } from '../pool/startup-settings.js';
 import type { ServerStatementCache } from '../pool/prepared-statements.js';
 import type { Ticket } from '../pool/wait-queue.js';
 import type { LinkIdentity, ServerLink } from '../server-link/server-link.js';
+import { ProxyErrors } from './errors.js';
 import { PooledServerSide } from './pooled-server-side.js';
 import type { ServerSide } from './server-side.js';
 import type { TransactionSessionPort } from './transaction-session-port.js';
@@ -44,6 +46,11 @@ const COPIED_CHUNK = 4096;
 /** A client whose held messages pass this many bytes is paused until a link is lent (see hold). */
 const MAX_HELD = 1024 * 1024;
 const TERMINATE = Buffer.from([0x58, 0, 0, 0, 4]);
+
+/** Whether `chunk` is one whole simple Query message and nothing else. */
+function isOneQuery(chunk: Buffer): boolean {
+  return chunk.length >= 5 && chunk[0] === Frontend.Query && chunk.readInt32BE(1) + 1 === chunk.length;
+}
 
 type Phase =
   /** The session relays through the link. */
@@ -118,17 +125,33 @@ export class TransactionServerSide extends PooledServerSide implements ServerSid
   }
 
   /**
-   * A cancel goes to the link the client holds now. While the client's
-   * messages wait for a link, their first statement is answered 57014 in
-   * the server's stead when they go (or, when they hold none but an
-   * Execute, the cancel follows them to the server). With neither, nothing
-   * runs for the client and the cancel is dropped, as the server drops one
-   * for an idle session.
+   * A cancel goes to the link the client holds now. A lone simple Query
+   * waiting in line for a link is answered 57014 at once, as a server that
+   * got the cancel ahead of the Query would, and the client leaves the
+   * line. Other messages waiting for a link (a batch, or more than one
+   * Query) have their first statement answered 57014 in the server's stead
+   * when they go (or, when they hold none but an Execute, the cancel
+   * follows them to the server). With nothing waiting, nothing runs for the
+   * client and the cancel is dropped, as the server drops one for an idle
+   * session.
    */
   cancelPacketFor(): Buffer | null {
     if (this.phase === 'held') return cancelRequest(this.pid, this.key);
+    if (this.answerQueuedQuery()) return null;
     if (this.held.length > 0) this.cancelWhenSent = true;
     return null;
+  }
+
+  private answerQueuedQuery(): boolean {
+    const query = this.held[0];
+    if (this.held.length !== 1 || !isOneQuery(query) || this.ticket === null || !this.ticket.cancel()) return false;
+    this.ticket = null;
+    this.held.length = 0;
+    this.heldBytes = 0;
+    this.phase = 'none';
+    this.port.answerWithoutServer(query, ProxyErrors.cancelledWhileWaiting());
+    this.port.resumeClient();
+    return true;
   }
 
   serverKey(): Buffer {

@@ -36,6 +36,8 @@ export interface TransactionSessionPort {
    * server's stead. `false`: no longer; returns whether it was still waiting.
    */
   cancelNextStatement(on: boolean): boolean;
+  /** A client message that will never reach a server is answered with `report` and ReadyForQuery, as a server would have. */
+  answerWithoutServer(message: Buffer, report: Report): void;
   /** The reasons the client is pinned to its server changed (at a ReadyForQuery outside a transaction, or at the end). */
   pinsChanged(added: PinReason[], removed: PinReason[]): void;
 }

@@ -5,12 +5,12 @@
  * reach the server running its query at that moment, and nothing else —
  * not a query of another client that now runs on the server it used before.
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import pg from 'pg';
 import postgresJs from 'postgres';
 import { startPostgres } from '../helpers/postgres.js';
 import { eventually } from '../helpers/proxy.js';
-import { startTransactionProxy } from '../helpers/transaction-pool.js';
+import { onePool, startTransactionProxy } from '../helpers/transaction-pool.js';
 import { cancelRequest, RawConnection } from '../helpers/raw-connection.js';
 
 const postgres = await startPostgres();
@@ -178,28 +178,57 @@ t.test('two clients given the same backend pid: each cancel stops only its own q
 });
 
 /**
- * A server cancels a query it has received even before it starts on it.
- * A query queued for a server is answered 57014 and never run; the answer
- * comes once a server is free to keep the client's batch in step, not at
- * once (tap does not run a subtest marked todo, so that check is marked).
+ * A server cancels a query it has received even before it starts on it. A
+ * lone Query queued for a server is answered 57014 at once and never runs;
+ * a queued batch is answered 57014 when a server is lent for it, which
+ * keeps the batch's answers in step, and never runs either.
  */
-const ANSWERED_WHEN_A_SERVER_IS_FREE = 'the cancelled statement is answered when a server is lent for the client’s messages';
-
-t.test('a cancel while the client waits for a server ends its queued query with 57014, as a server would', async (t) => {
+async function queuedBehindBusyServers(t: Test): Promise<{ waiting: pg.Client; release: () => Promise<void> }> {
+  await postgres.sql('CREATE TABLE IF NOT EXISTS cancel_marks (what text)');
+  await postgres.sql('TRUNCATE cancel_marks');
   const waiting = await proxy.client({ application_name: 'queued' });
   t.teardown(() => waiting.end());
   const holders = [await proxy.client(), await proxy.client()];
   for (const holder of holders) await holder.query('BEGIN');
+  let released = false;
+  const release = async () => {
+    if (released) return;
+    released = true;
+    for (const holder of holders) await holder.query('COMMIT');
+  };
   t.teardown(async () => {
+    await release();
     for (const holder of holders) await holder.end();
   });
-  const outcome = outcomeOf(waiting.query('SELECT 1 AS ran'));
-  const pool = () => proxy.app.pools!.manager.snapshot()[0];
+  return { waiting, release };
+}
+
+const pool = () => onePool(proxy);
+
+t.test('a cancel while the client waits for a server ends its queued query with 57014 at once, as a server would; it never runs', async (t) => {
+  const { waiting, release } = await queuedBehindBusyServers(t);
+  const outcome = outcomeOf(waiting.query("INSERT INTO cancel_marks VALUES ('simple')"));
   await eventually(() => pool().clients.waiting === 1, 10_000, 'the client to wait for a server');
   const { pid, secret } = keyOf(waiting);
   await sendCancel(pid, secret);
-  const early = await Promise.race([outcome.then((err) => ({ err })), new Promise((r) => setTimeout(r, 3000)).then(() => null)]);
-  for (const holder of holders) await holder.query('COMMIT');
-  t.not(early, null, 'the client heard back while every server was still busy', { todo: ANSWERED_WHEN_A_SERVER_IS_FREE });
-  t.match(await outcome, { code: '57014' }, 'its query was cancelled, never run');
+  const early = await Promise.race([outcome, new Promise((r) => setTimeout(r, 3000)).then(() => 'no answer yet')]);
+  t.match(early, { code: '57014', message: 'canceling statement due to user request' }, 'answered while every server was still busy');
+  t.equal(pool().clients.waiting, 0, 'the client left the line');
+  t.match(proxy.statements.at(-1), { text: "INSERT INTO cancel_marks VALUES ('simple')", error: { code: '57014' } }, 'traced as the server would have failed it');
+  await release();
+  t.same((await waiting.query('SELECT 1 AS next')).rows, [{ next: 1 }], 'the session goes on');
+  t.same((await postgres.sql('SELECT count(*)::int AS n FROM cancel_marks')).rows, [{ n: 0 }], 'the query never ran');
+});
+
+t.test('a cancel while a batch waits for a server: its statement is answered 57014 when a server is lent, and never runs', async (t) => {
+  const { waiting, release } = await queuedBehindBusyServers(t);
+  // A parameterized query: Parse, Bind, Describe, Execute and Sync in one write.
+  const outcome = outcomeOf(waiting.query('INSERT INTO cancel_marks VALUES ($1)', ['batch']));
+  await eventually(() => pool().clients.waiting === 1, 10_000, 'the client to wait for a server');
+  const { pid, secret } = keyOf(waiting);
+  await sendCancel(pid, secret);
+  await release();
+  t.match(await outcome, { code: '57014' }, 'cancelled');
+  t.same((await waiting.query('SELECT 1 AS next')).rows, [{ next: 1 }], 'the session goes on');
+  t.same((await postgres.sql('SELECT count(*)::int AS n FROM cancel_marks')).rows, [{ n: 0 }], 'the query never ran');
 });
