@@ -86,6 +86,8 @@ export class App {
   private draining = false;
   /** The policies in force; reloadPolicies() replaces them. */
   readonly policies: PolicyService;
+  /** Every consumer of the trackers' events, as one (bench/tracker-cost.ts measures what they cost). */
+  readonly trackerListener: TrackerListener;
 
   private constructor(readonly options: AppOptions) {
     const { config } = options;
@@ -173,6 +175,7 @@ export class App {
     // First: a request transaction's policy record comes before that transaction's own record.
     listeners.unshift(this.policies.listener);
     listeners.push(...(options.listeners ?? []));
+    this.trackerListener = fanOut(listeners);
     const [host, port] = splitHostPort(config.listen);
     this.server = new ProxyServer({
       host,
@@ -186,7 +189,7 @@ export class App {
       connectTimeoutMs: config.connect_timeout,
       settleTimeoutMs: config.settle_timeout,
       tlsContext: options.tlsContext,
-      listener: fanOut(listeners),
+      listener: this.trackerListener,
       log: options.log,
       interceptor: (session) => this.policies.attach(session),
       pooled: this.pools === null ? undefined : this.pooledLogin(this.pools),

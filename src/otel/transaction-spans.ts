@@ -75,7 +75,12 @@ const MAX_EVENTS = 256;
 export const SPAN_LIMITS = { attributeCountLimit: 128, eventCountLimit: MAX_EVENTS, attributePerEventCountLimit: 32 };
 
 export class TransactionSpans implements TrackerListener {
-  private readonly open = new Map<SessionInfo, OpenTransaction>();
+  /**
+   * Each session's open transaction. The slot stays for the session's
+   * life: a Map entry added and deleted for every transaction would make
+   * the Map rehash over and over.
+   */
+  private readonly slots = new Map<SessionInfo, { open: OpenTransaction | null }>();
   /** Events for a session's next transaction (a policy refused a statement before its transaction began). */
   private readonly early = new Map<string, PendingEvent[]>();
   private readonly parents = new WeakMap<RequestInfo, SpanContext | null>();
@@ -96,12 +101,14 @@ export class TransactionSpans implements TrackerListener {
       open.events.push(...early);
     }
     this.notice(open, tx.request);
-    this.open.set(session, open);
+    const slot = this.slots.get(session);
+    if (slot === undefined) this.slots.set(session, { open });
+    else slot.open = open;
   }
 
   statementFinished(session: SessionInfo, s: StatementRecord): void {
-    const open = this.open.get(session);
-    if (open === undefined || open.tx.id !== s.transactionId) return;
+    const open = this.slots.get(session)?.open;
+    if (open == null || open.tx.id !== s.transactionId) return;
     if (open.parent === null) this.notice(open, s.request);
     if (!this.wantsSpan(s)) return;
     if (open.statements.length < this.options.maxStatementSpans) open.statements.push(s);
@@ -109,15 +116,16 @@ export class TransactionSpans implements TrackerListener {
   }
 
   savepoint(session: SessionInfo, op: SavepointOp, name: string, depth: number, tx: TransactionRecord): void {
-    const open = this.open.get(session);
-    if (open === undefined || open.tx !== tx) return;
+    const open = this.slots.get(session)?.open;
+    if (open == null || open.tx !== tx) return;
     this.addEvent(open, { name: `txproxy.savepoint.${op}`, time: nowOn(tx), attributes: { 'txproxy.savepoint.name': name, 'txproxy.savepoint.depth': depth } });
   }
 
   transactionEnded(session: SessionInfo, tx: TransactionRecord): void {
-    const open = this.open.get(session);
-    if (open === undefined || open.tx !== tx) return;
-    this.open.delete(session);
+    const slot = this.slots.get(session);
+    const open = slot?.open;
+    if (open == null || open.tx !== tx) return;
+    slot!.open = null;
     const parent = this.parentFor(open);
     if (parent === undefined) return;
     // Listeners run on the session's path: nothing here may throw into it.
@@ -130,7 +138,7 @@ export class TransactionSpans implements TrackerListener {
 
   sessionEnded(session: SessionInfo): void {
     this.early.delete(session.id);
-    this.open.delete(session);
+    this.slots.delete(session);
   }
 
   // ------------------------------------------------------------ events from trace records
@@ -141,8 +149,8 @@ export class TransactionSpans implements TrackerListener {
    * the open transactions costs less than indexing every one by its id.
    */
   eventForTransaction(transactionId: string, event: PendingEvent): boolean {
-    for (const open of this.open.values()) {
-      if (open.tx.id !== transactionId) continue;
+    for (const { open } of this.slots.values()) {
+      if (open === null || open.tx.id !== transactionId) continue;
       this.addEvent(open, event);
       return true;
     }
@@ -151,8 +159,8 @@ export class TransactionSpans implements TrackerListener {
 
   /** An event for the session's open transaction, or else its next one. */
   eventForSession(sessionId: string, event: PendingEvent): void {
-    for (const open of this.open.values()) {
-      if (open.session.id === sessionId) {
+    for (const { open } of this.slots.values()) {
+      if (open !== null && open.session.id === sessionId) {
         this.addEvent(open, event);
         return;
       }
