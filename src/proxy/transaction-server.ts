@@ -13,7 +13,6 @@
  */
 import type net from 'node:net';
 import type { ServerCredentials } from '../auth/client-authenticator.js';
-import { Frontend } from '../protocol/codes.js';
 import { cancelRequest, parameterStatus, type Report } from '../protocol/encode.js';
 import { forgetLinkSessionState, linkSessionState } from '../pool/link-state.js';
 import { failureReport, type BorrowedServer, type LinkLender } from '../pool/pooled-connect.js';
@@ -28,6 +27,7 @@ import type { ServerStatementCache } from '../pool/prepared-statements.js';
 import type { Ticket } from '../pool/wait-queue.js';
 import type { LinkIdentity, ServerLink } from '../server-link/server-link.js';
 import { ProxyErrors } from './errors.js';
+import { HeldMessages } from './held-messages.js';
 import { PooledServerSide } from './pooled-server-side.js';
 import type { ServerSide } from './server-side.js';
 import type { TransactionSessionPort } from './transaction-session-port.js';
@@ -39,17 +39,6 @@ export interface TransactionServerOptions {
   maxPreparedStatements: number;
   /** What becomes of a statement certain to leave state on its server (session-state-policy.ts). */
   sessionState: SessionStateMode;
-}
-
-/** Held chunks up to this size are copied rather than kept (see hold). */
-const COPIED_CHUNK = 4096;
-/** A client whose held messages pass this many bytes is paused until a link is lent (see hold). */
-const MAX_HELD = 1024 * 1024;
-const TERMINATE = Buffer.from([0x58, 0, 0, 0, 4]);
-
-/** Whether `chunk` is one whole simple Query message and nothing else. */
-function isOneQuery(chunk: Buffer): boolean {
-  return chunk.length >= 5 && chunk[0] === Frontend.Query && chunk.readInt32BE(1) + 1 === chunk.length;
 }
 
 type Phase =
@@ -70,8 +59,7 @@ export class TransactionServerSide extends PooledServerSide implements ServerSid
   private key: Buffer;
   private pid: number;
   /** Client chunks that came while no link was held, in order. */
-  private readonly held: Buffer[] = [];
-  private heldBytes = 0;
+  private readonly held = new HeldMessages();
   private readonly identity: LinkIdentity;
   private readonly credentials: ServerCredentials;
   private readonly startupSettings: Setting[];
@@ -138,16 +126,15 @@ export class TransactionServerSide extends PooledServerSide implements ServerSid
   cancelPacketFor(): Buffer | null {
     if (this.phase === 'held') return cancelRequest(this.pid, this.key);
     if (this.answerQueuedQuery()) return null;
-    if (this.held.length > 0) this.cancelWhenSent = true;
+    if (!this.held.empty) this.cancelWhenSent = true;
     return null;
   }
 
   private answerQueuedQuery(): boolean {
-    const query = this.held[0];
-    if (this.held.length !== 1 || !isOneQuery(query) || this.ticket === null || !this.ticket.cancel()) return false;
+    const query = this.held.loneQuery();
+    if (query === null || this.ticket === null || !this.ticket.cancel()) return false;
     this.ticket = null;
-    this.held.length = 0;
-    this.heldBytes = 0;
+    this.held.takeAll();
     this.phase = 'none';
     this.port.answerWithoutServer(query, ProxyErrors.cancelledWhileWaiting());
     this.port.resumeClient();
@@ -179,28 +166,24 @@ export class TransactionServerSide extends PooledServerSide implements ServerSid
   }
 
   /**
-   * A client chunk with no link to relay it to: held until one is lent. A
-   * small chunk (a transaction's statements) is copied, so the socket goes
-   * on reading into its one buffer; a large one is kept as it is. True: the
-   * chunk is kept.
+   * A client chunk with no link to relay it to: held until one is lent
+   * (held-messages.ts). True: the chunk itself is kept.
    *
    * The client is read on meanwhile, so that one leaving while it waits
-   * gives its place in the queue up at once; only past MAX_HELD bytes is it
-   * paused, as TCP would hold it back from a busy server.
+   * gives its place in the queue up at once; only when too much is held is
+   * it paused, as TCP would hold it back from a busy server.
    */
   hold(chunk: Buffer): boolean {
     if (this.over) return false;
     // A goodbye between transactions needs no server: a pooled one never sees the client's Terminate.
-    if (this.held.length === 0 && chunk.equals(TERMINATE)) {
+    if (this.held.isGoodbye(chunk)) {
       this.port.terminated();
       return false;
     }
-    const small = chunk.length <= COPIED_CHUNK;
-    this.held.push(small ? Buffer.from(chunk) : chunk);
-    this.heldBytes += chunk.length;
-    if (this.heldBytes > MAX_HELD) this.port.pauseClient();
+    const kept = this.held.push(chunk);
+    if (this.held.full) this.port.pauseClient();
     if (this.phase === 'none') this.acquire();
-    return !small;
+    return kept;
   }
 
   /**
@@ -211,8 +194,7 @@ export class TransactionServerSide extends PooledServerSide implements ServerSid
    * as if it had left before sending them.
    */
   leavesMessagesToRun(): boolean {
-    const last = this.held.at(-1);
-    return last !== undefined && last.length >= 5 && last.subarray(-5).equals(TERMINATE);
+    return this.held.endsWithTerminate();
   }
 
   /**
@@ -241,8 +223,7 @@ export class TransactionServerSide extends PooledServerSide implements ServerSid
 
   ended(): void {
     this.over = true;
-    this.held.length = 0;
-    this.heldBytes = 0;
+    this.held.takeAll();
     this.ticket?.cancel();
     this.ticket = null;
   }
@@ -360,8 +341,7 @@ export class TransactionServerSide extends PooledServerSide implements ServerSid
     link.socket.resume();
     const first = [...before, ...link.takeNotifications()];
     if (first.length > 0) this.port.fromServer(Buffer.concat(first));
-    const held = this.held.splice(0);
-    this.heldBytes = 0;
+    const held = this.held.takeAll();
     const cancelled = this.cancelWhenSent;
     this.cancelWhenSent = false;
     if (cancelled) this.port.cancelNextStatement(true);
@@ -389,7 +369,7 @@ export class TransactionServerSide extends PooledServerSide implements ServerSid
       this.wanted = clientSettings(this.startupSettings, state.settings);
       linkSessionState(link, this.options.maxPreparedStatements).settings = state.settings;
       // Pinned, or the client already sent more: it goes on on this link, which must have its settings.
-      if (!this.over && (this.pins.pinned || this.held.length > 0)) carried = [...carried, ...(await this.carrySettings(link))];
+      if (!this.over && (this.pins.pinned || !this.held.empty)) carried = [...carried, ...(await this.carrySettings(link))];
     } catch (err) {
       this.port.log.warn({ err: (err as Error).message }, 'session probe failed');
       this.link = null;
@@ -404,7 +384,7 @@ export class TransactionServerSide extends PooledServerSide implements ServerSid
       return;
     }
     this.showPins();
-    if (this.pins.pinned || this.held.length > 0) return this.attach(link, carried);
+    if (this.pins.pinned || !this.held.empty) return this.attach(link, carried);
     // Notifications come only to a client that listens, which is pinned: none is lost here.
     this.link = null;
     this.phase = 'none';
