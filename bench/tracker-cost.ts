@@ -18,6 +18,9 @@ import os from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
 import { App } from '../src/app.js';
+import { Backend } from '../src/protocol/codes.js';
+import { commandComplete, readyForQuery } from '../src/protocol/encode.js';
+import { serialize } from '../src/protocol/frontend-messages.js';
 import { buildConfig } from '../src/config/load.js';
 import { openTraceWriter, ndjsonSink } from '../src/trace/trace-sink.js';
 import { SessionTracker } from '../src/tracker/session-tracker.js';
@@ -50,19 +53,12 @@ const SETUPS: Setup[] = [
 const TRANSACTIONS = 300_000;
 const ROUNDS = 7;
 
-function message(type: number, body: Buffer): Buffer {
-  const out = Buffer.alloc(5 + body.length);
-  out[0] = type;
-  out.writeInt32BE(4 + body.length, 1);
-  body.copy(out, 5);
-  return out;
-}
-
-const cString = (text: string) => Buffer.from(`${text}\0`);
-const QUERIES = Array.from({ length: 1000 }, (_, i) => message(0x51, cString(`SELECT abalance FROM pgbench_accounts WHERE aid = ${i * 97 + 1};`)));
-const ROW_DESCRIPTION = message(0x54, Buffer.alloc(30));
-const COMMAND_COMPLETE = message(0x43, cString('SELECT 1'));
-const READY = message(0x5a, Buffer.from('I'));
+// pgbench's select-only transaction, as the client and the server send it.
+const QUERIES = Array.from({ length: 1000 }, (_, i) => serialize.query(`SELECT abalance FROM pgbench_accounts WHERE aid = ${i * 97 + 1};`));
+/** A RowDescription of no field: the tracker reads only its type. */
+const ROW_DESCRIPTION = Buffer.from([Backend.RowDescription, 0, 0, 0, 6, 0, 0]);
+const COMMAND_COMPLETE = commandComplete('SELECT 1');
+const READY = readyForQuery('I');
 
 async function measure(setup: Setup, dir: string): Promise<number> {
   const config = buildConfig({ listen: '127.0.0.1:0', ...setup.config }, {}, {});
