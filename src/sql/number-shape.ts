@@ -8,13 +8,21 @@
  * length, so positions in the shape are positions in the text. Digits that
  * follow an identifier character (`t1`, `s2`), or stand inside quotes
  * (`"savepoint 1"`, `'2024'`), stay: they can name things.
+ *
+ * Finding a text's shape reads it character by character, which costs more
+ * than the rest of a cache hit together. So a text is first checked
+ * against the shapes already known under its key (`shapeKey`,
+ * `Shape.matches`, with the engine's own string comparisons), and read
+ * only when none matches.
  */
 import { Ch, isDigit, isIdentChar } from './lexer.js';
 
-/** The text's shape, or null when it has no number literal or cannot be read this simply. */
-export function numberShape(sql: string): string | null {
-  let shape = '';
-  let copied = 0;
+/**
+ * Where the number literals of `sql` are, as [start, end) pairs; null when
+ * it has none or cannot be read this simply.
+ */
+export function literalSpans(sql: string): number[] | null {
+  const spans: number[] = [];
   /** The quote character of the string or quoted identifier we are in, or 0. */
   let quote = 0;
   const length = sql.length;
@@ -36,12 +44,94 @@ export function numberShape(sql: string): string | null {
     if (isDigit(c) && (i === 0 || !isIdentChar(sql.charCodeAt(i - 1)))) {
       let end = i + 1;
       while (end < length && isDigit(sql.charCodeAt(end))) end++;
-      shape += sql.slice(copied, i) + zeros(end - i);
-      copied = end;
+      spans.push(i, end);
       i = end - 1;
     }
   }
-  if (copied === 0) return null;
+  return spans.length === 0 ? null : spans;
+}
+
+/** The text's shape, or null when it has no number literal or cannot be read this simply. */
+export function numberShape(sql: string): string | null {
+  const spans = literalSpans(sql);
+  return spans === null ? null : shapeText(sql, spans);
+}
+
+/**
+ * What a text's shape is looked up under: its length and a few of its
+ * characters, digits read as 0. Every text of a shape has the same key: a
+ * character inside a literal is a digit in each of them, and one outside
+ * is the shape's own. Reading four characters costs less than hashing a
+ * string (the engine's own hash reads every character of a new one).
+ */
+export function shapeKey(sql: string): number {
+  const n = sql.length;
+  let key = n;
+  if (n > 0) {
+    key = Math.imul(key, 31) + digitAsZero(sql.charCodeAt(n >> 2));
+    key = Math.imul(key, 31) + digitAsZero(sql.charCodeAt(n >> 1));
+    key = Math.imul(key, 31) + digitAsZero(sql.charCodeAt((3 * n) >> 2));
+    key = Math.imul(key, 31) + digitAsZero(sql.charCodeAt(n - 1));
+  }
+  // 30 bits: a small integer on every build of the engine, which a Map hashes at once.
+  return key & 0x3fffffff;
+}
+
+function digitAsZero(c: number): number {
+  return isDigit(c) ? Ch.Zero : c;
+}
+
+/** A shape: the parts of its texts between their number literals. */
+export class Shape {
+  readonly text: string;
+  readonly length: number;
+  /** The shape's number literals, as [start, end) pairs. */
+  private readonly spans: readonly number[];
+  /** The text before each literal, then after the last one. */
+  private readonly parts: readonly string[];
+
+  /** The shape of `sql`, whose literals `literalSpans` found. */
+  constructor(sql: string, spans: readonly number[]) {
+    this.text = shapeText(sql, spans);
+    this.length = sql.length;
+    this.spans = spans;
+    const parts: string[] = [];
+    let from = 0;
+    for (let k = 0; k < spans.length; k += 2) {
+      parts.push(sql.slice(from, spans[k]));
+      from = spans[k + 1];
+    }
+    parts.push(sql.slice(from));
+    this.parts = parts;
+  }
+
+  /**
+   * Whether `sql` has this shape: the shape's own text outside its
+   * literals, digits within them. Then `sql` reads as the shape does,
+   * character class by character class, and its literals are exactly
+   * these. (Digits after a literal would have made it longer; the
+   * character before one is the shape's, which is no identifier's.)
+   */
+  matches(sql: string): boolean {
+    if (sql.length !== this.length) return false;
+    const { spans, parts } = this;
+    let from = 0;
+    for (let k = 0; k < spans.length; k += 2) {
+      if (!sql.startsWith(parts[k >> 1], from)) return false;
+      for (let i = spans[k]; i < spans[k + 1]; i++) if (!isDigit(sql.charCodeAt(i))) return false;
+      from = spans[k + 1];
+    }
+    return sql.startsWith(parts[parts.length - 1], from);
+  }
+}
+
+function shapeText(sql: string, spans: readonly number[]): string {
+  let shape = '';
+  let copied = 0;
+  for (let k = 0; k < spans.length; k += 2) {
+    shape += sql.slice(copied, spans[k]) + zeros(spans[k + 1] - spans[k]);
+    copied = spans[k + 1];
+  }
   return shape + sql.slice(copied);
 }
 

@@ -11,7 +11,7 @@
  * that has it off, is split afresh (such sessions are rare).
  */
 import { lastSplitHadLiterals, splitStatements, type StatementInfo } from './classify.js';
-import { numberShape } from './number-shape.js';
+import { literalSpans, Shape, shapeKey } from './number-shape.js';
 
 const LIMIT = 1024;
 /** Texts longer than this are rarely repeated verbatim; not worth the memory. */
@@ -19,30 +19,40 @@ const MAX_TEXT = 4096;
 
 const cache = new Map<string, readonly StatementInfo[]>();
 
-/** A shape's statements and where each one's text is, as [start, end) pairs; null when the shape cannot stand for its texts. */
+/** A shape, and how texts of it split. */
 interface ShapeEntry {
+  shape: Shape;
+  /** Null when the shape cannot stand for its texts. */
+  split: ShapeSplit | null;
+}
+
+/** A shape's statements and where each one's text is, as [start, end) pairs. */
+interface ShapeSplit {
   statements: readonly StatementInfo[];
   spans: number[];
 }
 
-const shapes = new Map<string, ShapeEntry | null>();
+/** Shapes by key (number-shape.ts); most keys have one. */
+const shapes = new Map<number, ShapeEntry[]>();
+/** Shapes tried per key, newest first: a key is a few characters of a text, so shapes can share one. */
+const SHAPES_PER_KEY = 8;
 
 export function splitStatementsCached(sql: string, standardConformingStrings = true): readonly StatementInfo[] {
   if (!standardConformingStrings && sql.includes('\\')) return splitStatements(sql, false);
   if (sql.length > MAX_TEXT) return splitStatements(sql);
-  // A text with number literals is looked up by its shape alone: its own text
-  // is rarely sent twice, and each lookup hashes the whole string.
-  const shape = numberShape(sql);
-  if (shape !== null) {
-    let entry = shapes.get(shape);
-    if (entry === undefined) {
-      entry = shapeEntry(shape);
-      remember(shapes, shape, entry);
-    }
-    if (entry !== null) return withTexts(entry, sql);
-  }
+  // A text with number literals is looked up by its shape: its own text is
+  // rarely sent twice. Only a text that matches no shape known, and is not
+  // remembered itself, is read for its literals (a text can have digits and
+  // no number literal: `SAVEPOINT s1`).
+  const key = shapeKey(sql);
+  const known = knownShape(key, sql);
+  if (known !== null && known.split !== null) return withTexts(known.split, sql);
   const hit = cache.get(sql);
   if (hit !== undefined) return hit;
+  if (known === null) {
+    const made = newShape(key, sql);
+    if (made !== null && made.split !== null) return withTexts(made.split, sql);
+  }
   const statements = splitStatements(sql);
   // A text with other literals in it (`WHERE name = 'x'`) is rarely sent twice:
   // remembering it would only churn the cache.
@@ -50,7 +60,7 @@ export function splitStatementsCached(sql: string, standardConformingStrings = t
   return statements;
 }
 
-function remember<V>(map: Map<string, V>, key: string, value: V): void {
+function remember<K, V>(map: Map<K, V>, key: K, value: V): void {
   // Starting over when full costs less per query than evicting one by one.
   if (map.size >= LIMIT) map.clear();
   map.set(key, value);
@@ -62,7 +72,31 @@ export function classifyStatementCached(sql: string, standardConformingStrings =
   return all.length === 1 ? all[0] : { ...all[0], text: sql.trim(), sentText: sql.trim() };
 }
 
-function shapeEntry(shape: string): ShapeEntry | null {
+/** The entry of a shape already known that the text has, if any. */
+function knownShape(key: number, sql: string): ShapeEntry | null {
+  const entries = shapes.get(key);
+  if (entries === undefined) return null;
+  for (let i = 0; i < entries.length; i++) if (entries[i].shape.matches(sql)) return entries[i];
+  return null;
+}
+
+/** The entry of the text's shape, made now; null when the text has no shape. */
+function newShape(key: number, sql: string): ShapeEntry | null {
+  const spans = literalSpans(sql);
+  if (spans === null) return null;
+  const shape = new Shape(sql, spans);
+  const entry: ShapeEntry = { shape, split: shapeSplit(shape.text) };
+  let entries = shapes.get(key);
+  if (entries === undefined) {
+    entries = [];
+    remember(shapes, key, entries);
+  }
+  entries.unshift(entry);
+  if (entries.length > SHAPES_PER_KEY) entries.pop();
+  return entry;
+}
+
+function shapeSplit(shape: string): ShapeSplit | null {
   const statements = splitStatements(shape);
   const spans: number[] = [];
   let from = 0;
@@ -81,12 +115,31 @@ function shapeEntry(shape: string): ShapeEntry | null {
 }
 
 /** The shape's statements with the texts of `sql`, which has the same length and layout. */
-function withTexts(entry: ShapeEntry, sql: string): StatementInfo[] {
+function withTexts(entry: ShapeSplit, sql: string): StatementInfo[] {
   const { statements, spans } = entry;
   const out = new Array<StatementInfo>(statements.length);
   for (let i = 0; i < statements.length; i++) {
     const text = sql.slice(spans[2 * i], spans[2 * i + 1]);
-    out[i] = { ...statements[i], text, sentText: text };
+    out[i] = withText(statements[i], text);
   }
   return out;
+}
+
+/**
+ * A copy of `info` with its own text. Field by field rather than by spread:
+ * every copy then has the one object layout, and it is made for every query.
+ */
+function withText(info: StatementInfo, text: string): StatementInfo {
+  return {
+    text,
+    sentText: text,
+    operation: info.operation,
+    txControl: info.txControl,
+    savepoint: info.savepoint,
+    chain: info.chain,
+    write: info.write,
+    lockingRead: info.lockingRead,
+    nonTransactional: info.nonTransactional,
+    standardConformingStrings: info.standardConformingStrings,
+  };
 }

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { splitStatements } from '../../src/sql/classify.js';
-import { numberShape } from '../../src/sql/number-shape.js';
+import { literalSpans, numberShape, Shape, shapeKey } from '../../src/sql/number-shape.js';
 import { classifyStatementCached, splitStatementsCached } from '../../src/sql/statement-cache.js';
 
 t.test('numberShape zeroes number literals and nothing that can name something', async (t) => {
@@ -43,4 +43,43 @@ t.test('texts found through their shape split and classify as they do on their o
     }
   }
   t.ok(hits >= 30, `${hits} texts went through the shape cache`);
+});
+
+t.test('a text matches a shape only where it has digits in the literals and the shape elsewhere', async (t) => {
+  const base = 'SELECT * FROM t1 WHERE id = 42 LIMIT 7';
+  const shape = new Shape(base, literalSpans(base)!);
+  t.equal(shape.text, 'SELECT * FROM t1 WHERE id = 00 LIMIT 0');
+  t.ok(shape.matches('SELECT * FROM t1 WHERE id = 99 LIMIT 3'), 'other numbers');
+  t.notOk(shape.matches('SELECT * FROM t2 WHERE id = 99 LIMIT 3'), 'digits that name a table stay');
+  t.notOk(shape.matches('SELECT * FROM t1 WHERE id = 9x LIMIT 3'), 'a literal must stay digits');
+  t.notOk(shape.matches('SELECT * FROM t1 WHERE id = 123 LIMIT 3'), 'a longer literal is another shape');
+  t.notOk(shape.matches('SELECT * FROM t1 WHERE id = 12 LIMIT 34'), 'same length, literals elsewhere');
+  t.notOk(shape.matches('SELECT * FROM t1 WHERE id = 42 LIMIT 7;'), 'a longer text');
+  t.notOk(shape.matches('select * FROM t1 WHERE id = 42 LIMIT 7'), 'letters compare exactly');
+});
+
+t.test('every text of a shape has its key, and each text is looked up correctly among shapes sharing one', async (t) => {
+  // The key reads the length and four characters: these differ only elsewhere.
+  const texts = ['SELECT a FROM t WHERE x = 1 AND y = 2', 'SELECT b FROM t WHERE x = 1 AND y = 2', 'SELECT a FROM t WHERE x = 1 AND z = 2'];
+  for (const text of texts) {
+    const spans = literalSpans(text)!;
+    const shape = new Shape(text, spans);
+    t.equal(shapeKey(text.replace(/\d/g, '7')), shapeKey(text), `${text}: numbers do not change the key`);
+    t.equal(shapeKey(shape.text), shapeKey(text), `${text}: its shape has its key`);
+  }
+  t.equal(new Set(texts.map(shapeKey)).size, 1, 'the three share a key');
+  for (let round = 0; round < 3; round++) {
+    for (const template of texts) {
+      const sql = template.replace(/\d/g, String(round + 3));
+      t.same(splitStatementsCached(sql), splitStatements(sql), sql);
+    }
+  }
+});
+
+t.test('a text with digits and no number literal is split as it is, and remembered whole', async (t) => {
+  for (const sql of ['SAVEPOINT s1', 'SELECT * FROM t1', 'RELEASE SAVEPOINT "2"']) {
+    t.equal(literalSpans(sql), null, sql);
+    t.same(splitStatementsCached(sql), splitStatements(sql), sql);
+    t.equal(splitStatementsCached(sql), splitStatementsCached(sql), `${sql}: the second lookup answers from the cache`);
+  }
 });
