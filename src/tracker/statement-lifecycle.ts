@@ -73,8 +73,9 @@ export abstract class StatementLifecycle {
 
   protected activate(statement: StatementRecord): void {
     statement.seq = ++this.statementSeq;
-    statement.startedAt = this.clock.wall();
-    statement.startMono = this.clock.mono();
+    const mono = this.clock.mono();
+    statement.startMono = mono;
+    statement.startedAt = this.clock.wallAt(mono);
     this.ledger.statementStarting(statement);
     this.active = statement;
     this.listener.statementStarted?.(this.session, statement);
