@@ -3,17 +3,34 @@
  * https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-COMMANDCOMPLETE
  */
 
-const COUNTED = new Set(['INSERT', 'UPDATE', 'DELETE', 'MERGE', 'SELECT', 'MOVE', 'FETCH', 'COPY']);
-
 /** The row count a tag carries, or null for tags without one (`BEGIN`, `CREATE TABLE`). */
 export function rowsOfTag(tag: string): number | null {
   const space = tag.indexOf(' ');
-  if (space < 0) return null;
-  const verb = tag.slice(0, space);
-  if (!COUNTED.has(verb)) return null;
-  const last = tag.lastIndexOf(' ');
-  const n = Number(tag.slice(last + 1));
-  return Number.isFinite(n) ? n : null;
+  if (space < 0 || !isCountedVerb(tag, space)) return null;
+  // Read in place: a tag ends every statement, and slicing it costs more than this loop.
+  const from = tag.lastIndexOf(' ') + 1;
+  if (from === tag.length) return null;
+  let n = 0;
+  for (let i = from; i < tag.length; i++) {
+    const digit = tag.charCodeAt(i) - 48;
+    if (digit < 0 || digit > 9) return null;
+    n = n * 10 + digit;
+  }
+  return n;
+}
+
+/** Whether the tag's first word, `verbLength` long, is one whose tag ends with a row count. */
+function isCountedVerb(tag: string, verbLength: number): boolean {
+  switch (verbLength) {
+    case 4:
+      return tag.startsWith('MOVE') || tag.startsWith('COPY');
+    case 5:
+      return tag.startsWith('MERGE') || tag.startsWith('FETCH');
+    case 6:
+      return tag.startsWith('SELECT') || tag.startsWith('INSERT') || tag.startsWith('UPDATE') || tag.startsWith('DELETE');
+    default:
+      return false;
+  }
 }
 
 /** The verb of a tag: `INSERT 0 1` → `INSERT`, `CREATE TABLE` → `CREATE TABLE`. */
