@@ -118,9 +118,16 @@ export class TailSampler {
       return;
     }
     const session = this.sessionOf(info.id);
-    let held = this.find(session, id);
-    if (held === null) held = this.begin(session, id, info, text);
-    else if (held.session === null) this.learn(held, info, text);
+    // A statement's record comes before its transaction's: it belongs to the
+    // transaction in progress or begins one, never to one already ended.
+    // (Most often none is in progress, and no id is compared.)
+    const current = session.current;
+    let held: HeldTransaction;
+    if (current === null || current.id !== id) held = this.begin(session, id, info, text);
+    else {
+      held = current;
+      if (held.session === null) this.learn(held, info, text);
+    }
     let signals = 0;
     if (s.error !== null) signals |= Signal.Error;
     if (s.lockWaitMs > 0) signals |= Signal.LockWait;

@@ -177,8 +177,10 @@ export class SessionTracker extends StatementLifecycle {
   /** A simple-protocol Query. */
   clientQuery(sql: string): Entry | null {
     const scs = this.strings.standardConformingStrings;
-    const { text, tags } = extractSqlCommenter(sql, scs);
-    const request = this.requests.observe(tags);
+    // Most queries carry no comment: no object for the answer then.
+    const commented = sql.includes('/*') ? extractSqlCommenter(sql, scs) : null;
+    const text = commented === null ? sql : commented.text;
+    const request = this.requests.observe(commented === null ? null : commented.tags);
     const infos = splitStatementsCached(text, scs);
     const statements = infos.map((info) => this.newStatement('simple', info.sentText, info, null, request));
     // The server reads the whole Query first: a SET in it changes how the next message reads.
