@@ -52,10 +52,15 @@ export interface TransactionSpansOptions {
   random?: () => number;
 }
 
-/** A transaction in progress, as far as spans need it. */
+/**
+ * A session's transaction in progress, as far as spans need it. One object
+ * per session serves each of its transactions in turn: nearly none becomes
+ * a span, and this runs for every one.
+ */
 interface OpenTransaction {
   session: SessionInfo;
-  tx: TransactionRecord;
+  /** Null between transactions. */
+  tx: TransactionRecord | null;
   /** Statements that may become spans (all, or per `statement_spans`), at most maxStatementSpans. */
   statements: StatementRecord[];
   /** Statements left out by maxStatementSpans. */
@@ -68,6 +73,9 @@ interface OpenTransaction {
   eventsOver: number;
 }
 
+/** What a transaction that kept no statement or event holds: shared, never written to. */
+const NONE: never[] = [];
+
 /** Events kept for one transaction; more are counted, not kept (a loop of savepoints must not grow memory). */
 const MAX_EVENTS = 256;
 
@@ -76,11 +84,11 @@ export const SPAN_LIMITS = { attributeCountLimit: 128, eventCountLimit: MAX_EVEN
 
 export class TransactionSpans implements TrackerListener {
   /**
-   * Each session's open transaction. The slot stays for the session's
-   * life: a Map entry added and deleted for every transaction would make
-   * the Map rehash over and over.
+   * Each session's open transaction. The entry stays for the session's
+   * life: one added and deleted for every transaction would make the Map
+   * rehash over and over.
    */
-  private readonly slots = new Map<SessionInfo, { open: OpenTransaction | null }>();
+  private readonly slots = new Map<SessionInfo, OpenTransaction>();
   /** Events for a session's next transaction (a policy refused a statement before its transaction began). */
   private readonly early = new Map<string, PendingEvent[]>();
   private readonly parents = new WeakMap<RequestInfo, SpanContext | null>();
@@ -93,46 +101,56 @@ export class TransactionSpans implements TrackerListener {
   // ------------------------------------------------------------ tracker events
 
   transactionStarted(session: SessionInfo, tx: TransactionRecord): void {
-    const open: OpenTransaction = { session, tx, statements: [], statementsOver: 0, request: null, parent: null, events: [], eventsOver: 0 };
+    let open = this.slots.get(session);
+    if (open === undefined) {
+      open = { session, tx, statements: NONE, statementsOver: 0, request: null, parent: null, events: NONE, eventsOver: 0 };
+      this.slots.set(session, open);
+    } else {
+      open.tx = tx;
+      // Arrays are made at the first statement or event kept: most transactions keep none.
+      open.statements = NONE;
+      open.statementsOver = 0;
+      open.request = null;
+      open.parent = null;
+      open.events = NONE;
+      open.eventsOver = 0;
+    }
     // Looked up only when there is any: this runs for every transaction.
     const early = this.early.size === 0 ? undefined : this.early.get(session.id);
     if (early !== undefined) {
       this.early.delete(session.id);
-      open.events.push(...early);
+      open.events = [...early];
     }
     this.notice(open, tx.request);
-    const slot = this.slots.get(session);
-    if (slot === undefined) this.slots.set(session, { open });
-    else slot.open = open;
   }
 
   statementFinished(session: SessionInfo, s: StatementRecord): void {
-    const open = this.slots.get(session)?.open;
-    if (open == null || open.tx.id !== s.transactionId) return;
+    const open = this.slots.get(session);
+    if (open === undefined || open.tx === null || open.tx.id !== s.transactionId) return;
     if (open.parent === null) this.notice(open, s.request);
     if (!this.wantsSpan(s)) return;
-    if (open.statements.length < this.options.maxStatementSpans) open.statements.push(s);
-    else open.statementsOver++;
+    if (open.statements.length >= this.options.maxStatementSpans) open.statementsOver++;
+    else if (open.statements === NONE) open.statements = [s];
+    else open.statements.push(s);
   }
 
   savepoint(session: SessionInfo, op: SavepointOp, name: string, depth: number, tx: TransactionRecord): void {
-    const open = this.slots.get(session)?.open;
-    if (open == null || open.tx !== tx) return;
+    const open = this.slots.get(session);
+    if (open === undefined || open.tx !== tx) return;
     this.addEvent(open, { name: `txproxy.savepoint.${op}`, time: nowOn(tx), attributes: { 'txproxy.savepoint.name': name, 'txproxy.savepoint.depth': depth } });
   }
 
   transactionEnded(session: SessionInfo, tx: TransactionRecord): void {
-    const slot = this.slots.get(session);
-    const open = slot?.open;
-    if (open == null || open.tx !== tx) return;
-    slot!.open = null;
+    const open = this.slots.get(session);
+    if (open === undefined || open.tx !== tx) return;
     const parent = this.parentFor(open);
-    if (parent === undefined) return;
     // Listeners run on the session's path: nothing here may throw into it.
     try {
-      this.emit(open, parent);
+      if (parent !== undefined) this.emit(open, tx, parent);
     } catch (err) {
       this.options.onError?.(err as Error);
+    } finally {
+      open.tx = null;
     }
   }
 
@@ -149,8 +167,8 @@ export class TransactionSpans implements TrackerListener {
    * the open transactions costs less than indexing every one by its id.
    */
   eventForTransaction(transactionId: string, event: PendingEvent): boolean {
-    for (const { open } of this.slots.values()) {
-      if (open === null || open.tx.id !== transactionId) continue;
+    for (const open of this.slots.values()) {
+      if (open.tx === null || open.tx.id !== transactionId) continue;
       this.addEvent(open, event);
       return true;
     }
@@ -159,8 +177,8 @@ export class TransactionSpans implements TrackerListener {
 
   /** An event for the session's open transaction, or else its next one. */
   eventForSession(sessionId: string, event: PendingEvent): void {
-    for (const { open } of this.slots.values()) {
-      if (open !== null && open.session.id === sessionId) {
+    for (const open of this.slots.values()) {
+      if (open.tx !== null && open.session.id === sessionId) {
         this.addEvent(open, event);
         return;
       }
@@ -210,9 +228,9 @@ export class TransactionSpans implements TrackerListener {
     }
   }
 
-  private emit(open: OpenTransaction, parent: SpanContext | null): void {
+  private emit(open: OpenTransaction, tx: TransactionRecord, parent: SpanContext | null): void {
     const { tracer, server, text, exemplars } = this.options;
-    const { session, tx } = open;
+    const session = open.session;
     const request = open.request ?? tx.request;
     const parentContext = parent === null ? ROOT_CONTEXT : trace.setSpanContext(ROOT_CONTEXT, parent);
     const attributes = transactionAttributes(tx, request, session, server);
@@ -246,8 +264,9 @@ export class TransactionSpans implements TrackerListener {
   }
 
   private addEvent(open: OpenTransaction, event: PendingEvent): void {
-    if (open.events.length < MAX_EVENTS) open.events.push(event);
-    else open.eventsOver++;
+    if (open.events.length >= MAX_EVENTS) open.eventsOver++;
+    else if (open.events === NONE) open.events = [event];
+    else open.events.push(event);
   }
 }
 
