@@ -42,11 +42,19 @@ export function verbOfTag(tag: string): string {
 
 /** Tags that say data changed. */
 export function isWriteTag(tag: string): boolean {
-  return (
-    tag.startsWith('INSERT ') ||
-    tag.startsWith('UPDATE ') ||
-    tag.startsWith('DELETE ') ||
-    tag.startsWith('MERGE ') ||
-    tag === 'TRUNCATE TABLE'
-  );
+  // By first letter: every statement's tag comes here, most of them SELECT.
+  switch (tag.charCodeAt(0)) {
+    case 73: // I
+      return tag.startsWith('INSERT ');
+    case 85: // U
+      return tag.startsWith('UPDATE ');
+    case 68: // D
+      return tag.startsWith('DELETE ');
+    case 77: // M
+      return tag.startsWith('MERGE ');
+    case 84: // T
+      return tag === 'TRUNCATE TABLE';
+    default:
+      return false;
+  }
 }

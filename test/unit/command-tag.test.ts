@@ -1,5 +1,5 @@
 import t from 'tap';
-import { rowsOfTag, verbOfTag } from '../../src/tracker/command-tag.js';
+import { isWriteTag, rowsOfTag, verbOfTag } from '../../src/tracker/command-tag.js';
 
 t.test('the row count of a tag is its last number, for the verbs that carry one', async (t) => {
   t.equal(rowsOfTag('SELECT 10'), 10);
@@ -22,4 +22,9 @@ t.test('the verb of a tag drops its counts only', async (t) => {
   t.equal(verbOfTag('INSERT 0 1'), 'INSERT');
   t.equal(verbOfTag('CREATE TABLE'), 'CREATE TABLE');
   t.equal(verbOfTag('BEGIN'), 'BEGIN');
+});
+
+t.test('write tags are those of INSERT, UPDATE, DELETE, MERGE and TRUNCATE', async (t) => {
+  for (const tag of ['INSERT 0 1', 'UPDATE 3', 'DELETE 0', 'MERGE 2', 'TRUNCATE TABLE']) t.ok(isWriteTag(tag), tag);
+  for (const tag of ['SELECT 1', 'INSERTED 1', 'UPDATE', 'DECLARE CURSOR', 'MOVE 1', 'TRUNCATE', 'COPY 5', '', 'BEGIN']) t.notOk(isWriteTag(tag), tag);
 });
