@@ -3,6 +3,7 @@
  * A fixed-size ring of the tracker's own records: keeping one costs an array
  * store, and the JSON is built only when someone asks.
  */
+import { summaryText } from '../tracker/transaction-ledger.js';
 import type { SessionInfo, TrackerListener, TransactionRecord } from '../tracker/types.js';
 import type { ShowSql } from './shown-sql.js';
 
@@ -79,11 +80,11 @@ function view(session: SessionInfo, tx: TransactionRecord, sql: ShowSql, errorMe
     firstError: tx.firstError && { code: tx.firstError.code, message: errorMessage(tx.firstError.message) },
     statementLog: tx.statementLog.map((s) => ({
       seq: s.seq,
-      text: sql(s.text),
-      operation: s.operation,
+      text: sql(summaryText(s.text)),
+      operation: s.info.operation,
       commandTag: s.commandTag,
       durationMs: round(s.durationMs),
-      errorCode: s.errorCode,
+      errorCode: s.error?.code ?? null,
     })),
   };
 }

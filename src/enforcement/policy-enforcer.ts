@@ -29,7 +29,7 @@ import type { Verdict } from '../protocol/message-scanner.js';
 import type { SessionInterceptor } from '../proxy/session.js';
 import { classifyStatement } from '../sql/classify.js';
 import type { Entry } from '../tracker/session-tracker.js';
-import type { StatementSummary, TransactionRecord } from '../tracker/types.js';
+import type { StatementRecord, TransactionRecord } from '../tracker/types.js';
 import type { EnforcedSession, PolicyReporter } from './enforcer-ports.js';
 import { ExtendedBatchEnforcer } from './extended-batch-enforcer.js';
 import { DEFAULT, OutgoingRecorder } from './outgoing-recorder.js';
@@ -162,6 +162,6 @@ export class PolicyEnforcer implements SessionInterceptor {
 /** Data changes are the usual writes: those are read again only when they may be VACUUM, CREATE DATABASE… */
 const DATA_CHANGE = /^(?:INSERT|UPDATE|DELETE|MERGE|COPY|SELECT|WITH|TRUNCATE)\b/;
 
-function cannotRunInBlock(statement: StatementSummary): boolean {
-  return !DATA_CHANGE.test(statement.operation) && classifyStatement(statement.text).nonTransactional;
+function cannotRunInBlock(statement: StatementRecord): boolean {
+  return !DATA_CHANGE.test(statement.info.operation) && classifyStatement(statement.text).nonTransactional;
 }

@@ -5,6 +5,7 @@
  * wait and the processes of a deadlock.
  */
 import type { SessionView, TrackerView } from '../sessions/session-view.js';
+import { summaryText } from '../tracker/transaction-ledger.js';
 import type { StatementRecord } from '../tracker/types.js';
 
 /**
@@ -45,7 +46,7 @@ export function attribute(session: TrackedSession): SessionAttribution {
   const tracker = session.tracker;
   const tx = tracker.transaction;
   const active = tracker.activeStatement;
-  const statements: StatementRef[] = tx === null ? [] : tx.statementLog.map((s) => ({ seq: s.seq, text: s.text }));
+  const statements: StatementRef[] = tx === null ? [] : tx.statementLog.map((s) => ({ seq: s.seq, text: summaryText(s.text) }));
   if (active !== null && active.seq > 0 && (tx === null || active.transactionId === tx.id)) {
     statements.push({ seq: active.seq, text: active.text });
   }

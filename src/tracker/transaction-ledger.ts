@@ -27,7 +27,13 @@ export interface PortalRun {
 
 /** How many statements a transaction keeps for attribution. */
 const STATEMENT_LOG_LIMIT = 50;
+/** How much of a statement's text attribution shows (a lock wait's record, the admin API). */
 const SUMMARY_TEXT_LIMIT = 2048;
+
+/** A statement's text as attribution shows it. */
+export function summaryText(text: string): string {
+  return text.length > SUMMARY_TEXT_LIMIT ? text.slice(0, SUMMARY_TEXT_LIMIT) + '…' : text;
+}
 
 export class TransactionLedger {
   private tx: TransactionRecord | null = null;
@@ -95,16 +101,7 @@ export class TransactionLedger {
     const tx = this.tx;
     if (tx !== null) {
       tx.statements++;
-      if (tx.statementLog.length < STATEMENT_LOG_LIMIT) {
-        tx.statementLog.push({
-          seq: statement.seq,
-          text: statement.text.length > SUMMARY_TEXT_LIMIT ? statement.text.slice(0, SUMMARY_TEXT_LIMIT) + '…' : statement.text,
-          operation: statement.info.operation,
-          commandTag: tag,
-          durationMs: statement.durationMs,
-          errorCode: error?.code ?? null,
-        });
-      }
+      if (tx.statementLog.length < STATEMENT_LOG_LIMIT) tx.statementLog.push(statement);
     }
     if (error === null && wrote(statement, tag)) {
       if (tx !== null && !(portal?.written ?? false)) tx.writes++;

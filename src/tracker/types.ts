@@ -85,15 +85,6 @@ export interface StatementRecord {
 
 export type TransactionOutcome = 'commit' | 'rollback' | 'failed' | 'disconnect' | 'prepared';
 
-export interface StatementSummary {
-  seq: number;
-  text: string;
-  operation: string;
-  commandTag: string | null;
-  durationMs: number;
-  errorCode: string | null;
-}
-
 export interface TransactionRecord {
   /** `<session id>.t<seq>` */
   id: string;
@@ -117,8 +108,11 @@ export interface TransactionRecord {
   /** An error left the transaction failed (status E) and not yet recovered by ROLLBACK TO. */
   failed: boolean;
   request: RequestInfo;
-  /** The first statements, for attribution (bounded). */
-  statementLog: StatementSummary[];
+  /**
+   * The first statements, for attribution (bounded): the statements' own
+   * records, which say all a summary would, so none is made per statement.
+   */
+  statementLog: StatementRecord[];
 }
 
 export type SavepointOp = 'create' | 'release' | 'rollback_to';

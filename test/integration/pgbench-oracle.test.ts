@@ -64,7 +64,7 @@ async function suite(): Promise<void> {
       }
       if (mode === 'simple') {
         t.ok(
-          proxy.transactions.some((x) => x.implicit && x.statementLog.some((s) => s.operation === 'VACUUM')),
+          proxy.transactions.some((x) => x.implicit && x.statementLog.some((s) => s.info.operation === 'VACUUM')),
           "pgbench's own VACUUMs ran as implicit transactions, outside the count",
         );
       }
