@@ -31,15 +31,19 @@ export interface TransactionView {
 }
 
 export class RecentTransactions implements TrackerListener {
-  private readonly ring: ({ session: SessionInfo; tx: TransactionRecord } | undefined)[];
+  // Two rings rather than one of pairs: no object per transaction.
+  private readonly sessions: (SessionInfo | undefined)[];
+  private readonly transactions: (TransactionRecord | undefined)[];
   private next = 0;
 
   constructor(readonly capacity = RECENT_TRANSACTIONS) {
-    this.ring = new Array(capacity);
+    this.sessions = new Array(capacity);
+    this.transactions = new Array(capacity);
   }
 
   transactionEnded(session: SessionInfo, tx: TransactionRecord): void {
-    this.ring[this.next] = { session, tx };
+    this.sessions[this.next] = session;
+    this.transactions[this.next] = tx;
     this.next = (this.next + 1) % this.capacity;
   }
 
@@ -47,9 +51,11 @@ export class RecentTransactions implements TrackerListener {
   list(limit: number, sql: ShowSql, errorMessage: (message: string) => string = (message) => message): TransactionView[] {
     const out: TransactionView[] = [];
     for (let i = 1; i <= Math.min(limit, this.capacity); i++) {
-      const entry = this.ring[(this.next - i + this.capacity) % this.capacity];
-      if (entry === undefined) break;
-      out.push(view(entry.session, entry.tx, sql, errorMessage));
+      const at = (this.next - i + this.capacity) % this.capacity;
+      const session = this.sessions[at];
+      const tx = this.transactions[at];
+      if (session === undefined || tx === undefined) break;
+      out.push(view(session, tx, sql, errorMessage));
     }
     return out;
   }

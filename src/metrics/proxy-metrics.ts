@@ -63,6 +63,15 @@ interface DatabaseCells {
   routes: Map<string, RouteCells>;
 }
 
+/** The cells of one operation's statements in one route. */
+interface OperationCells {
+  operation: string;
+  route: RouteCells;
+  command: string;
+  cells: StatementCells;
+  duration: HistogramCell;
+}
+
 interface SessionScope {
   db: DatabaseCells;
   /** The request `route` below belongs to; compared by identity. */
@@ -70,6 +79,8 @@ interface SessionScope {
   route: RouteCells | null;
   /** Set when a transaction of this request failed with a retryable error. */
   retry: { requestId: string; sqlstate: string } | null;
+  /** The cells of the session's last statement, by its operation and route: a session mostly repeats itself. */
+  last: OperationCells | null;
 }
 
 /**
@@ -183,12 +194,8 @@ export class ProxyMetrics implements TrackerListener, PolicyViolationCounter, Tr
   statementFinished(session: SessionInfo, s: StatementRecord): void {
     const scope = this.scopeOf(session);
     const route = scope.request === s.request && scope.route !== null ? scope.route : this.enterRequest(scope, s.request);
-    const command = commandLabel(s.info.operation);
-    let cells = route.statements.get(command);
-    if (cells === undefined) {
-      cells = { ok: null, error: null, interrupted: null };
-      route.statements.set(command, cells);
-    }
+    const last = scope.last;
+    const { command, cells, duration } = last !== null && last.operation === s.info.operation && last.route === route ? last : this.statementCells(scope, route, s.info.operation);
     const db = scope.db;
     if (s.error !== null) {
       (cells.error ??= this.statements.cell(db.database, command, 'error', route.route)).value++;
@@ -200,12 +207,25 @@ export class ProxyMetrics implements TrackerListener, PolicyViolationCounter, Tr
     } else {
       (cells.ok ??= this.statements.cell(db.database, command, 'ok', route.route)).value++;
     }
+    this.statementDuration.observe(duration, s.durationMs / 1000);
+  }
+
+  /** The cells of an operation's statements in a route, remembered as the session's last. */
+  private statementCells(scope: SessionScope, route: RouteCells, operation: string): OperationCells {
+    const command = commandLabel(operation);
+    let cells = route.statements.get(command);
+    if (cells === undefined) {
+      cells = { ok: null, error: null, interrupted: null };
+      route.statements.set(command, cells);
+    }
+    const db = scope.db;
     let duration = db.statementDuration.get(command);
     if (duration === undefined) {
       duration = this.statementDuration.cell(db.database, command);
       db.statementDuration.set(command, duration);
     }
-    this.statementDuration.observe(duration, s.durationMs / 1000);
+    scope.last = { operation, route, command, cells, duration };
+    return scope.last;
   }
 
   sessionError(session: SessionInfo, error: ErrorFields): void {
@@ -309,7 +329,7 @@ export class ProxyMetrics implements TrackerListener, PolicyViolationCounter, Tr
   private scopeOf(session: SessionInfo): SessionScope {
     let scope = this.scopes.get(session);
     if (scope === undefined) {
-      scope = { db: this.databaseCells(session.database), request: null, route: null, retry: null };
+      scope = { db: this.databaseCells(session.database), request: null, route: null, retry: null, last: null };
       this.scopes.set(session, scope);
     }
     return scope;
