@@ -27,6 +27,9 @@ export interface PortalRun {
 
 /** How many statements a transaction keeps for attribution. */
 const STATEMENT_LOG_LIMIT = 50;
+/** The log of a transaction before its first statement: shared, never written to. */
+const NO_STATEMENTS: StatementRecord[] = [];
+
 /** How much of a statement's text attribution shows (a lock wait's record, the admin API). */
 const SUMMARY_TEXT_LIMIT = 2048;
 
@@ -101,7 +104,11 @@ export class TransactionLedger {
     const tx = this.tx;
     if (tx !== null) {
       tx.statements++;
-      if (tx.statementLog.length < STATEMENT_LOG_LIMIT) tx.statementLog.push(statement);
+      const log = tx.statementLog;
+      // The first statement gets an array of one: most transactions (autocommit) have only it,
+      // and an empty array's first push makes room for seventeen.
+      if (log === NO_STATEMENTS) tx.statementLog = [statement];
+      else if (log.length < STATEMENT_LOG_LIMIT) log.push(statement);
     }
     if (error === null && wrote(statement, tag)) {
       if (tx !== null && !(portal?.written ?? false)) tx.writes++;
@@ -230,7 +237,7 @@ export class TransactionLedger {
       firstError: null,
       failed: false,
       request: first?.request ?? this.currentRequest(),
-      statementLog: [],
+      statementLog: NO_STATEMENTS,
     };
     this.savepoints.clear();
     this.listener.transactionStarted?.(this.session, this.tx);
