@@ -10,10 +10,36 @@ const BODY = 5;
 
 /** Reads a NUL-terminated string at `pos`; returns it and the position after the NUL. */
 export function readCString(buf: Buffer, pos: number, end: number): [string, number] {
+  const nul = nulAfter(buf, pos, end);
+  return [utf8Slice(buf, pos, nul), nul + 1];
+}
+
+/** The NUL-terminated string at `pos` alone: a Query's text and a CommandComplete's tag come per statement. */
+function cString(buf: Buffer, pos: number, end: number): string {
+  return utf8Slice(buf, pos, nulAfter(buf, pos, end));
+}
+
+/** Where the string at `pos` ends: at its first NUL, as the server reads it. */
+function nulAfter(buf: Buffer, pos: number, end: number): number {
   const nul = buf.indexOf(0, pos);
   if (nul < 0 || nul >= end) throw new ProtocolDecodeError('string is not NUL-terminated');
-  return [buf.toString('utf8', pos, nul), nul + 1];
+  return nul;
 }
+
+interface Utf8Sliceable {
+  utf8Slice(start: number, end: number): string;
+}
+
+/**
+ * Buffer's own UTF-8 decoder, without toString's handling of its
+ * arguments, which cost as much as decoding a short query. Every Node.js
+ * Buffer has it (undocumented, as the name of what toString calls);
+ * toString serves where one would not.
+ */
+const utf8Slice: (buf: Buffer, start: number, end: number) => string =
+  typeof (Buffer.prototype as Partial<Utf8Sliceable>).utf8Slice === 'function'
+    ? (buf, start, end) => (buf as unknown as Utf8Sliceable).utf8Slice(start, end)
+    : (buf, start, end) => buf.toString('utf8', start, end);
 
 export class ProtocolDecodeError extends Error {
   override name = 'ProtocolDecodeError';
@@ -21,7 +47,7 @@ export class ProtocolDecodeError extends Error {
 
 /** Query ('Q'): the SQL text. */
 export function decodeQuery(buf: Buffer, start: number, end: number): string {
-  return readCString(buf, start + BODY, end)[0];
+  return cString(buf, start + BODY, end);
 }
 
 /** Parse ('P'): statement name and SQL text (parameter types are not needed). */
@@ -54,7 +80,7 @@ export function decodeTarget(buf: Buffer, start: number, end: number): { target:
 
 /** CommandComplete ('C'): the command tag, e.g. `INSERT 0 1`. */
 export function decodeCommandComplete(buf: Buffer, start: number, end: number): string {
-  return readCString(buf, start + BODY, end)[0];
+  return cString(buf, start + BODY, end);
 }
 
 /** ReadyForQuery ('Z'): the transaction status byte. */
