@@ -5,29 +5,35 @@
 
 /** The row count a tag carries, or null for tags without one (`BEGIN`, `CREATE TABLE`). */
 export function rowsOfTag(tag: string): number | null {
-  const space = tag.indexOf(' ');
-  if (space < 0 || !isCountedVerb(tag, space)) return null;
-  // Read in place: a tag ends every statement, and slicing it costs more than this loop.
-  const from = tag.lastIndexOf(' ') + 1;
-  if (from === tag.length) return null;
-  let n = 0;
-  for (let i = from; i < tag.length; i++) {
-    const digit = tag.charCodeAt(i) - 48;
-    if (digit < 0 || digit > 9) return null;
-    n = n * 10 + digit;
+  // The digits at the end, read in place: a tag ends every statement.
+  let i = tag.length;
+  let rows = 0;
+  for (let scale = 1; i > 0; i--, scale *= 10) {
+    const digit = tag.charCodeAt(i - 1) - 48;
+    if (digit < 0 || digit > 9) break;
+    rows += digit * scale;
   }
-  return n;
+  if (i === tag.length || tag.charCodeAt(i - 1) !== 32) return null;
+  return hasCountedVerb(tag) ? rows : null;
 }
 
-/** Whether the tag's first word, `verbLength` long, is one whose tag ends with a row count. */
-function isCountedVerb(tag: string, verbLength: number): boolean {
-  switch (verbLength) {
-    case 4:
-      return tag.startsWith('MOVE') || tag.startsWith('COPY');
-    case 5:
-      return tag.startsWith('MERGE') || tag.startsWith('FETCH');
-    case 6:
-      return tag.startsWith('SELECT') || tag.startsWith('INSERT') || tag.startsWith('UPDATE') || tag.startsWith('DELETE');
+/** Whether the tag's first word is one whose tag ends with a row count; told by its first letter first. */
+function hasCountedVerb(tag: string): boolean {
+  switch (tag.charCodeAt(0)) {
+    case 83: // S
+      return tag.startsWith('SELECT ');
+    case 73: // I
+      return tag.startsWith('INSERT ');
+    case 85: // U
+      return tag.startsWith('UPDATE ');
+    case 68: // D
+      return tag.startsWith('DELETE ');
+    case 77: // M
+      return tag.startsWith('MERGE ') || tag.startsWith('MOVE ');
+    case 70: // F
+      return tag.startsWith('FETCH ');
+    case 67: // C
+      return tag.startsWith('COPY ');
     default:
       return false;
   }
