@@ -68,13 +68,18 @@ async function measure(setup: Setup, dir: string): Promise<number> {
     const session: SessionInfo = { id: 'bench', user: 'bench', database: 'bench', applicationName: 'pgbench', clientAddress: '127.0.0.1', startedAt: Date.now(), backendPid: 1, replication: false };
     const tracker = new SessionTracker(session, app.trackerListener);
     tracker.start();
+    // Two chunks, as the sockets deliver them: the client's Query, then the server's answer.
     const transaction = (i: number) => {
       const query = QUERIES[i % QUERIES.length];
+      tracker.chunkStarted();
       tracker.onClientMessage(query[0], query, 0, query.length);
+      tracker.chunkEnded();
+      tracker.chunkStarted();
       tracker.onServerMessage(ROW_DESCRIPTION[0], ROW_DESCRIPTION, 0, ROW_DESCRIPTION.length);
       tracker.onDataRow();
       tracker.onServerMessage(COMMAND_COMPLETE[0], COMMAND_COMPLETE, 0, COMMAND_COMPLETE.length);
       tracker.onServerMessage(READY[0], READY, 0, READY.length);
+      tracker.chunkEnded();
     };
     let best = Infinity;
     for (let round = 0; round <= ROUNDS; round++) {

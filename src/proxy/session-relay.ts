@@ -183,6 +183,7 @@ export abstract class SessionRelay extends EventEmitter {
       if (chunk.length === 0) return false;
     }
     let out;
+    this.tracker.chunkStarted();
     try {
       out = this.clientScanner.push(chunk);
     } catch (err) {
@@ -193,6 +194,8 @@ export abstract class SessionRelay extends EventEmitter {
       }
       this.protocolViolation(err as Error);
       return false;
+    } finally {
+      this.tracker.chunkEnded();
     }
     return this.relay(out, this.client, this.upstream, 'client');
   }

@@ -28,6 +28,7 @@ export abstract class SessionReplies extends SessionRelay {
   protected fromServer(chunk: Buffer): boolean {
     if (this.closed) return false;
     let out;
+    this.tracker.chunkStarted();
     try {
       out = this.serverScanner.push(chunk);
     } catch (err) {
@@ -39,6 +40,8 @@ export abstract class SessionReplies extends SessionRelay {
           : ProxyErrors.upstreamLost(describeTarget(this.options.target)),
       );
       return false;
+    } finally {
+      this.tracker.chunkEnded();
     }
     // Settling after the client left: answers are still tracked, there is no one to send them to.
     if (this.client.destroyed) return false;

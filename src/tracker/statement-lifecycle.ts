@@ -11,7 +11,7 @@
  */
 import type { ErrorFields } from '../protocol/decode.js';
 import type { StatementInfo } from '../sql/classify.js';
-import type { Clock } from './clock.js';
+import { ChunkClock, type Clock } from './clock.js';
 import { rowsOfTag } from './command-tag.js';
 import { RequestTracker } from './request-tracker.js';
 import { TransactionLedger, type PortalRun } from './transaction-ledger.js';
@@ -26,15 +26,31 @@ export abstract class StatementLifecycle {
   protected readonly requests: RequestTracker;
   protected readonly ledger: TransactionLedger;
 
+  /** The clock statements and transactions are timed by, read once per chunk (see chunkStarted). */
+  protected readonly clock: ChunkClock;
+
   constructor(
     readonly session: SessionInfo,
     protected readonly listener: TrackerListener,
-    protected readonly clock: Clock,
+    clock: Clock,
   ) {
+    this.clock = new ChunkClock(clock);
     this.requests = new RequestTracker(session.id, (request, previous) =>
       this.listener.requestStarted?.(this.session, request, previous),
     );
-    this.ledger = new TransactionLedger(session, listener, clock, () => this.requests.request);
+    this.ledger = new TransactionLedger(session, listener, this.clock, () => this.requests.request);
+  }
+
+  /**
+   * The messages until chunkEnded() came in one chunk from a socket: they
+   * are timed as of one instant (see ChunkClock).
+   */
+  chunkStarted(): void {
+    this.clock.chunkStarted();
+  }
+
+  chunkEnded(): void {
+    this.clock.chunkEnded();
   }
 
   /** A statement sent, not started yet (seq 0). */
