@@ -48,7 +48,12 @@ interface RouteCells {
   transactions: Map<string, [CounterCell | null, CounterCell | null]>;
   /** [explicit, implicit] */
   transactionDuration: [HistogramCell | null, HistogramCell | null];
+  /** By operation (`SELECT`, `CREATE TABLE`): one lookup per statement rather than three. */
+  operations: Map<string, OperationCells>;
 }
+
+/** Operations remembered per route; a text can name its own (a statement not starting with a word), so they are bounded. */
+const OPERATIONS_PER_ROUTE = 64;
 
 interface DatabaseCells {
   database: string;
@@ -65,8 +70,6 @@ interface DatabaseCells {
 
 /** The cells of one operation's statements in one route. */
 interface OperationCells {
-  operation: string;
-  route: RouteCells;
   command: string;
   cells: StatementCells;
   duration: HistogramCell;
@@ -79,8 +82,6 @@ interface SessionScope {
   route: RouteCells | null;
   /** Set when a transaction of this request failed with a retryable error. */
   retry: { requestId: string; sqlstate: string } | null;
-  /** The cells of the session's last statement, by its operation and route: a session mostly repeats itself. */
-  last: OperationCells | null;
 }
 
 /**
@@ -194,8 +195,7 @@ export class ProxyMetrics implements TrackerListener, PolicyViolationCounter, Tr
   statementFinished(session: SessionInfo, s: StatementRecord): void {
     const scope = this.scopeOf(session);
     const route = scope.request === s.request && scope.route !== null ? scope.route : this.enterRequest(scope, s.request);
-    const last = scope.last;
-    const { command, cells, duration } = last !== null && last.operation === s.info.operation && last.route === route ? last : this.statementCells(scope, route, s.info.operation);
+    const { command, cells, duration } = route.operations.get(s.info.operation) ?? this.operationCells(scope.db, route, s.info.operation);
     const db = scope.db;
     if (s.error !== null) {
       (cells.error ??= this.statements.cell(db.database, command, 'error', route.route)).value++;
@@ -210,22 +210,22 @@ export class ProxyMetrics implements TrackerListener, PolicyViolationCounter, Tr
     this.statementDuration.observe(duration, s.durationMs / 1000);
   }
 
-  /** The cells of an operation's statements in a route, remembered as the session's last. */
-  private statementCells(scope: SessionScope, route: RouteCells, operation: string): OperationCells {
+  /** The cells of an operation's statements in a route, remembered for the next. */
+  private operationCells(db: DatabaseCells, route: RouteCells, operation: string): OperationCells {
     const command = commandLabel(operation);
     let cells = route.statements.get(command);
     if (cells === undefined) {
       cells = { ok: null, error: null, interrupted: null };
       route.statements.set(command, cells);
     }
-    const db = scope.db;
     let duration = db.statementDuration.get(command);
     if (duration === undefined) {
       duration = this.statementDuration.cell(db.database, command);
       db.statementDuration.set(command, duration);
     }
-    scope.last = { operation, route, command, cells, duration };
-    return scope.last;
+    const found = { command, cells, duration };
+    if (route.operations.size < OPERATIONS_PER_ROUTE) route.operations.set(operation, found);
+    return found;
   }
 
   sessionError(session: SessionInfo, error: ErrorFields): void {
@@ -329,7 +329,7 @@ export class ProxyMetrics implements TrackerListener, PolicyViolationCounter, Tr
   private scopeOf(session: SessionInfo): SessionScope {
     let scope = this.scopes.get(session);
     if (scope === undefined) {
-      scope = { db: this.databaseCells(session.database), request: null, route: null, retry: null, last: null };
+      scope = { db: this.databaseCells(session.database), request: null, route: null, retry: null };
       this.scopes.set(session, scope);
     }
     return scope;
@@ -340,7 +340,7 @@ export class ProxyMetrics implements TrackerListener, PolicyViolationCounter, Tr
     const label = this.routes.label(request.route);
     let route = scope.db.routes.get(label);
     if (route === undefined) {
-      route = { route: label, statements: new Map(), transactions: new Map(), transactionDuration: [null, null] };
+      route = { route: label, statements: new Map(), transactions: new Map(), transactionDuration: [null, null], operations: new Map() };
       scope.db.routes.set(label, route);
     }
     scope.request = request;
