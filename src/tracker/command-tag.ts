@@ -14,30 +14,36 @@ export function rowsOfTag(tag: string): number | null {
     rows += digit * scale;
   }
   if (i === tag.length || tag.charCodeAt(i - 1) !== 32) return null;
-  return hasCountedVerb(tag) ? rows : null;
+  return startsWithOneOf(tag, COUNTED) ? rows : null;
 }
 
-/** Whether the tag's first word is one whose tag ends with a row count; told by its first letter first. */
-function hasCountedVerb(tag: string): boolean {
-  switch (tag.charCodeAt(0)) {
-    case 83: // S
-      return tag.startsWith('SELECT ');
-    case 73: // I
-      return tag.startsWith('INSERT ');
-    case 85: // U
-      return tag.startsWith('UPDATE ');
-    case 68: // D
-      return tag.startsWith('DELETE ');
-    case 77: // M
-      return tag.startsWith('MERGE ') || tag.startsWith('MOVE ');
-    case 70: // F
-      return tag.startsWith('FETCH ');
-    case 67: // C
-      return tag.startsWith('COPY ');
-    default:
-      return false;
+/**
+ * Tag prefixes by their first letter: every statement's tag is checked
+ * against a set, most of them SELECT, and the first letter rules out most
+ * prefixes before any comparison.
+ */
+type PrefixesByLetter = ReadonlyMap<number, readonly string[]>;
+
+function byFirstLetter(prefixes: readonly string[]): PrefixesByLetter {
+  const map = new Map<number, string[]>();
+  for (const prefix of prefixes) {
+    const letter = prefix.charCodeAt(0);
+    map.set(letter, [...(map.get(letter) ?? []), prefix]);
   }
+  return map;
 }
+
+function startsWithOneOf(tag: string, prefixes: PrefixesByLetter): boolean {
+  const candidates = prefixes.get(tag.charCodeAt(0));
+  if (candidates === undefined) return false;
+  for (let i = 0; i < candidates.length; i++) if (tag.startsWith(candidates[i])) return true;
+  return false;
+}
+
+/** Verbs whose tag ends with a row count. */
+const COUNTED = byFirstLetter(['SELECT ', 'INSERT ', 'UPDATE ', 'DELETE ', 'MERGE ', 'MOVE ', 'FETCH ', 'COPY ']);
+/** Verbs whose tag says data changed (TRUNCATE's tag, which has no count, is checked whole). */
+const WRITES = byFirstLetter(['INSERT ', 'UPDATE ', 'DELETE ', 'MERGE ']);
 
 /** The verb of a tag: `INSERT 0 1` → `INSERT`, `CREATE TABLE` → `CREATE TABLE`. */
 export function verbOfTag(tag: string): string {
@@ -48,19 +54,5 @@ export function verbOfTag(tag: string): string {
 
 /** Tags that say data changed. */
 export function isWriteTag(tag: string): boolean {
-  // By first letter: every statement's tag comes here, most of them SELECT.
-  switch (tag.charCodeAt(0)) {
-    case 73: // I
-      return tag.startsWith('INSERT ');
-    case 85: // U
-      return tag.startsWith('UPDATE ');
-    case 68: // D
-      return tag.startsWith('DELETE ');
-    case 77: // M
-      return tag.startsWith('MERGE ');
-    case 84: // T
-      return tag === 'TRUNCATE TABLE';
-    default:
-      return false;
-  }
+  return startsWithOneOf(tag, WRITES) || tag === 'TRUNCATE TABLE';
 }
