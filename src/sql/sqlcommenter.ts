@@ -19,15 +19,23 @@ export interface CommentedSql {
  * which decides what is a string and so what is a comment (lexer.ts).
  */
 export function extractSqlCommenter(sql: string, standardConformingStrings = true): CommentedSql {
+  return findSqlCommenter(sql, standardConformingStrings) ?? { text: sql, tags: null };
+}
+
+/**
+ * extractSqlCommenter for the tracker's path: null when the text has no tag
+ * comment, so that nearly every query makes no object for its answer.
+ */
+export function findSqlCommenter(sql: string, standardConformingStrings = true): CommentedSql | null {
   // Nearly every query has no block comment: leave at the cost of one scan.
-  if (!sql.includes('/*')) return { text: sql, tags: null };
+  if (!sql.includes('/*')) return null;
   let found: { start: number; end: number; tags: SqlCommenterTags } | null = null;
   lex(sql, (kind, start, end) => {
     if (kind !== TokenKind.Comment || sql.charCodeAt(start) !== 47 /* / */) return;
     const tags = parseTags(sql.slice(start + 2, end - 2));
     if (tags !== null) found = { start, end, tags };
   }, standardConformingStrings);
-  if (found === null) return { text: sql, tags: null };
+  if (found === null) return null;
   const { start, end, tags } = found as { start: number; end: number; tags: SqlCommenterTags };
   const text = (sql.slice(0, start).trimEnd() + ' ' + sql.slice(end).trimStart()).trim();
   return { text, tags };

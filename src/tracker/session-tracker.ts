@@ -28,7 +28,7 @@ import {
 } from '../protocol/decode.js';
 import { classifyStatement, type StatementInfo } from '../sql/classify.js';
 import { classifyStatementCached, splitStatementsCached } from '../sql/statement-cache.js';
-import { extractSqlCommenter, type SqlCommenterTags } from '../sql/sqlcommenter.js';
+import { extractSqlCommenter, findSqlCommenter, type SqlCommenterTags } from '../sql/sqlcommenter.js';
 import { AnswerQueue, EntryKind, type Entry } from './answer-queue.js';
 import { systemClock, type Clock } from './clock.js';
 import { PreparedStatements, UNKNOWN_STATEMENT, type Prepared } from './prepared-statements.js';
@@ -177,8 +177,7 @@ export class SessionTracker extends StatementLifecycle {
   /** A simple-protocol Query. */
   clientQuery(sql: string): Entry | null {
     const scs = this.strings.standardConformingStrings;
-    // Most queries carry no comment: no object for the answer then.
-    const commented = sql.includes('/*') ? extractSqlCommenter(sql, scs) : null;
+    const commented = findSqlCommenter(sql, scs);
     const text = commented === null ? sql : commented.text;
     const request = this.requests.observe(commented === null ? null : commented.tags);
     const infos = splitStatementsCached(text, scs);
