@@ -101,12 +101,13 @@ export class TraceBus {
   }
 
   attach(sink: TraceSink): () => void {
-    this.sinks = [...this.sinks, sink];
-    this.transcriptSinks = this.sinks.filter((s) => s.wantsTranscript !== false).length;
-    return () => {
-      this.sinks = this.sinks.filter((s) => s !== sink);
-      this.transcriptSinks = this.sinks.filter((s) => s.wantsTranscript !== false).length;
-    };
+    this.setSinks([...this.sinks, sink]);
+    return () => this.setSinks(this.sinks.filter((s) => s !== sink));
+  }
+
+  private setSinks(sinks: TraceSink[]): void {
+    this.sinks = sinks;
+    this.transcriptSinks = sinks.filter((s) => s.wantsTranscript !== false).length;
   }
 
   /** A record object: serialized once for all sinks, only when one is attached. */
