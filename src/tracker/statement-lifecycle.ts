@@ -89,9 +89,10 @@ export abstract class StatementLifecycle {
 
   protected activate(statement: StatementRecord): void {
     statement.seq = ++this.statementSeq;
-    const mono = this.clock.mono();
-    statement.startMono = mono;
-    statement.startedAt = this.clock.wallAt(mono);
+    // The wall clock as read now, not derived from the monotonic one: lock waits,
+    // timed on the wall clock from this start, must fit in the statement's duration.
+    statement.startedAt = this.clock.wall();
+    statement.startMono = this.clock.mono();
     this.ledger.statementStarting(statement);
     this.active = statement;
     this.listener.statementStarted?.(this.session, statement);

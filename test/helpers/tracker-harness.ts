@@ -27,7 +27,7 @@ export function trackerHarness() {
     replication: false,
   };
   let now = 0;
-  const tracker = new SessionTracker(session, listener, { wall: () => now, mono: () => now, wallAt: () => now });
+  const tracker = new SessionTracker(session, listener, { wall: () => now, mono: () => now });
   tracker.start();
   return {
     tracker,

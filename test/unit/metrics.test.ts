@@ -110,7 +110,7 @@ t.test('a retry is counted only for the request whose transaction failed', async
   const registry = new Registry();
   const metrics = new ProxyMetrics(registry, { routes: [] });
   let now = 0;
-  const tracker = new SessionTracker(session, metrics, { wall: () => now, mono: () => now, wallAt: () => now });
+  const tracker = new SessionTracker(session, metrics, { wall: () => now, mono: () => now });
   tracker.start();
   const query = (sql: string, ...answers: Buffer[]) => {
     for (const [type, buf, start, end] of messagesOf(serialize.query(sql))) tracker.onClientMessage(type, buf, start, end);

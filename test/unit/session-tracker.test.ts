@@ -24,7 +24,7 @@ function harness() {
     replication: false,
   };
   let now = 0;
-  const tracker = new SessionTracker(session, listener, { wall: () => now, mono: () => now, wallAt: () => now });
+  const tracker = new SessionTracker(session, listener, { wall: () => now, mono: () => now });
   tracker.start();
   return {
     tracker,

@@ -196,7 +196,7 @@ t.test('a sink that reads only standalone records (the OpenTelemetry events) get
   writer.statementLine = (...args) => (built.push('statement'), statementLine(...args));
   writer.transactionLine = (...args) => (built.push('transaction'), transactionLine(...args));
   let now = 1000;
-  const tracker = new SessionTracker(session, writer, { wall: () => Date.UTC(2026, 10, 23), mono: () => now, wallAt: () => Date.UTC(2026, 10, 23) });
+  const tracker = new SessionTracker(session, writer, { wall: () => Date.UTC(2026, 10, 23), mono: () => now });
   tracker.start();
   const query = serialize.query('SELECT 1');
   tracker.onClientMessage(query[0], query, 0, query.length);
@@ -340,7 +340,7 @@ t.test('session end: duration_ms from the monotonic clock, with microseconds lik
   bus.attach(sink);
   const listener = new TraceWriter(bus, traceText('full'));
   let now = 1000;
-  const tracker = new SessionTracker(session, listener, { wall: () => Date.UTC(2026, 10, 23), mono: () => now, wallAt: () => Date.UTC(2026, 10, 23) });
+  const tracker = new SessionTracker(session, listener, { wall: () => Date.UTC(2026, 10, 23), mono: () => now });
   tracker.start();
   now += 2.3456;
   tracker.end(true);

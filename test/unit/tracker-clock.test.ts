@@ -1,30 +1,13 @@
 import t from 'tap';
 import { commandComplete, readyForQuery } from '../../src/protocol/encode.js';
 import { serialize } from '../../src/protocol/frontend-messages.js';
-import { ChunkClock, systemClock } from '../../src/tracker/clock.js';
+import { ChunkClock } from '../../src/tracker/clock.js';
 import { SessionTracker } from '../../src/tracker/session-tracker.js';
-
-t.test('the wall clock of a monotonic reading is the wall clock, in whole milliseconds', async (t) => {
-  for (let i = 0; i < 5; i++) {
-    const before = Date.now();
-    const at = systemClock.wallAt(systemClock.mono());
-    const after = Date.now();
-    t.ok(Number.isInteger(at), 'whole milliseconds');
-    // The offset is read at most a second apart; the clocks tick at one rate within that.
-    t.ok(at >= before - 2 && at <= after + 2, `${at} within [${before}, ${after}]`);
-    await new Promise((resolve) => setTimeout(resolve, 300));
-  }
-});
-
-t.test('later monotonic readings give later or equal wall times', async (t) => {
-  const mono = systemClock.mono();
-  t.ok(systemClock.wallAt(mono + 5) - systemClock.wallAt(mono) >= 4);
-});
 
 t.test('within a chunk the monotonic clock is read once; outside one, every time', async (t) => {
   let reads = 0;
   let now = 100;
-  const clock = new ChunkClock({ wall: () => 0, mono: () => (reads++, now), wallAt: () => 0 });
+  const clock = new ChunkClock({ wall: () => 0, mono: () => (reads++, now) });
   t.equal(clock.mono(), 100);
   now = 110;
   t.equal(clock.mono(), 110, 'outside a chunk: fresh');
@@ -54,7 +37,7 @@ t.test('a tracker times the statements of one chunk as of one instant', async (t
   const finished: { durationMs: number }[] = [];
   const ended: { durationMs: number }[] = [];
   const session = { id: 's', user: 'u', database: 'd', applicationName: '', clientAddress: '', startedAt: 0, backendPid: 1, replication: false };
-  const tracker = new SessionTracker(session, { statementFinished: (_s, st) => finished.push(st), transactionEnded: (_s, tx) => ended.push(tx) }, { wall: () => now, mono: () => now, wallAt: (m) => m });
+  const tracker = new SessionTracker(session, { statementFinished: (_s, st) => finished.push(st), transactionEnded: (_s, tx) => ended.push(tx) }, { wall: () => now, mono: () => now });
   tracker.start();
   const query = serialize.query('SELECT 1');
   tracker.chunkStarted();
