@@ -1,12 +1,12 @@
 /**
  * What txproxy's own bookkeeping costs per transaction, without sockets:
- * a session tracker fed pgbench's select-only transaction (a Query, then
- * RowDescription, DataRow, CommandComplete and ReadyForQuery) over and over,
- * with the tracker listeners an App builds for each configuration: the
- * trace writer, tail sampling, metrics, OpenTelemetry spans, the lock
- * monitor and the policies.
+ * a session tracker fed pgbench's select-only or TPC-B transaction (each
+ * Query, then the server's answer: RowDescription, DataRow, CommandComplete
+ * and ReadyForQuery) over and over, with the tracker listeners an App
+ * builds for each configuration: the trace writer, tail sampling, metrics,
+ * OpenTelemetry spans, the lock monitor and the policies.
  *
- *   npm run build && node dist/bench/tracker-cost.js
+ *   npm run build && node dist/bench/tracker-cost.js [select-only|tpcb]
  *
  * It needs no PostgreSQL: no session registers with the App, so its lock
  * monitor never queries one, and pgbench's statements name no parent span,
@@ -50,17 +50,68 @@ const SETUPS: Setup[] = [
   { name: 'traced', description: 'metrics, every statement traced to a file', config: { http: '127.0.0.1:0' }, traced: true },
 ];
 
+/** Statements per round: 300,000 select-only transactions. */
 const TRANSACTIONS = 300_000;
 const ROUNDS = 7;
 
-// pgbench's select-only transaction, as the client and the server send it.
-const QUERIES = Array.from({ length: 1000 }, (_, i) => serialize.query(`SELECT abalance FROM pgbench_accounts WHERE aid = ${i * 97 + 1};`));
+/** A message of a workload's transaction: from the client, else from the server. */
+interface Message {
+  fromClient: boolean;
+  bytes: Buffer;
+}
+
+/** A workload's transaction in its variants: the same statements with other number literals. */
+type Workload = Message[][];
+const VARIANTS = 1000;
+
 /** A RowDescription of no field: the tracker reads only its type. */
 const ROW_DESCRIPTION = Buffer.from([Backend.RowDescription, 0, 0, 0, 6, 0, 0]);
-const COMMAND_COMPLETE = commandComplete('SELECT 1');
-const READY = readyForQuery('I');
+/** A DataRow's header is all the relay shows the tracker (onDataRow). */
+const DATA_ROW = Buffer.from([Backend.DataRow, 0, 0, 0, 6, 0, 0]);
 
-async function measure(setup: Setup, dir: string): Promise<number> {
+/** A simple-protocol statement and the server's answer, in each variant. */
+type Statement = (variant: number) => Message[];
+function statement(sql: (variant: number) => string, tag: string, status: 'I' | 'T', rows = false): Statement {
+  const answer = [...(rows ? [ROW_DESCRIPTION, DATA_ROW] : []), commandComplete(tag), readyForQuery(status)];
+  return (variant) => [{ fromClient: true, bytes: serialize.query(sql(variant)) }, ...answer.map((bytes) => ({ fromClient: false, bytes }))];
+}
+
+function workload(...statements: Statement[]): Workload {
+  return Array.from({ length: VARIANTS }, (_, variant) => statements.flatMap((make) => make(variant)));
+}
+
+/**
+ * The random values of a variant, drawn as pgbench draws them at scale 10:
+ * the literals, and so the texts' lengths, vary as they do in its runs.
+ */
+function draw(variant: number): { aid: number; tid: number; bid: number; delta: number } {
+  // A fixed generator (a linear congruential one), so every run feeds the same texts.
+  let seed = variant + 1;
+  const next = (low: number, high: number) => {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+    return low + (seed % (high - low + 1));
+  };
+  return { aid: next(1, 1_000_000), tid: next(1, 100), bid: next(1, 10), delta: next(-5000, 5000) };
+}
+
+/** pgbench's built-in scripts, as pgbench sends them with -M simple. */
+const WORKLOADS: Record<string, Workload> = {
+  'select-only': workload(statement((i) => `SELECT abalance FROM pgbench_accounts WHERE aid = ${draw(i).aid};`, 'SELECT 1', 'I', true)),
+  tpcb: workload(
+    statement(() => 'BEGIN;', 'BEGIN', 'T'),
+    statement((i) => `UPDATE pgbench_accounts SET abalance = abalance + ${draw(i).delta} WHERE aid = ${draw(i).aid};`, 'UPDATE 1', 'T'),
+    statement((i) => `SELECT abalance FROM pgbench_accounts WHERE aid = ${draw(i).aid};`, 'SELECT 1', 'T', true),
+    statement((i) => `UPDATE pgbench_tellers SET tbalance = tbalance + ${draw(i).delta} WHERE tid = ${draw(i).tid};`, 'UPDATE 1', 'T'),
+    statement((i) => `UPDATE pgbench_branches SET bbalance = bbalance + ${draw(i).delta} WHERE bid = ${draw(i).bid};`, 'UPDATE 1', 'T'),
+    statement((i) => {
+      const { tid, bid, aid, delta } = draw(i);
+      return `INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES (${tid}, ${bid}, ${aid}, ${delta}, CURRENT_TIMESTAMP);`;
+    }, 'INSERT 0 1', 'T'),
+    statement(() => 'END;', 'COMMIT', 'I'),
+  ),
+};
+
+async function measure(setup: Setup, steps: Workload, transactions: number, dir: string): Promise<number> {
   const config = buildConfig({ listen: '127.0.0.1:0', ...setup.config }, {}, {});
   const trace = setup.traced ? ndjsonSink(openTraceWriter(path.join(dir, `${setup.name}.ndjson`))) : null;
   const app = await App.start({ config, target: parseUpstreamUrl('postgres://bench@127.0.0.1:9/bench'), log: pino({ level: 'silent' }), trace, tlsContext: null });
@@ -68,24 +119,28 @@ async function measure(setup: Setup, dir: string): Promise<number> {
     const session: SessionInfo = { id: 'bench', user: 'bench', database: 'bench', applicationName: 'pgbench', clientAddress: '127.0.0.1', startedAt: Date.now(), backendPid: 1, replication: false };
     const tracker = new SessionTracker(session, app.trackerListener);
     tracker.start();
-    // Two chunks, as the sockets deliver them: the client's Query, then the server's answer.
+    // A chunk per turn of the conversation, as the sockets deliver them: the client's Query, then the server's answer.
     const transaction = (i: number) => {
-      const query = QUERIES[i % QUERIES.length];
-      tracker.chunkStarted();
-      tracker.onClientMessage(query[0], query, 0, query.length);
-      tracker.chunkEnded();
-      tracker.chunkStarted();
-      tracker.onServerMessage(ROW_DESCRIPTION[0], ROW_DESCRIPTION, 0, ROW_DESCRIPTION.length);
-      tracker.onDataRow();
-      tracker.onServerMessage(COMMAND_COMPLETE[0], COMMAND_COMPLETE, 0, COMMAND_COMPLETE.length);
-      tracker.onServerMessage(READY[0], READY, 0, READY.length);
+      const messages = steps[i % VARIANTS];
+      let fromClient = !messages[0].fromClient;
+      for (let m = 0; m < messages.length; m++) {
+        const { bytes } = messages[m];
+        if (messages[m].fromClient !== fromClient) {
+          if (m > 0) tracker.chunkEnded();
+          tracker.chunkStarted();
+          fromClient = messages[m].fromClient;
+        }
+        if (fromClient) tracker.onClientMessage(bytes[0], bytes, 0, bytes.length);
+        else if (bytes[0] === Backend.DataRow) tracker.onDataRow();
+        else tracker.onServerMessage(bytes[0], bytes, 0, bytes.length);
+      }
       tracker.chunkEnded();
     };
     let best = Infinity;
     for (let round = 0; round <= ROUNDS; round++) {
       const started = process.hrtime.bigint();
-      for (let i = 0; i < TRANSACTIONS; i++) transaction(i);
-      const ns = Number(process.hrtime.bigint() - started) / TRANSACTIONS;
+      for (let i = 0; i < transactions; i++) transaction(i);
+      const ns = Number(process.hrtime.bigint() - started) / transactions;
       // Round 0 warms up the code and the caches.
       if (round > 0) best = Math.min(best, ns);
       // Let the trace writer drain between rounds, as the event loop would.
@@ -99,14 +154,26 @@ async function measure(setup: Setup, dir: string): Promise<number> {
   }
 }
 
+// `node dist/bench/tracker-cost.js tpcb` measures one workload; with none, both.
+const chosen = process.argv.slice(2);
+const unknown = chosen.filter((name) => !(name in WORKLOADS));
+if (unknown.length > 0) {
+  process.stderr.write(`unknown workload ${unknown.join(', ')}: choose from ${Object.keys(WORKLOADS).join(', ')}\n`);
+  process.exit(2);
+}
 const dir = mkdtempSync(path.join(os.tmpdir(), 'txproxy-tracker-cost-'));
 try {
   // A shell's OTEL_* variables would turn export on where a setup has it off.
   for (const key of Object.keys(process.env)) if (key.startsWith('OTEL_')) delete process.env[key];
-  process.stdout.write(`tracker cost of one select-only transaction, fastest of ${ROUNDS} rounds × ${TRANSACTIONS} (Node.js ${process.version})\n`);
-  for (const setup of SETUPS) {
-    const ns = await measure(setup, dir);
-    process.stdout.write(`  ${setup.name.padEnd(11)} ${ns.toFixed(0).padStart(5)} ns   ${setup.description}\n`);
+  for (const workload of chosen.length > 0 ? chosen : Object.keys(WORKLOADS)) {
+    const steps = WORKLOADS[workload];
+    const statements = steps[0].filter((message) => message.fromClient).length;
+    process.stdout.write(`tracker cost of one ${workload} transaction (${statements} statements), fastest of ${ROUNDS} rounds (Node.js ${process.version})\n`);
+    for (const setup of SETUPS) {
+      const ns = await measure(setup, steps, Math.round(TRANSACTIONS / statements), dir);
+      const perStatement = statements > 1 ? `  (${(ns / statements).toFixed(0)} ns a statement)` : '';
+      process.stdout.write(`  ${setup.name.padEnd(11)} ${ns.toFixed(0).padStart(5)} ns${perStatement}   ${setup.description}\n`);
+    }
   }
 } finally {
   rmSync(dir, { recursive: true, force: true });
