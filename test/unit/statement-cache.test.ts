@@ -83,3 +83,35 @@ t.test('a text with digits and no number literal is split as it is, and remember
     t.equal(splitStatementsCached(sql), splitStatementsCached(sql), `${sql}: the second lookup answers from the cache`);
   }
 });
+
+t.test('a key with many shapes keeps them all, and the shape sent most comes to be tried first', async (t) => {
+  // Literals of every length in a text of one length, as pgbench's TPC-B sends them:
+  // `+ 7 WHERE aid = 123456789` and `+ 7654321 WHERE aid = 123` share a key.
+  // (The literals lie between the characters the key reads.)
+  const text = (delta: number) =>
+    `UPDATE shapes_many SET v = v + ${'7'.repeat(delta)} WHERE id = ${'4'.repeat(12 - delta)} AND note IS DISTINCT FROM 'a tail long enough to leave them be';`;
+  const lengths = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11];
+  t.equal(new Set(lengths.map((delta) => shapeKey(text(delta)))).size, 1, 'eleven shapes share a key');
+  for (const delta of lengths) t.same(splitStatementsCached(text(delta)), splitStatements(text(delta)), `shape ${delta}`);
+
+  const matches = Shape.prototype.matches;
+  let tried = 0;
+  Shape.prototype.matches = function (this: Shape, sql: string) {
+    tried++;
+    return matches.call(this, sql);
+  };
+  t.teardown(() => {
+    Shape.prototype.matches = matches;
+  });
+  // Every shape is still known: none is read afresh, and each answers as a split would.
+  for (const delta of lengths) {
+    const sql = text(delta).replace(/4/g, '5');
+    t.same(splitStatementsCached(sql), splitStatements(sql), `shape ${delta} again`);
+  }
+  // A shape from the middle of the list, sent again and again, moves to the front.
+  const often = text(6).replace(/7/g, '8');
+  for (let i = 0; i < lengths.length; i++) splitStatementsCached(often);
+  tried = 0;
+  t.same(splitStatementsCached(often), splitStatements(often));
+  t.equal(tried, 1, 'found at the first shape tried');
+});
