@@ -25,6 +25,7 @@ import type { UpstreamTarget } from '../upstream/target.js';
 import type { TraceBus } from '../trace/trace-sink.js';
 import type { TraceText } from '../trace/trace-text.js';
 import type { SessionInfo, StatementRecord, TrackerListener } from '../tracker/types.js';
+import { wallClock } from '../tracker/clock.js';
 import { attribute, type SessionDirectory, type TrackedSession } from './attribution.js';
 import { ACTIVITY_SQL, VERSION_SQL, waitsSql, type ActivityRow, type WaitRow } from './lock-queries.js';
 import { LockWaitMetrics } from './lock-metrics.js';
@@ -101,7 +102,7 @@ export class LockMonitor implements TrackerListener {
   /** The wait of a session now, for the admin API; null when it waits for nothing. */
   readonly lockWaitOf = (sessionId: string): LockWaitView | null => {
     const wait = this.waits.get(sessionId);
-    return wait === undefined ? null : lockWaitView(wait, Date.now());
+    return wait === undefined ? null : lockWaitView(wait, wallClock.now());
   };
 
   // ------------------------------------------------------ tracker events
@@ -109,13 +110,14 @@ export class LockMonitor implements TrackerListener {
   statementFinished(session: SessionInfo, statement: StatementRecord): void {
     if (this.waits.size === 0) return;
     const wait = this.waits.get(session.id);
-    if (wait !== undefined && wait.statement === statement) this.end(wait, Date.now());
+    // It ended when its statement did, on the statement's own clock: the wait fits in the statement.
+    if (wait !== undefined && wait.statement === statement) this.end(wait, statement.startedAt + statement.durationMs);
   }
 
   sessionEnded(session: SessionInfo): void {
     if (this.waits.size === 0) return;
     const wait = this.waits.get(session.id);
-    if (wait !== undefined) this.end(wait, Date.now());
+    if (wait !== undefined) this.end(wait, wallClock.now());
   }
 
   // ------------------------------------------------------------ sampling
@@ -148,10 +150,10 @@ export class LockMonitor implements TrackerListener {
   private async sample(): Promise<void> {
     const candidates = this.longRunning();
     if (candidates.length === 0) return;
-    const sent = Date.now();
+    const sent = wallClock.now();
     const activity = await this.connection.query<ActivityRow>('activity', ACTIVITY_SQL, [candidates.map(pidOf)]);
     if (activity === null) return;
-    const at = (sent + Date.now()) / 2;
+    const at = (sent + wallClock.now()) / 2;
     if (activity.length > 0) this.clockOffset = activity[0].server_ms - at;
     const rows = new Map(activity.map((row) => [row.pid, row]));
     const waiting: Candidate[] = [];
@@ -171,10 +173,10 @@ export class LockMonitor implements TrackerListener {
       if (version === null) return;
       this.waitsText = waitsSql(version[0].version);
     }
-    const sent = Date.now();
+    const sent = wallClock.now();
     const rows = await this.connection.query<WaitRow>('waits', this.waitsText, [waiting.map(pidOf)]);
     if (rows === null) return;
-    const at = (sent + Date.now()) / 2;
+    const at = (sent + wallClock.now()) / 2;
     const byPid = new Map<number, WaitRow>();
     for (const row of rows) if (!byPid.has(row.pid)) byPid.set(row.pid, row);
     for (const candidate of waiting) {

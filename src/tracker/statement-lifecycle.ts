@@ -89,10 +89,8 @@ export abstract class StatementLifecycle {
 
   protected activate(statement: StatementRecord): void {
     statement.seq = ++this.statementSeq;
-    // The wall clock as read now, not derived from the monotonic one: lock waits,
-    // timed on the wall clock from this start, must fit in the statement's duration.
-    statement.startedAt = this.clock.wall();
     statement.startMono = this.clock.mono();
+    statement.startedAt = this.clock.wall();
     this.ledger.statementStarting(statement);
     this.active = statement;
     this.listener.statementStarted?.(this.session, statement);

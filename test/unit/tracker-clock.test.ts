@@ -1,7 +1,7 @@
 import t from 'tap';
 import { commandComplete, readyForQuery } from '../../src/protocol/encode.js';
 import { serialize } from '../../src/protocol/frontend-messages.js';
-import { ChunkClock } from '../../src/tracker/clock.js';
+import { ChunkClock, DerivedWallClock } from '../../src/tracker/clock.js';
 import { SessionTracker } from '../../src/tracker/session-tracker.js';
 
 t.test('within a chunk the monotonic clock is read once; outside one, every time', async (t) => {
@@ -53,4 +53,45 @@ t.test('a tracker times the statements of one chunk as of one instant', async (t
   tracker.chunkEnded();
   t.equal(finished[0].durationMs, 5);
   t.equal(ended[0].durationMs, 5, 'the transaction ends at the instant its statement did');
+});
+
+t.test('within a chunk the wall clock is told from the chunk instant, where the clock can', async (t) => {
+  let monoReads = 0;
+  let wallReads = 0;
+  const clock = new ChunkClock({ wall: () => (wallReads++, 5000), mono: () => (monoReads++, 120), wallAt: (mono) => mono + 1_000_000 });
+  t.equal(clock.wall(), 5000, 'outside a chunk: read');
+  clock.chunkStarted();
+  t.equal(clock.mono(), 120);
+  t.equal(clock.wall(), 1_000_120, 'in a chunk: from its instant');
+  clock.chunkEnded();
+  t.equal(wallReads, 1);
+  t.equal(monoReads, 1, 'one clock read for the chunk');
+  const plain = new ChunkClock({ wall: () => 7, mono: () => 1 });
+  plain.chunkStarted();
+  t.equal(plain.wall(), 7, 'a clock without wallAt is read');
+});
+
+t.test('the derived wall clock keeps to the system clock, and follows it when it steps', async (t) => {
+  const clock = new DerivedWallClock();
+  for (let i = 0; i < 1000; i++) {
+    const before = Date.now();
+    const derived = clock.now();
+    const after = Date.now();
+    if (derived < before - 1 || derived > after + 1) t.fail(`${derived} is not within a millisecond of ${before}..${after}`);
+  }
+  t.equal(clock.now(), Math.floor(clock.now()), 'whole milliseconds');
+  const realNow = Date.now;
+  t.teardown(() => {
+    Date.now = realNow;
+  });
+  // The system clock steps forward ten minutes; the next check (at most a second on) follows it.
+  Date.now = () => realNow() + 600_000;
+  t.ok(Math.abs(clock.now() - realNow()) <= 2, 'not yet checked');
+  const stepped = clock.at(performance.now() + 1000);
+  t.ok(Math.abs(stepped - (realNow() + 601_000)) <= 2, `followed the step: ${stepped - realNow()}`);
+  Date.now = realNow;
+  // Drift within a few milliseconds is left alone: durations on the two clocks stay consistent.
+  const base = clock.now();
+  Date.now = () => realNow() + 600_010;
+  t.ok(Math.abs(clock.at(performance.now() + 2000) - (base + 2000)) <= 3, 'a small difference does not move it');
 });
