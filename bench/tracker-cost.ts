@@ -6,16 +6,24 @@
  * builds for each configuration: the trace writer, tail sampling, metrics,
  * OpenTelemetry spans, the lock monitor and the policies.
  *
- *   npm run build && node dist/bench/tracker-cost.js [select-only|tpcb]
+ *   npm run build && node dist/bench/tracker-cost.js [--cold] [select-only|tpcb]
  *
  * It needs no PostgreSQL: no session registers with the App, so its lock
  * monitor never queries one, and pgbench's statements name no parent span,
  * so nothing is exported. The figure is the fastest of 7 rounds, in ns per
- * transaction, on one core of whatever else the machine is doing.
+ * transaction, on one core of whatever else the machine is doing; each
+ * setup is measured in a process of its own.
+ *
+ * Warm, the figure is the work itself. `--cold` (see ColdCaches) comes
+ * closer to what the same work costs in a proxy under load: on two shared
+ * cores it was 2 to 3 times the warm figure, as was the CPU time txproxy
+ * spent per transaction beyond the bare pipe's in the benchmark.
  */
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import pino from 'pino';
 import { App } from '../src/app.js';
 import { Backend } from '../src/protocol/codes.js';
@@ -54,14 +62,14 @@ const SETUPS: Setup[] = [
 const TRANSACTIONS = 300_000;
 const ROUNDS = 7;
 
-/** A message of a workload's transaction: from the client, else from the server. */
-interface Message {
+/** What one socket read brings: the client's Query, or the server's answer to it. */
+interface Chunk {
   fromClient: boolean;
-  bytes: Buffer;
+  messages: Buffer[];
 }
 
 /** A workload's transaction in its variants: the same statements with other number literals. */
-type Workload = Message[][];
+type Workload = Chunk[][];
 const VARIANTS = 1000;
 
 /** A RowDescription of no field: the tracker reads only its type. */
@@ -70,10 +78,13 @@ const ROW_DESCRIPTION = Buffer.from([Backend.RowDescription, 0, 0, 0, 6, 0, 0]);
 const DATA_ROW = Buffer.from([Backend.DataRow, 0, 0, 0, 6, 0, 0]);
 
 /** A simple-protocol statement and the server's answer, in each variant. */
-type Statement = (variant: number) => Message[];
+type Statement = (variant: number) => Chunk[];
 function statement(sql: (variant: number) => string, tag: string, status: 'I' | 'T', rows = false): Statement {
   const answer = [...(rows ? [ROW_DESCRIPTION, DATA_ROW] : []), commandComplete(tag), readyForQuery(status)];
-  return (variant) => [{ fromClient: true, bytes: serialize.query(sql(variant)) }, ...answer.map((bytes) => ({ fromClient: false, bytes }))];
+  return (variant) => [
+    { fromClient: true, messages: [serialize.query(sql(variant))] },
+    { fromClient: false, messages: answer },
+  ];
 }
 
 function workload(...statements: Statement[]): Workload {
@@ -94,6 +105,41 @@ function draw(variant: number): { aid: number; tid: number; bid: number; delta: 
   return { aid: next(1, 1_000_000), tid: next(1, 100), bid: next(1, 10), delta: next(-5000, 5000) };
 }
 
+/**
+ * `--cold`: the caches hold other data each time a chunk comes, as on a
+ * busy server, where the kernel, PostgreSQL and the other sessions run
+ * between two reads of a session's socket. That is where txproxy runs, and
+ * its bookkeeping then costs a few times what it costs warm.
+ */
+class ColdCaches {
+  /** More than a core's L2 cache on most servers (0.5 to 2 MiB). */
+  private readonly data = new Float64Array((4 * 1024 * 1024) / 8);
+  private sum = 0;
+  /** What the two clock reads around a chunk cost, in ms. */
+  readonly timing: number;
+
+  constructor() {
+    let total = 0;
+    const samples = 2000;
+    for (let i = 0; i < samples; i++) {
+      this.evict();
+      const started = performance.now();
+      total += performance.now() - started;
+    }
+    this.timing = total / samples;
+  }
+
+  /** Writes one word of each cache line of the buffer. */
+  evict(): void {
+    const data = this.data;
+    let sum = 0;
+    for (let i = 0; i < data.length; i += 8) sum += data[i]++;
+    this.sum += sum;
+  }
+}
+/** Cold chunks take this many times longer to measure (the eviction), so this many times fewer are measured. */
+const COLD_SLOWER = 100;
+
 /** pgbench's built-in scripts, as pgbench sends them with -M simple. */
 const WORKLOADS: Record<string, Workload> = {
   'select-only': workload(statement((i) => `SELECT abalance FROM pgbench_accounts WHERE aid = ${draw(i).aid};`, 'SELECT 1', 'I', true)),
@@ -111,7 +157,7 @@ const WORKLOADS: Record<string, Workload> = {
   ),
 };
 
-async function measure(setup: Setup, steps: Workload, transactions: number, dir: string): Promise<number> {
+async function measure(setup: Setup, steps: Workload, transactions: number, cold: ColdCaches | null, dir: string): Promise<number> {
   const config = buildConfig({ listen: '127.0.0.1:0', ...setup.config }, {}, {});
   const trace = setup.traced ? ndjsonSink(openTraceWriter(path.join(dir, `${setup.name}.ndjson`))) : null;
   const app = await App.start({ config, target: parseUpstreamUrl('postgres://bench@127.0.0.1:9/bench'), log: pino({ level: 'silent' }), trace, tlsContext: null });
@@ -119,18 +165,10 @@ async function measure(setup: Setup, steps: Workload, transactions: number, dir:
     const session: SessionInfo = { id: 'bench', user: 'bench', database: 'bench', applicationName: 'pgbench', clientAddress: '127.0.0.1', startedAt: Date.now(), backendPid: 1, replication: false };
     const tracker = new SessionTracker(session, app.trackerListener);
     tracker.start();
-    // A chunk per turn of the conversation, as the sockets deliver them: the client's Query, then the server's answer.
-    const transaction = (i: number) => {
-      const messages = steps[i % VARIANTS];
-      let fromClient = !messages[0].fromClient;
-      for (let m = 0; m < messages.length; m++) {
-        const { bytes } = messages[m];
-        if (messages[m].fromClient !== fromClient) {
-          if (m > 0) tracker.chunkEnded();
-          tracker.chunkStarted();
-          fromClient = messages[m].fromClient;
-        }
-        if (fromClient) tracker.onClientMessage(bytes[0], bytes, 0, bytes.length);
+    const read = (chunk: Chunk) => {
+      tracker.chunkStarted();
+      for (const bytes of chunk.messages) {
+        if (chunk.fromClient) tracker.onClientMessage(bytes[0], bytes, 0, bytes.length);
         else if (bytes[0] === Backend.DataRow) tracker.onDataRow();
         else tracker.onServerMessage(bytes[0], bytes, 0, bytes.length);
       }
@@ -138,10 +176,26 @@ async function measure(setup: Setup, steps: Workload, transactions: number, dir:
     };
     let best = Infinity;
     for (let round = 0; round <= ROUNDS; round++) {
-      const started = process.hrtime.bigint();
-      for (let i = 0; i < transactions; i++) transaction(i);
-      const ns = Number(process.hrtime.bigint() - started) / transactions;
-      // Round 0 warms up the code and the caches.
+      let ns: number;
+      if (cold === null) {
+        const started = process.hrtime.bigint();
+        for (let i = 0; i < transactions; i++) for (const chunk of steps[i % VARIANTS]) read(chunk);
+        ns = Number(process.hrtime.bigint() - started) / transactions;
+      } else {
+        // Each chunk is timed alone, after the caches were filled with other data, less what timing it costs.
+        let total = 0;
+        const coldTransactions = Math.ceil(transactions / COLD_SLOWER);
+        for (let i = 0; i < coldTransactions; i++) {
+          for (const chunk of steps[i % VARIANTS]) {
+            cold.evict();
+            const started = performance.now();
+            read(chunk);
+            total += performance.now() - started - cold.timing;
+          }
+        }
+        ns = (total * 1e6) / coldTransactions;
+      }
+      // Round 0 warms up the code.
       if (round > 0) best = Math.min(best, ns);
       // Let the trace writer drain between rounds, as the event loop would.
       await new Promise((resolve) => setImmediate(resolve));
@@ -154,27 +208,45 @@ async function measure(setup: Setup, steps: Workload, transactions: number, dir:
   }
 }
 
-// `node dist/bench/tracker-cost.js tpcb` measures one workload; with none, both.
-const chosen = process.argv.slice(2);
+// `node dist/bench/tracker-cost.js [--cold] [select-only|tpcb]`: with no workload named, both.
+// Each measurement runs in a process of its own (`--measure SETUP`): the
+// code one setup's listeners left compiled must not slow the next one.
+const args = process.argv.slice(2);
+const coldCaches = args.includes('--cold');
+const measureIndex = args.indexOf('--measure');
+const measured = measureIndex < 0 ? null : args[measureIndex + 1];
+const chosen = args.filter((arg, i) => arg !== '--cold' && i !== measureIndex && i !== measureIndex + 1);
 const unknown = chosen.filter((name) => !(name in WORKLOADS));
 if (unknown.length > 0) {
-  process.stderr.write(`unknown workload ${unknown.join(', ')}: choose from ${Object.keys(WORKLOADS).join(', ')}\n`);
+  process.stderr.write(`unknown workload ${unknown.join(', ')}: choose from ${Object.keys(WORKLOADS).join(', ')} (and --cold)\n`);
   process.exit(2);
 }
-const dir = mkdtempSync(path.join(os.tmpdir(), 'txproxy-tracker-cost-'));
-try {
-  // A shell's OTEL_* variables would turn export on where a setup has it off.
-  for (const key of Object.keys(process.env)) if (key.startsWith('OTEL_')) delete process.env[key];
+// A shell's OTEL_* variables would turn export on where a setup has it off.
+for (const key of Object.keys(process.env)) if (key.startsWith('OTEL_')) delete process.env[key];
+
+if (measured !== null) {
+  // A child: one setup, one workload; prints ns per transaction.
+  const setup = SETUPS.find((s) => s.name === measured);
+  if (setup === undefined || chosen.length !== 1) throw new Error(`--measure wants a setup (${SETUPS.map((s) => s.name).join(', ')}) and one workload`);
+  const steps = WORKLOADS[chosen[0]];
+  const statements = steps[0].filter((chunk) => chunk.fromClient).length;
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'txproxy-tracker-cost-'));
+  try {
+    const ns = await measure(setup, steps, Math.round(TRANSACTIONS / statements), coldCaches ? new ColdCaches() : null, dir);
+    process.stdout.write(`${ns}\n`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+} else {
   for (const workload of chosen.length > 0 ? chosen : Object.keys(WORKLOADS)) {
-    const steps = WORKLOADS[workload];
-    const statements = steps[0].filter((message) => message.fromClient).length;
-    process.stdout.write(`tracker cost of one ${workload} transaction (${statements} statements), fastest of ${ROUNDS} rounds (Node.js ${process.version})\n`);
+    const statements = WORKLOADS[workload][0].filter((chunk) => chunk.fromClient).length;
+    const caches = coldCaches ? 'cold caches' : 'warm caches';
+    process.stdout.write(`tracker cost of one ${workload} transaction (${statements} statements), ${caches}, fastest of ${ROUNDS} rounds (Node.js ${process.version})\n`);
     for (const setup of SETUPS) {
-      const ns = await measure(setup, steps, Math.round(TRANSACTIONS / statements), dir);
+      const child = [fileURLToPath(import.meta.url), '--measure', setup.name, workload, ...(coldCaches ? ['--cold'] : [])];
+      const ns = Number(execFileSync(process.execPath, child, { encoding: 'utf8' }).trim());
       const perStatement = statements > 1 ? `  (${(ns / statements).toFixed(0)} ns a statement)` : '';
       process.stdout.write(`  ${setup.name.padEnd(11)} ${ns.toFixed(0).padStart(5)} ns${perStatement}   ${setup.description}\n`);
     }
   }
-} finally {
-  rmSync(dir, { recursive: true, force: true });
 }
