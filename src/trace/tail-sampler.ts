@@ -153,7 +153,7 @@ export class TailSampler {
     held.signals |= signals;
     switch (held.fate) {
       case Fate.Holding:
-        held.entries.push(t);
+        hold(held, t);
         this.settle(held);
         if (firstWrite && (held.fate as Fate) === Fate.Dropped) session.firstWrite = held;
         return;
@@ -230,10 +230,9 @@ export class TailSampler {
       held.id = id;
       held.statementsHeld = 0;
       held.statementsDropped = 0;
-      // A fresh array costs less than emptying one (setting a length is a runtime call).
-      if (held.entries.length !== 0 || (held.entries === EMPTY) !== kept) held.entries = kept ? EMPTY : [];
+      held.entries = EMPTY;
     } else {
-      held = { id, fate: Fate.Holding, signals: 0, entries: kept ? EMPTY : [], statementsHeld: 0, statementsDropped: 0, session: null, text: null };
+      held = { id, fate: Fate.Holding, signals: 0, entries: EMPTY, statementsHeld: 0, statementsDropped: 0, session: null, text: null };
     }
     held.fate = kept ? Fate.Kept : Fate.Holding;
     held.signals = session.pending;
@@ -254,7 +253,7 @@ export class TailSampler {
         this.write(held, entry);
         return;
       case Fate.Holding:
-        held.entries.push(entry);
+        hold(held, entry);
         if (statement) held.statementsHeld++;
         if (held.entries.length >= this.rules.maxHeld) this.decideEarly(held);
         return;
@@ -318,7 +317,7 @@ export class TailSampler {
     held.fate = Fate.DroppedEarly;
     held.statementsDropped += held.statementsHeld;
     held.statementsHeld = 0;
-    held.entries = [];
+    held.entries = EMPTY;
   }
 
   /** A transaction at its end (or its session's): kept or dropped with all it held. */
@@ -390,7 +389,20 @@ export class TailSampler {
 const LAZY_TEXT_LIMIT = 16384;
 
 /** The entries of a transaction the draw picked: it never holds any. */
+/** No records held: shared, never written to (hold() replaces it). */
 const EMPTY: Entry[] = [];
+
+/**
+ * Adds a record to those a transaction holds. The first two get arrays of
+ * their exact size: most transactions (autocommit) hold a statement and
+ * their own record, and an empty array's first push makes room for seventeen.
+ */
+function hold(held: HeldTransaction, entry: Entry): void {
+  const entries = held.entries;
+  if (entries.length === 0) held.entries = [entry];
+  else if (entries.length === 1) held.entries = [entries[0], entry];
+  else entries.push(entry);
+}
 
 function isTransaction(entry: StatementRecord | TransactionRecord): entry is TransactionRecord {
   return (entry as TransactionRecord).statementLog !== undefined;
