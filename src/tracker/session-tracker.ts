@@ -181,9 +181,11 @@ export class SessionTracker extends StatementLifecycle {
     const text = commented === null ? sql : commented.text;
     const request = this.requests.observe(commented === null ? null : commented.tags);
     const infos = splitStatementsCached(text, scs);
-    const statements = infos.map((info) => this.newStatement('simple', info.sentText, info, null, request));
+    // A loop, not map(): no closure per Query.
+    const statements = new Array<StatementRecord>(infos.length);
+    for (let i = 0; i < infos.length; i++) statements[i] = this.newStatement('simple', infos[i].sentText, infos[i], null, request);
     // The server reads the whole Query first: a SET in it changes how the next message reads.
-    for (const info of infos) this.noteSetting(info);
+    for (let i = 0; i < infos.length; i++) this.noteSetting(infos[i]);
     return this.clientQueryStatements(statements);
   }
 
