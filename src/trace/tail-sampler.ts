@@ -388,8 +388,7 @@ export class TailSampler {
  */
 const LAZY_TEXT_LIMIT = 16384;
 
-/** The entries of a transaction the draw picked: it never holds any. */
-/** No records held: shared, never written to (hold() replaces it). */
+/** No records held (as a transaction the draw picked always is): shared, never written to, hold() replaces it. */
 const EMPTY: Entry[] = [];
 
 /**
