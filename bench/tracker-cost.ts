@@ -87,6 +87,11 @@ function statement(sql: (variant: number) => string, tag: string, status: 'I' | 
   ];
 }
 
+/** Statements in a workload's transaction: one Query each. */
+function statementsOf(workload: Workload): number {
+  return workload[0].filter((chunk) => chunk.fromClient).length;
+}
+
 function workload(...statements: Statement[]): Workload {
   return Array.from({ length: VARIANTS }, (_, variant) => statements.flatMap((make) => make(variant)));
 }
@@ -229,7 +234,7 @@ if (measured !== null) {
   const setup = SETUPS.find((s) => s.name === measured);
   if (setup === undefined || chosen.length !== 1) throw new Error(`--measure wants a setup (${SETUPS.map((s) => s.name).join(', ')}) and one workload`);
   const steps = WORKLOADS[chosen[0]];
-  const statements = steps[0].filter((chunk) => chunk.fromClient).length;
+  const statements = statementsOf(steps);
   const dir = mkdtempSync(path.join(os.tmpdir(), 'txproxy-tracker-cost-'));
   try {
     const ns = await measure(setup, steps, Math.round(TRANSACTIONS / statements), coldCaches ? new ColdCaches() : null, dir);
@@ -239,7 +244,7 @@ if (measured !== null) {
   }
 } else {
   for (const workload of chosen.length > 0 ? chosen : Object.keys(WORKLOADS)) {
-    const statements = WORKLOADS[workload][0].filter((chunk) => chunk.fromClient).length;
+    const statements = statementsOf(WORKLOADS[workload]);
     const caches = coldCaches ? 'cold caches' : 'warm caches';
     process.stdout.write(`tracker cost of one ${workload} transaction (${statements} statements), ${caches}, fastest of ${ROUNDS} rounds (Node.js ${process.version})\n`);
     for (const setup of SETUPS) {
