@@ -5,6 +5,7 @@
  * https://www.postgresql.org/docs/current/protocol-message-formats.html
  */
 import { StartupCode, type TxStatus } from './codes.js';
+import { RecentStrings } from './recent-strings.js';
 
 const BODY = 5;
 
@@ -50,6 +51,19 @@ export function decodeQuery(buf: Buffer, start: number, end: number): string {
   return cString(buf, start + BODY, end);
 }
 
+/**
+ * Where a Query's text starts; it ends at the message's last byte, its NUL,
+ * when the message is well formed (decodeQuery checks that).
+ */
+export function queryTextStart(start: number): number {
+  return start + BODY;
+}
+
+/** `buf[start, end)` as UTF-8 text. */
+export function textAt(buf: Uint8Array, start: number, end: number): string {
+  return utf8Slice(buf as Buffer, start, end);
+}
+
 /** Parse ('P'): statement name and SQL text (parameter types are not needed). */
 export function decodeParse(buf: Buffer, start: number, end: number): { name: string; sql: string } {
   const [name, next] = readCString(buf, start + BODY, end);
@@ -78,9 +92,14 @@ export function decodeTarget(buf: Buffer, start: number, end: number): { target:
   return { target, name };
 }
 
+const recentTags = new RecentStrings(textAt);
+
 /** CommandComplete ('C'): the command tag, e.g. `INSERT 0 1`. */
 export function decodeCommandComplete(buf: Buffer, start: number, end: number): string {
-  return cString(buf, start + BODY, end);
+  const from = start + BODY;
+  // A well-formed tag ends at the message's last byte. A recent one's bytes hold no NUL: matching them, these hold none either.
+  const known = buf[end - 1] === 0 ? recentTags.find(buf, from, end - 1) : null;
+  return known ?? recentTags.add(buf, from, nulAfter(buf, from, end));
 }
 
 /** ReadyForQuery ('Z'): the transaction status byte. */

@@ -3,8 +3,21 @@
  * https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-COMMANDCOMPLETE
  */
 
+/** rowsOfTag of the tags seen lately: the same few end nearly every statement. */
+const rowsOfRecentTags = new Map<string, number | null>();
+const RECENT_TAGS = 256;
+
 /** The row count a tag carries, or null for tags without one (`BEGIN`, `CREATE TABLE`). */
 export function rowsOfTag(tag: string): number | null {
+  const known = rowsOfRecentTags.get(tag);
+  if (known !== undefined) return known;
+  const rows = readRows(tag);
+  if (rowsOfRecentTags.size >= RECENT_TAGS) rowsOfRecentTags.clear();
+  rowsOfRecentTags.set(tag, rows);
+  return rows;
+}
+
+function readRows(tag: string): number | null {
   // The digits at the end, read in place: a tag ends every statement.
   let i = tag.length;
   let rows = 0;
