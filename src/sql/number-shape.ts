@@ -14,6 +14,11 @@
  * against the shapes already known under its key (`shapeKey`,
  * `Shape.matches`, with the engine's own string comparison), and read
  * only when none matches.
+ *
+ * A Query arrives as bytes, and a shape of plain ASCII is also checked
+ * against them (`shapeKeyOfBytes`, `Shape.matchesBytes`): a text of a known
+ * shape is then decoded once, for its record, and never searched or sliced
+ * to be recognised.
  */
 import { Ch, isDigit, isIdentChar } from './lexer.js';
 
@@ -77,6 +82,22 @@ export function shapeKey(sql: string): number {
   return key & 0x3fffffff;
 }
 
+/**
+ * shapeKey of the text in `buf[start, end)`, read as bytes: for a text of
+ * plain ASCII, the key of its string.
+ */
+export function shapeKeyOfBytes(buf: Uint8Array, start: number, end: number): number {
+  const n = end - start;
+  let key = n;
+  if (n > 0) {
+    key = Math.imul(key, 31) + digitAsZero(buf[start + (n >> 2)]);
+    key = Math.imul(key, 31) + digitAsZero(buf[start + (n >> 1)]);
+    key = Math.imul(key, 31) + digitAsZero(buf[start + ((3 * n) >> 2)]);
+    key = Math.imul(key, 31) + digitAsZero(buf[end - 1]);
+  }
+  return key & 0x3fffffff;
+}
+
 function digitAsZero(c: number): number {
   return isDigit(c) ? Ch.Zero : c;
 }
@@ -89,6 +110,11 @@ export class Shape {
   private readonly spans: readonly number[];
   /** The text before each literal, then after the last one. */
   private readonly parts: readonly string[];
+  /**
+   * The shape as bytes, each digit of a literal as LITERAL_DIGIT; null
+   * when the shape is not plain ASCII (its bytes are then not its characters).
+   */
+  private readonly bytes: Uint8Array | null;
 
   /** The shape of `sql`, whose literals `literalSpans` found. */
   constructor(sql: string, spans: readonly number[]) {
@@ -103,6 +129,23 @@ export class Shape {
     }
     parts.push(sql.slice(from));
     this.parts = parts;
+    this.bytes = shapeBytes(this.text, spans);
+  }
+
+  /**
+   * matches() for the text in `buf[start, end)`, as bytes. Only a shape of
+   * plain ASCII matches: so does the text then, and reads as the same string.
+   * No shape holds a NUL, so a text cut short by one never matches.
+   */
+  matchesBytes(buf: Uint8Array, start: number, end: number): boolean {
+    const bytes = this.bytes;
+    if (bytes === null || end - start !== bytes.length) return false;
+    for (let i = 0; i < bytes.length; i++) {
+      const expected = bytes[i];
+      const c = buf[start + i];
+      if (expected === LITERAL_DIGIT ? !isDigit(c) : c !== expected) return false;
+    }
+    return true;
   }
 
   /**
@@ -126,6 +169,20 @@ export class Shape {
     }
     return sql.slice(from) === parts[parts.length - 1];
   }
+}
+
+/** Stands in shapeBytes for a digit of a literal: no text has a NUL. */
+const LITERAL_DIGIT = 0;
+
+function shapeBytes(shape: string, spans: readonly number[]): Uint8Array | null {
+  const bytes = new Uint8Array(shape.length);
+  for (let i = 0; i < shape.length; i++) {
+    const c = shape.charCodeAt(i);
+    if (c >= 0x80 || c === LITERAL_DIGIT) return null;
+    bytes[i] = c;
+  }
+  for (let k = 0; k < spans.length; k += 2) bytes.fill(LITERAL_DIGIT, spans[k], spans[k + 1]);
+  return bytes;
 }
 
 function shapeText(sql: string, spans: readonly number[]): string {

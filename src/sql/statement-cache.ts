@@ -11,7 +11,7 @@
  * that has it off, is split afresh (such sessions are rare).
  */
 import { lastSplitHadLiterals, splitStatements, type StatementInfo } from './classify.js';
-import { literalSpans, Shape, shapeKey } from './number-shape.js';
+import { literalSpans, Shape, shapeKey, shapeKeyOfBytes } from './number-shape.js';
 
 const LIMIT = 1024;
 /** Texts longer than this are rarely repeated verbatim; not worth the memory. */
@@ -64,6 +64,32 @@ export function splitStatementsCached(sql: string, standardConformingStrings = t
   return statements;
 }
 
+/**
+ * splitStatementsCached for a text still in bytes, `buf[start, end)`, when
+ * it has a shape known; null when it has none (decode it and split that).
+ * `decode` makes the text's string, once, for the statements' own texts.
+ * A shape holds no comment and no backslash, so neither a sqlcommenter tag
+ * nor standard_conforming_strings bears on a text that has one.
+ */
+export function splitKnownShape(
+  buf: Uint8Array,
+  start: number,
+  end: number,
+  decode: (buf: Uint8Array, start: number, end: number) => string,
+): readonly StatementInfo[] | null {
+  if (end - start > MAX_TEXT) return null;
+  const entries = shapes.get(shapeKeyOfBytes(buf, start, end));
+  if (entries === undefined) return null;
+  for (let i = 0; i < entries.length; i++) {
+    const entry = entries[i];
+    if (!entry.shape.matchesBytes(buf, start, end)) continue;
+    if (entry.split === null) return null;
+    moveForward(entries, i);
+    return withTexts(entry.split, decode(buf, start, end));
+  }
+  return null;
+}
+
 function remember<K, V>(map: Map<K, V>, key: K, value: V): void {
   // Starting over when full costs less per query than evicting one by one.
   if (map.size >= LIMIT) map.clear();
@@ -89,13 +115,17 @@ function knownShape(key: number, sql: string): ShapeEntry | null {
   for (let i = 0; i < entries.length; i++) {
     const entry = entries[i];
     if (!entry.shape.matches(sql)) continue;
-    if (i > 0) {
-      entries[i] = entries[i - 1];
-      entries[i - 1] = entry;
-    }
+    moveForward(entries, i);
     return entry;
   }
   return null;
+}
+
+function moveForward(entries: ShapeEntry[], i: number): void {
+  if (i === 0) return;
+  const entry = entries[i];
+  entries[i] = entries[i - 1];
+  entries[i - 1] = entry;
 }
 
 /** The entry of the text's shape, made now; null when the text has no shape. */

@@ -24,10 +24,12 @@ import {
   decodeQuery,
   decodeReadyForQuery,
   decodeTarget,
+  queryTextStart,
+  textAt,
   type ErrorFields,
 } from '../protocol/decode.js';
 import { classifyStatement, type StatementInfo } from '../sql/classify.js';
-import { classifyStatementCached, splitStatementsCached } from '../sql/statement-cache.js';
+import { classifyStatementCached, splitKnownShape, splitStatementsCached } from '../sql/statement-cache.js';
 import { extractSqlCommenter, findSqlCommenter, type SqlCommenterTags } from '../sql/sqlcommenter.js';
 import { AnswerQueue, EntryKind, type Entry } from './answer-queue.js';
 import { systemClock, type Clock } from './clock.js';
@@ -142,8 +144,14 @@ export class SessionTracker extends StatementLifecycle {
    */
   onClientMessage(type: number, buf: Buffer, start: number, end: number): Entry | null {
     switch (type) {
-      case Frontend.Query:
+      case Frontend.Query: {
+        // A text of a known shape is recognised in its bytes: decoded once, for its records, and never searched.
+        if (buf[end - 1] === 0) {
+          const known = splitKnownShape(buf, queryTextStart(start), end - 1, textAt);
+          if (known !== null) return this.clientQueryInfos(known, null);
+        }
         return this.clientQuery(decodeQuery(buf, start, end));
+      }
       case Frontend.Parse: {
         const { name, sql } = decodeParse(buf, start, end);
         return this.clientParse(name, sql);
@@ -179,8 +187,12 @@ export class SessionTracker extends StatementLifecycle {
     const scs = this.strings.standardConformingStrings;
     const commented = findSqlCommenter(sql, scs);
     const text = commented === null ? sql : commented.text;
-    const request = this.requests.observe(commented === null ? null : commented.tags);
-    const infos = splitStatementsCached(text, scs);
+    return this.clientQueryInfos(splitStatementsCached(text, scs), commented === null ? null : commented.tags);
+  }
+
+  /** A Query of these statements, whose sqlcommenter tags were these. */
+  private clientQueryInfos(infos: readonly StatementInfo[], tags: SqlCommenterTags | null): Entry | null {
+    const request = this.requests.observe(tags);
     // A loop, not map(): no closure per Query.
     const statements = new Array<StatementRecord>(infos.length);
     for (let i = 0; i < infos.length; i++) statements[i] = this.newStatement('simple', infos[i].sentText, infos[i], null, request);

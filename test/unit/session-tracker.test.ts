@@ -77,6 +77,20 @@ t.test('an autocommit statement is one implicit transaction', async (t) => {
   t.equal(h.statements[0].transactionId, h.transactions[0].id);
 });
 
+t.test('Queries of one shape, recognised from their bytes, keep their own texts and tags', async (t) => {
+  const h = harness();
+  const sql = (id: number) => `UPDATE tracker_shape SET n = n + 1 WHERE id = ${id}; SELECT n FROM tracker_shape WHERE id = ${id}`;
+  for (const id of [11, 22, 33]) h.query(sql(id), [server.complete('UPDATE 1'), server.complete(`SELECT ${id % 10}`)], 'I');
+  t.same(
+    h.statements.map((s) => [s.text, s.info.operation, s.commandTag, s.rows]),
+    [11, 22, 33].flatMap((id) => [
+      [`UPDATE tracker_shape SET n = n + 1 WHERE id = ${id}`, 'UPDATE', 'UPDATE 1', 1],
+      [`SELECT n FROM tracker_shape WHERE id = ${id}`, 'SELECT', `SELECT ${id % 10}`, id % 10],
+    ]),
+  );
+  t.same(h.transactions.map(summary), [11, 22, 33].map(() => ({ outcome: 'commit', implicit: true, statements: 2, writes: 1 })));
+});
+
 t.test('BEGIN … COMMIT across Queries is one explicit transaction', async (t) => {
   const h = harness();
   h.query('BEGIN', [server.complete('BEGIN')], 'T');

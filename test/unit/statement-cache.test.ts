@@ -1,7 +1,8 @@
 import t from 'tap';
 import { splitStatements } from '../../src/sql/classify.js';
-import { literalSpans, numberShape, Shape, shapeKey } from '../../src/sql/number-shape.js';
-import { classifyStatementCached, splitStatementsCached } from '../../src/sql/statement-cache.js';
+import { textAt } from '../../src/protocol/decode.js';
+import { literalSpans, numberShape, Shape, shapeKey, shapeKeyOfBytes } from '../../src/sql/number-shape.js';
+import { classifyStatementCached, splitKnownShape, splitStatementsCached } from '../../src/sql/statement-cache.js';
 
 t.test('numberShape zeroes number literals and nothing that can name something', async (t) => {
   t.equal(numberShape('SELECT abalance FROM pgbench_accounts WHERE aid = 48213;'), 'SELECT abalance FROM pgbench_accounts WHERE aid = 00000;');
@@ -114,4 +115,55 @@ t.test('a key with many shapes keeps them all, and the shape sent most comes to 
   tried = 0;
   t.same(splitStatementsCached(often), splitStatements(often));
   t.equal(tried, 1, 'found at the first shape tried');
+});
+
+/** `sql` as a Query's text sits in a read buffer: bytes around it that are not its own. */
+function inBuffer(sql: string): { buf: Buffer; start: number; end: number } {
+  const text = Buffer.from(sql);
+  const buf = Buffer.concat([Buffer.from('Q\0\0\0\0'), text, Buffer.from('\0SELECT 99')]);
+  return { buf, start: 5, end: 5 + text.length };
+}
+
+t.test('a text in bytes matches a shape exactly where its string would', async (t) => {
+  const base = 'SELECT * FROM t1 WHERE id = 42 LIMIT 7';
+  const shape = new Shape(base, literalSpans(base)!);
+  const texts = [
+    'SELECT * FROM t1 WHERE id = 99 LIMIT 3',
+    'SELECT * FROM t2 WHERE id = 99 LIMIT 3',
+    'SELECT * FROM t1 WHERE id = 9x LIMIT 3',
+    'SELECT * FROM t1 WHERE id = 123 LIMIT 3',
+    'SELECT * FROM t1 WHERE id = 12 LIMIT 34',
+    'SELECT * FROM t1 WHERE id = 42 LIMIT 7;',
+    'select * FROM t1 WHERE id = 42 LIMIT 7',
+    'SELECT * FROM t1 WHERE id = 4\0 LIMIT 7',
+  ];
+  for (const sql of texts) {
+    const { buf, start, end } = inBuffer(sql);
+    t.equal(shape.matchesBytes(buf, start, end), shape.matches(sql), sql);
+    t.equal(shapeKeyOfBytes(buf, start, end), shapeKey(sql), `${sql}: the key of its string`);
+  }
+  t.ok(shape.matchesBytes(inBuffer(texts[0]).buf, 5, 5 + texts[0].length), 'a match at all');
+
+  const wide = 'UPDATE é1 SET x = 2';
+  const wideShape = new Shape(wide, literalSpans(wide)!);
+  const { buf, start, end } = inBuffer('UPDATE é1 SET x = 3');
+  t.notOk(wideShape.matchesBytes(buf, start, end), 'a shape beyond ASCII is matched as a string only');
+  t.ok(wideShape.matches('UPDATE é1 SET x = 3'));
+});
+
+t.test('a Query of a known shape splits from its bytes as its text does', async (t) => {
+  const sql = (a: number, b: number) => `UPDATE bytes_path SET v = v + ${a} WHERE id = ${b}; SELECT v FROM bytes_path WHERE id = ${b}`;
+  const first = inBuffer(sql(5, 17));
+  t.equal(splitKnownShape(first.buf, first.start, first.end, textAt), null, 'a shape not seen yet is not known');
+  splitStatementsCached(sql(5, 17));
+  for (const [a, b] of [[6, 18], [8, 40], [1, 99]]) {
+    const { buf, start, end } = inBuffer(sql(a, b));
+    const split = splitKnownShape(buf, start, end, textAt);
+    t.same(split, splitStatements(sql(a, b)), sql(a, b));
+    t.equal(split?.[1].text, `SELECT v FROM bytes_path WHERE id = ${b}`, 'texts are the sent ones');
+  }
+  const other = inBuffer(sql(123, 4567));
+  t.equal(splitKnownShape(other.buf, other.start, other.end, textAt), null, 'literals of other lengths are another shape');
+  const commented = inBuffer(`${sql(5, 17)} /*traceparent='00-1-2-01'*/`);
+  t.equal(splitKnownShape(commented.buf, commented.start, commented.end, textAt), null, 'no shape has a comment');
 });
