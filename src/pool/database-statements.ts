@@ -16,9 +16,11 @@ export interface IdleCloser {
   closeIdle(database: string): number;
 }
 
+const FREES_DATABASES = new Set(['DROP DATABASE', 'CREATE DATABASE', 'ALTER DATABASE']);
+
 /** The databases a statement needs free of other sessions; empty for any other statement. */
 export function databasesToFree(sql: string, operation: string): string[] {
-  if (operation !== 'DROP DATABASE' && operation !== 'CREATE DATABASE' && operation !== 'ALTER DATABASE') return [];
+  if (!FREES_DATABASES.has(operation)) return [];
   const words: string[] = [];
   lex(sql, (kind, start, end) => {
     if (kind === TokenKind.Word || kind === TokenKind.QuotedIdent) words.push(identifierValue(sql, kind, start, end));
@@ -41,6 +43,8 @@ export function databasesToFree(sql: string, operation: string): string[] {
 export function databaseStatementListener(pools: IdleCloser): TrackerListener {
   return {
     statementStarted(_session: SessionInfo, statement: StatementRecord): void {
+      // The operation first: most records' text is never made (statement-record.ts).
+      if (!FREES_DATABASES.has(statement.info.operation)) return;
       for (const database of databasesToFree(statement.text, statement.info.operation)) pools.closeIdle(database);
     },
   };

@@ -15,11 +15,6 @@ export function readCString(buf: Buffer, pos: number, end: number): [string, num
   return [utf8Slice(buf, pos, nul), nul + 1];
 }
 
-/** The NUL-terminated string at `pos` alone: a Query's text and a CommandComplete's tag come per statement. */
-function cString(buf: Buffer, pos: number, end: number): string {
-  return utf8Slice(buf, pos, nulAfter(buf, pos, end));
-}
-
 /** Where the string at `pos` ends: at its first NUL, as the server reads it. */
 function nulAfter(buf: Buffer, pos: number, end: number): number {
   const nul = buf.indexOf(0, pos);
@@ -48,7 +43,7 @@ export class ProtocolDecodeError extends Error {
 
 /** Query ('Q'): the SQL text. */
 export function decodeQuery(buf: Buffer, start: number, end: number): string {
-  return cString(buf, start + BODY, end);
+  return recentString(recentQueries, buf, start + BODY, end);
 }
 
 /**
@@ -92,14 +87,20 @@ export function decodeTarget(buf: Buffer, start: number, end: number): { target:
   return { target, name };
 }
 
+/** Short texts sent over and over (BEGIN, COMMIT, a health check) and command tags: see RecentStrings. */
+const recentQueries = new RecentStrings(textAt);
 const recentTags = new RecentStrings(textAt);
 
 /** CommandComplete ('C'): the command tag, e.g. `INSERT 0 1`. */
 export function decodeCommandComplete(buf: Buffer, start: number, end: number): string {
-  const from = start + BODY;
-  // A well-formed tag ends at the message's last byte. A recent one's bytes hold no NUL: matching them, these hold none either.
-  const known = buf[end - 1] === 0 ? recentTags.find(buf, from, end - 1) : null;
-  return known ?? recentTags.add(buf, from, nulAfter(buf, from, end));
+  return recentString(recentTags, buf, start + BODY, end);
+}
+
+/** The NUL-terminated string at `from`, the message's last: one of `recent` if its bytes are. */
+function recentString(recent: RecentStrings, buf: Buffer, from: number, end: number): string {
+  // A well-formed message ends with the string's NUL. A recent string's bytes hold no NUL: matching them, these hold none either.
+  const known = buf[end - 1] === 0 ? recent.find(buf, from, end - 1) : null;
+  return known ?? recent.add(buf, from, nulAfter(buf, from, end));
 }
 
 /** ReadyForQuery ('Z'): the transaction status byte. */

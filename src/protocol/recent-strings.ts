@@ -1,13 +1,15 @@
 /**
- * Strings the server sends over and over, handed out again without being
+ * Short strings sent over and over, handed out again without being
  * decoded: a CommandComplete's tag is one of a few (`SELECT 1`, `UPDATE 1`,
- * `BEGIN`, `COMMIT`) in nearly every session, and comparing its few bytes
- * with those of the tag last seen in its slot costs a fraction of asking
- * the engine for a new string.
+ * `BEGIN`, `COMMIT`) in nearly every session, as are the Queries that
+ * begin and end transactions, and comparing a few bytes with those of the
+ * string last seen in their slot costs a fraction of asking the engine for
+ * a new string.
  */
 
-/** Slots, a power of two: more than the tags a workload ends its statements with. */
-const SLOTS = 64;
+/** Slots: more than the strings a workload sends over and over. */
+const SLOT_BITS = 7;
+const SLOTS = 1 << SLOT_BITS;
 /** Longer strings are decoded every time: few repeat. */
 const MAX_BYTES = 32;
 
@@ -25,9 +27,11 @@ export class RecentStrings {
   find(buf: Uint8Array, start: number, end: number): string | null {
     const length = end - start;
     if (length === 0 || length > MAX_BYTES) return null;
+    // Each string has two slots, its own and its neighbour: two strings that want one slot both stay.
     const slot = slotOf(buf, start, end);
-    const known = this.bytes[slot];
-    return known !== null && sameBytes(known, buf, start, length) ? this.strings[slot] : null;
+    if (this.holds(slot, buf, start, length)) return this.strings[slot];
+    if (this.holds(slot ^ 1, buf, start, length)) return this.strings[slot ^ 1];
+    return null;
   }
 
   /** The string of `buf[start, end)`, decoded now and remembered. */
@@ -35,18 +39,33 @@ export class RecentStrings {
     const text = this.decode(buf, start, end);
     if (end > start && end - start <= MAX_BYTES) {
       const slot = slotOf(buf, start, end);
+      // The newest in its own slot; what was there moves to the neighbour, pushing out what that held.
+      if (this.bytes[slot] !== null) {
+        this.bytes[slot ^ 1] = this.bytes[slot];
+        this.strings[slot ^ 1] = this.strings[slot];
+      }
       // A copy: `buf` may be a read buffer that the next read fills again.
       this.bytes[slot] = new Uint8Array(buf.subarray(start, end));
       this.strings[slot] = text;
     }
     return text;
   }
+
+  private holds(slot: number, buf: Uint8Array, start: number, length: number): boolean {
+    const known = this.bytes[slot];
+    return known !== null && sameBytes(known, buf, start, length);
+  }
 }
 
-/** A few of the bytes and their number: tags that share a slot are rare. */
+/**
+ * A slot from the length and three of the bytes, mixed by a multiplication
+ * whose top bits depend on all of them: the strings of a session (`BEGIN;`
+ * and `END;`, `COMMIT` and `ROLLBACK`) must not take each other's slot.
+ */
 function slotOf(buf: Uint8Array, start: number, end: number): number {
   const length = end - start;
-  return (Math.imul(length, 31) + buf[start] + Math.imul(buf[end - 1], 7) + buf[start + (length >> 1)]) & (SLOTS - 1);
+  const mixed = Math.imul(length ^ (buf[start] << 8) ^ (buf[start + (length >> 1)] << 16) ^ (buf[end - 1] << 24), 0x9e3779b1);
+  return mixed >>> (32 - SLOT_BITS);
 }
 
 function sameBytes(known: Uint8Array, buf: Uint8Array, start: number, length: number): boolean {

@@ -16,9 +16,10 @@
  * only when none matches.
  *
  * A Query arrives as bytes, and a shape of plain ASCII is also checked
- * against them (`shapeKeyOfBytes`, `Shape.matchesBytes`): a text of a known
- * shape is then decoded once, for its record, and never searched or sliced
- * to be recognised.
+ * against them (`shapeKeyOfBytes`, `Shape.matchesBytes`). A text of a known
+ * shape is then never decoded to be recognised: its literals' values are
+ * all it differs by (`literalValues`), and its string can be made from
+ * them (`render`) if someone reads it (statement-cache.ts, ShapedQuery).
  */
 import { Ch, isDigit, isIdentChar } from './lexer.js';
 
@@ -149,6 +150,34 @@ export class Shape {
   }
 
   /**
+   * The values of the literals of a text that matchesBytes(), in order;
+   * null when one has more digits than a double holds exactly.
+   */
+  literalValues(buf: Uint8Array, start: number): number[] | null {
+    const spans = this.spans;
+    const values = new Array<number>(spans.length >> 1);
+    for (let k = 0; k < spans.length; k += 2) {
+      if (spans[k + 1] - spans[k] > MAX_EXACT_DIGITS) return null;
+      let value = 0;
+      for (let i = start + spans[k]; i < start + spans[k + 1]; i++) value = value * 10 + (buf[i] - Ch.Zero);
+      values[k >> 1] = value;
+    }
+    return values;
+  }
+
+  /** The text of this shape whose literals have these values (from literalValues). */
+  render(values: readonly number[]): string {
+    const { spans, parts } = this;
+    let text = parts[0];
+    for (let k = 0; k < values.length; k++) {
+      const digits = spans[2 * k + 1] - spans[2 * k];
+      // Leading zeros are the text's: a literal keeps its length in the shape.
+      text += String(values[k]).padStart(digits, '0') + parts[k + 1];
+    }
+    return text;
+  }
+
+  /**
    * Whether `sql` has this shape: the shape's own text outside its
    * literals, digits within them. Then `sql` reads as the shape does,
    * character class by character class, and its literals are exactly
@@ -170,6 +199,9 @@ export class Shape {
     return sql.slice(from) === parts[parts.length - 1];
   }
 }
+
+/** Digits that every value of a literal of that length is exact for in a double. */
+const MAX_EXACT_DIGITS = 15;
 
 /** Stands in shapeBytes for a digit of a literal: no text has a NUL. */
 const LITERAL_DIGIT = 0;

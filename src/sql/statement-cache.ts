@@ -30,6 +30,12 @@ interface ShapeEntry {
 interface ShapeSplit {
   statements: readonly StatementInfo[];
   spans: number[];
+  /**
+   * Whether its statements can stand for those of its texts (ShapedQuery):
+   * not when one is read for its words (a SET read for
+   * standard_conforming_strings, string-syntax.ts), where a digit is a value.
+   */
+  lazy: boolean;
 }
 
 /** Shapes by key (number-shape.ts); most keys have one. */
@@ -65,29 +71,58 @@ export function splitStatementsCached(sql: string, standardConformingStrings = t
 }
 
 /**
- * splitStatementsCached for a text still in bytes, `buf[start, end)`, when
- * it has a shape known; null when it has none (decode it and split that).
- * `decode` makes the text's string, once, for the statements' own texts.
+ * A Query's text of a known shape, still in bytes, `buf[start, end)`: its
+ * statements are the shape's, and its text is made only if someone reads
+ * it (ShapedQuery). Null when it has no known shape (decode it and split
+ * that), or has a literal too long to keep as a number.
  * A shape holds no comment and no backslash, so neither a sqlcommenter tag
  * nor standard_conforming_strings bears on a text that has one.
  */
-export function splitKnownShape(
-  buf: Uint8Array,
-  start: number,
-  end: number,
-  decode: (buf: Uint8Array, start: number, end: number) => string,
-): readonly StatementInfo[] | null {
+export function knownShapeOf(buf: Uint8Array, start: number, end: number): ShapedQuery | null {
   if (end - start > MAX_TEXT) return null;
   const entries = shapes.get(shapeKeyOfBytes(buf, start, end));
   if (entries === undefined) return null;
   for (let i = 0; i < entries.length; i++) {
     const entry = entries[i];
     if (!entry.shape.matchesBytes(buf, start, end)) continue;
-    if (entry.split === null) return null;
+    if (entry.split === null || !entry.split.lazy) return null;
     moveForward(entries, i);
-    return withTexts(entry.split, decode(buf, start, end));
+    const values = entry.shape.literalValues(buf, start);
+    return values === null ? null : new ShapedQuery(entry.shape, entry.split, values);
   }
   return null;
+}
+
+/**
+ * A Query recognised by its shape (knownShapeOf). Its statements are the
+ * shape's own, shared: their `text` and `sentText` are the shape's, with
+ * zeros for digits. The query's own texts are statementText()'s.
+ */
+export class ShapedQuery {
+  private text: string | null = null;
+
+  constructor(
+    private readonly shape: Shape,
+    private readonly split: ShapeSplit,
+    private readonly values: readonly number[],
+  ) {}
+
+  get statements(): readonly StatementInfo[] {
+    return this.split.statements;
+  }
+
+  /** The text of statement `index` as the client sent it. */
+  statementText(index: number): string {
+    const text = (this.text ??= this.shape.render(this.values));
+    const { spans } = this.split;
+    return text.slice(spans[2 * index], spans[2 * index + 1]);
+  }
+
+  /** statementText(index).length, without making the text. */
+  statementLength(index: number): number {
+    const { spans } = this.split;
+    return spans[2 * index + 1] - spans[2 * index];
+  }
 }
 
 function remember<K, V>(map: Map<K, V>, key: K, value: V): void {
@@ -160,8 +195,11 @@ function shapeSplit(shape: string): ShapeSplit | null {
     spans.push(start, start + info.text.length);
     from = start + info.text.length;
   }
-  return { statements, spans };
+  return { statements, spans, lazy: statements.every((info) => !READ_FOR_WORDS.has(info.operation)) };
 }
+
+/** Statements whose text the tracker reads beyond their classification (string-syntax.ts). */
+const READ_FOR_WORDS = new Set(['SET', 'RESET', 'DISCARD']);
 
 /** The shape's statements with the texts of `sql`, which has the same length and layout. */
 function withTexts(entry: ShapeSplit, sql: string): StatementInfo[] {

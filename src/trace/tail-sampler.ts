@@ -34,6 +34,7 @@
  */
 import { drawSample, keeps, recordSignal, Signal, transactionSignals, type KeepRules } from './keep-rules.js';
 import type { SessionInfo, StatementRecord, TransactionRecord } from '../tracker/types.js';
+import { statementTextLength } from '../tracker/statement-record.js';
 
 /** Builds the JSON text of statement and transaction records (the TraceWriter). */
 export interface RecordText {
@@ -132,7 +133,7 @@ export class TailSampler {
     if (s.error !== null) signals |= Signal.Error;
     if (s.lockWaitMs > 0) signals |= Signal.LockWait;
     // A huge statement is held as its record's text, which trace.max_sql_length cuts.
-    const entry = held.fate === Fate.Holding && s.text.length > LAZY_TEXT_LIMIT ? text.statementLine(info, s) : s;
+    const entry = held.fate === Fate.Holding && statementTextLength(s) > LAZY_TEXT_LIMIT ? text.statementLine(info, s) : s;
     this.add(held, entry, signals, true);
   }
 

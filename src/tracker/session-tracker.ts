@@ -25,11 +25,10 @@ import {
   decodeReadyForQuery,
   decodeTarget,
   queryTextStart,
-  textAt,
   type ErrorFields,
 } from '../protocol/decode.js';
 import { classifyStatement, type StatementInfo } from '../sql/classify.js';
-import { classifyStatementCached, splitKnownShape, splitStatementsCached } from '../sql/statement-cache.js';
+import { classifyStatementCached, knownShapeOf, splitStatementsCached, type ShapedQuery } from '../sql/statement-cache.js';
 import { extractSqlCommenter, findSqlCommenter, type SqlCommenterTags } from '../sql/sqlcommenter.js';
 import { AnswerQueue, EntryKind, type Entry } from './answer-queue.js';
 import { systemClock, type Clock } from './clock.js';
@@ -145,11 +144,9 @@ export class SessionTracker extends StatementLifecycle {
   onClientMessage(type: number, buf: Buffer, start: number, end: number): Entry | null {
     switch (type) {
       case Frontend.Query: {
-        // A text of a known shape is recognised in its bytes: decoded once, for its records, and never searched.
-        if (buf[end - 1] === 0) {
-          const known = splitKnownShape(buf, queryTextStart(start), end - 1, textAt);
-          if (known !== null) return this.clientQueryInfos(known, null);
-        }
+        // A text of a known shape is recognised in its bytes, and decoded only if a record's text is read.
+        const shaped = buf[end - 1] === 0 ? knownShapeOf(buf, queryTextStart(start), end - 1) : null;
+        if (shaped !== null) return this.clientQueryInfos(shaped.statements, null, shaped);
         return this.clientQuery(decodeQuery(buf, start, end));
       }
       case Frontend.Parse: {
@@ -190,12 +187,12 @@ export class SessionTracker extends StatementLifecycle {
     return this.clientQueryInfos(splitStatementsCached(text, scs), commented === null ? null : commented.tags);
   }
 
-  /** A Query of these statements, whose sqlcommenter tags were these. */
-  private clientQueryInfos(infos: readonly StatementInfo[], tags: SqlCommenterTags | null): Entry | null {
+  /** A Query of these statements, whose sqlcommenter tags were these; `shaped` has their texts when they are a shape's. */
+  private clientQueryInfos(infos: readonly StatementInfo[], tags: SqlCommenterTags | null, shaped: ShapedQuery | null = null): Entry | null {
     const request = this.requests.observe(tags);
     // A loop, not map(): no closure per Query.
     const statements = new Array<StatementRecord>(infos.length);
-    for (let i = 0; i < infos.length; i++) statements[i] = this.newStatement('simple', infos[i].sentText, infos[i], null, request);
+    for (let i = 0; i < infos.length; i++) statements[i] = this.newStatement('simple', shaped ?? infos[i].sentText, infos[i], null, request, i);
     // The server reads the whole Query first: a SET in it changes how the next message reads.
     for (let i = 0; i < infos.length; i++) this.noteSetting(infos[i]);
     return this.clientQueryStatements(statements);

@@ -11,9 +11,11 @@
  */
 import type { ErrorFields } from '../protocol/decode.js';
 import type { StatementInfo } from '../sql/classify.js';
+import type { ShapedQuery } from '../sql/statement-cache.js';
 import { ChunkClock, type Clock } from './clock.js';
 import { rowsOfTag } from './command-tag.js';
 import { RequestTracker } from './request-tracker.js';
+import { TrackedStatement } from './statement-record.js';
 import { TransactionLedger, type PortalRun } from './transaction-ledger.js';
 import type { Protocol, RequestInfo, SessionInfo, StatementRecord, TrackerListener } from './types.js';
 
@@ -53,38 +55,16 @@ export abstract class StatementLifecycle {
     this.clock.chunkEnded();
   }
 
-  /** A statement sent, not started yet (seq 0). */
+  /** A statement sent, not started yet (seq 0); `index` is its place in a ShapedQuery given as its text. */
   protected newStatement(
     protocol: Protocol,
-    text: string,
+    text: string | ShapedQuery,
     info: StatementInfo,
     statementName: string | null,
     request: RequestInfo | null,
+    index = 0,
   ): StatementRecord {
-    return {
-      seq: 0,
-      sessionId: this.session.id,
-      transactionId: null,
-      protocol,
-      text,
-      info,
-      statementName,
-      request: request ?? this.requests.request,
-      startedAt: 0,
-      startMono: 0,
-      durationMs: 0,
-      txStatusBefore: this.ledger.inferred,
-      txStatusAfter: null,
-      commandTag: null,
-      rows: null,
-      dataRows: 0,
-      error: null,
-      savepointDepth: 0,
-      lockWaitMs: 0,
-      suspended: false,
-      interrupted: false,
-      copy: null,
-    };
+    return new TrackedStatement(this.session.id, protocol, text, index, info, statementName, request ?? this.requests.request, this.ledger.inferred);
   }
 
   protected activate(statement: StatementRecord): void {

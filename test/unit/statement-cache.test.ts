@@ -1,8 +1,7 @@
 import t from 'tap';
 import { splitStatements } from '../../src/sql/classify.js';
-import { textAt } from '../../src/protocol/decode.js';
 import { literalSpans, numberShape, Shape, shapeKey, shapeKeyOfBytes } from '../../src/sql/number-shape.js';
-import { classifyStatementCached, splitKnownShape, splitStatementsCached } from '../../src/sql/statement-cache.js';
+import { classifyStatementCached, knownShapeOf, splitStatementsCached } from '../../src/sql/statement-cache.js';
 
 t.test('numberShape zeroes number literals and nothing that can name something', async (t) => {
   t.equal(numberShape('SELECT abalance FROM pgbench_accounts WHERE aid = 48213;'), 'SELECT abalance FROM pgbench_accounts WHERE aid = 00000;');
@@ -151,19 +150,36 @@ t.test('a text in bytes matches a shape exactly where its string would', async (
   t.ok(wideShape.matches('UPDATE é1 SET x = 3'));
 });
 
-t.test('a Query of a known shape splits from its bytes as its text does', async (t) => {
-  const sql = (a: number, b: number) => `UPDATE bytes_path SET v = v + ${a} WHERE id = ${b}; SELECT v FROM bytes_path WHERE id = ${b}`;
-  const first = inBuffer(sql(5, 17));
-  t.equal(splitKnownShape(first.buf, first.start, first.end, textAt), null, 'a shape not seen yet is not known');
-  splitStatementsCached(sql(5, 17));
-  for (const [a, b] of [[6, 18], [8, 40], [1, 99]]) {
-    const { buf, start, end } = inBuffer(sql(a, b));
-    const split = splitKnownShape(buf, start, end, textAt);
-    t.same(split, splitStatements(sql(a, b)), sql(a, b));
-    t.equal(split?.[1].text, `SELECT v FROM bytes_path WHERE id = ${b}`, 'texts are the sent ones');
+t.test('a Query of a known shape is split from its bytes, and its texts made from its literals', async (t) => {
+  const sql = (a: string, b: string) => `UPDATE bytes_path SET v = v + ${a} WHERE id = ${b}; SELECT v FROM bytes_path WHERE id = ${b}`;
+  const known = (text: string) => {
+    const { buf, start, end } = inBuffer(text);
+    return knownShapeOf(buf, start, end);
+  };
+  t.equal(known(sql('5', '17')), null, 'a shape not seen yet is not known');
+  splitStatementsCached(sql('5', '17'));
+  for (const [a, b] of [['6', '18'], ['8', '40'], ['0', '00'], ['1', '07']]) {
+    const shaped = known(sql(a, b));
+    const expected = splitStatements(sql(a, b));
+    t.ok(shaped, sql(a, b));
+    t.same(
+      shaped!.statements.map((info) => ({ ...info, text: '', sentText: '' })),
+      expected.map((info) => ({ ...info, text: '', sentText: '' })),
+      'classified as its text is',
+    );
+    t.same([0, 1].map((i) => shaped!.statementText(i)), expected.map((info) => info.text), 'texts as sent, leading zeros and all');
+    t.same([0, 1].map((i) => shaped!.statementLength(i)), expected.map((info) => info.text.length));
   }
-  const other = inBuffer(sql(123, 4567));
-  t.equal(splitKnownShape(other.buf, other.start, other.end, textAt), null, 'literals of other lengths are another shape');
-  const commented = inBuffer(`${sql(5, 17)} /*traceparent='00-1-2-01'*/`);
-  t.equal(splitKnownShape(commented.buf, commented.start, commented.end, textAt), null, 'no shape has a comment');
+  t.equal(known(sql('123', '4567')), null, 'literals of other lengths are another shape');
+  t.equal(known(`${sql('5', '17')} /*traceparent='00-1-2-01'*/`), null, 'no shape has a comment');
+
+  const long = (n: string) => `SELECT * FROM bytes_path WHERE id = ${n}`;
+  splitStatementsCached(long('1234567890123456'));
+  t.equal(known(long('9999999999999999')), null, 'a literal of 16 digits is not kept as a number');
+  t.equal(known(long('999999999999999')), null, 'nor one of 15 digits, until its shape is seen');
+  splitStatementsCached(long('123456789012345'));
+  t.equal(known(long('999999999999999'))?.statementText(0), long('999999999999999'), '15 digits are exact');
+
+  splitStatementsCached('SET statement_timeout = 5000');
+  t.equal(known('SET statement_timeout = 6000'), null, "a SET's text is read for its value: it is decoded");
 });
