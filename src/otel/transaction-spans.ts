@@ -18,6 +18,7 @@
  */
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, TraceFlags, type Attributes, type Span, type SpanContext, type Tracer } from '@opentelemetry/api';
 import type { TraceText } from '../trace/trace-text.js';
+import { PerSession } from '../tracker/per-session.js';
 import type { RequestInfo, SavepointOp, SessionInfo, StatementRecord, TrackerListener, TransactionRecord } from '../tracker/types.js';
 import type { StatementSpans, Untraced } from './otel-config.js';
 import { statementAttributes, statementSpanName, transactionAttributes, transactionSpanName, type ServerAddress } from './span-attributes.js';
@@ -88,7 +89,7 @@ export class TransactionSpans implements TrackerListener {
    * life: one added and deleted for every transaction would make the Map
    * rehash over and over.
    */
-  private readonly slots = new Map<SessionInfo, OpenTransaction>();
+  private readonly slots = new PerSession<SessionInfo, OpenTransaction>();
   /** Events for a session's next transaction (a policy refused a statement before its transaction began). */
   private readonly early = new Map<string, PendingEvent[]>();
   private readonly parents = new WeakMap<RequestInfo, SpanContext | null>();

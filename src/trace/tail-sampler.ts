@@ -33,8 +33,9 @@
  * learn its route from a later statement, which the text then shows.)
  */
 import { drawSample, keeps, recordSignal, Signal, transactionSignals, type KeepRules } from './keep-rules.js';
-import type { SessionInfo, StatementRecord, TransactionRecord } from '../tracker/types.js';
+import { PerSession } from '../tracker/per-session.js';
 import { statementTextLength } from '../tracker/statement-record.js';
+import type { SessionInfo, StatementRecord, TransactionRecord } from '../tracker/types.js';
 
 /** Builds the JSON text of statement and transaction records (the TraceWriter). */
 export interface RecordText {
@@ -89,7 +90,7 @@ export interface TailSamplerCounts {
 }
 
 export class TailSampler {
-  private readonly sessions = new Map<string, SessionState>();
+  private readonly sessions = new PerSession<string, SessionState>();
   /** Transactions decided so far (txproxy_trace_transactions_total). */
   readonly counts: TailSamplerCounts = { kept: 0, dropped: 0 };
 
