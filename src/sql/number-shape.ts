@@ -22,6 +22,7 @@
  * them (`render`) if someone reads it (statement-cache.ts, ShapedQuery).
  */
 import { Ch, isDigit, isIdentChar } from './lexer.js';
+import { ShapeBytes } from './shape-bytes.js';
 
 /**
  * Where the number literals of `sql` are, as [start, end) pairs; null when
@@ -111,11 +112,8 @@ export class Shape {
   private readonly spans: readonly number[];
   /** The text before each literal, then after the last one. */
   private readonly parts: readonly string[];
-  /**
-   * The shape as bytes, each digit of a literal as LITERAL_DIGIT; null
-   * when the shape is not plain ASCII (its bytes are then not its characters).
-   */
-  private readonly bytes: Uint8Array | null;
+  /** The shape as bytes (shape-bytes.ts); null when it is not plain ASCII. */
+  private readonly bytes: ShapeBytes | null;
 
   /** The shape of `sql`, whose literals `literalSpans` found. */
   constructor(sql: string, spans: readonly number[]) {
@@ -130,23 +128,15 @@ export class Shape {
     }
     parts.push(sql.slice(from));
     this.parts = parts;
-    this.bytes = shapeBytes(this.text, spans);
+    this.bytes = ShapeBytes.of(this.text, spans);
   }
 
   /**
    * matches() for the text in `buf[start, end)`, as bytes. Only a shape of
    * plain ASCII matches: so does the text then, and reads as the same string.
-   * No shape holds a NUL, so a text cut short by one never matches.
    */
   matchesBytes(buf: Uint8Array, start: number, end: number): boolean {
-    const bytes = this.bytes;
-    if (bytes === null || end - start !== bytes.length) return false;
-    for (let i = 0; i < bytes.length; i++) {
-      const expected = bytes[i];
-      const c = buf[start + i];
-      if (expected === LITERAL_DIGIT ? !isDigit(c) : c !== expected) return false;
-    }
-    return true;
+    return this.bytes !== null && this.bytes.matches(buf, start, end);
   }
 
   /**
@@ -154,15 +144,7 @@ export class Shape {
    * null when one has more digits than a double holds exactly.
    */
   literalValues(buf: Uint8Array, start: number): number[] | null {
-    const spans = this.spans;
-    const values = new Array<number>(spans.length >> 1);
-    for (let k = 0; k < spans.length; k += 2) {
-      if (spans[k + 1] - spans[k] > MAX_EXACT_DIGITS) return null;
-      let value = 0;
-      for (let i = start + spans[k]; i < start + spans[k + 1]; i++) value = value * 10 + (buf[i] - Ch.Zero);
-      values[k >> 1] = value;
-    }
-    return values;
+    return this.bytes === null ? null : this.bytes.literalValues(buf, start);
   }
 
   /** The text of this shape whose literals have these values (from literalValues). */
@@ -198,23 +180,6 @@ export class Shape {
     }
     return sql.slice(from) === parts[parts.length - 1];
   }
-}
-
-/** Digits that every value of a literal of that length is exact for in a double. */
-const MAX_EXACT_DIGITS = 15;
-
-/** Stands in shapeBytes for a digit of a literal: no text has a NUL. */
-const LITERAL_DIGIT = 0;
-
-function shapeBytes(shape: string, spans: readonly number[]): Uint8Array | null {
-  const bytes = new Uint8Array(shape.length);
-  for (let i = 0; i < shape.length; i++) {
-    const c = shape.charCodeAt(i);
-    if (c >= 0x80 || c === LITERAL_DIGIT) return null;
-    bytes[i] = c;
-  }
-  for (let k = 0; k < spans.length; k += 2) bytes.fill(LITERAL_DIGIT, spans[k], spans[k + 1]);
-  return bytes;
 }
 
 function shapeText(sql: string, spans: readonly number[]): string {

@@ -1,0 +1,108 @@
+/**
+ * A shape (number-shape.ts) as the bytes of the texts that have it, for
+ * recognising a Query before it is decoded. A text has the shape when its
+ * bytes are the shape's outside the literals and digits within them.
+ *
+ * The bytes outside the literals are compared four at a time, as 32-bit
+ * words read through a DataView with the literals' bytes masked out: about
+ * half the cost of comparing them one by one. The view is made once per
+ * ArrayBuffer, and a session's reads all land in one (reused-read-buffer.ts).
+ */
+import { Ch, isDigit } from './lexer.js';
+
+export class ShapeBytes {
+  readonly length: number;
+  /** Each 4 bytes of the shape, little-endian, 0 where a literal's digit is. */
+  private readonly words: Int32Array;
+  /** 0xff for each byte of a word the text must equal, 0 for a literal's digit. */
+  private readonly masks: Int32Array;
+  /** The bytes after the last whole word, LITERAL_DIGIT for a literal's digit. */
+  private readonly tail: Uint8Array;
+
+  /** Null when `shape` is not plain ASCII: its bytes are then not its characters. */
+  static of(shape: string, spans: readonly number[]): ShapeBytes | null {
+    const bytes = new Uint8Array(shape.length);
+    for (let i = 0; i < shape.length; i++) {
+      const c = shape.charCodeAt(i);
+      if (c >= 0x80 || c === LITERAL_DIGIT) return null;
+      bytes[i] = c;
+    }
+    for (let k = 0; k < spans.length; k += 2) bytes.fill(LITERAL_DIGIT, spans[k], spans[k + 1]);
+    return new ShapeBytes(bytes, spans);
+  }
+
+  private constructor(
+    bytes: Uint8Array,
+    /** The literals, as [start, end) pairs. */
+    private readonly spans: readonly number[],
+  ) {
+    this.length = bytes.length;
+    const wordCount = bytes.length >> 2;
+    this.words = new Int32Array(wordCount);
+    this.masks = new Int32Array(wordCount);
+    for (let w = 0; w < wordCount; w++) {
+      let word = 0;
+      let mask = 0;
+      for (let j = 3; j >= 0; j--) {
+        const b = bytes[4 * w + j];
+        word = (word << 8) | b;
+        mask = (mask << 8) | (b === LITERAL_DIGIT ? 0 : 0xff);
+      }
+      this.words[w] = word;
+      this.masks[w] = mask;
+    }
+    this.tail = bytes.slice(wordCount << 2);
+  }
+
+  /** Whether the text in `buf[start, end)` has this shape. No shape holds a NUL: a text cut short by one never matches. */
+  matches(buf: Uint8Array, start: number, end: number): boolean {
+    if (end - start !== this.length) return false;
+    const { words, masks, tail, spans } = this;
+    const view = viewOf(buf);
+    const base = buf.byteOffset + start;
+    for (let w = 0; w < words.length; w++) {
+      if ((view.getInt32(base + 4 * w, true) & masks[w]) !== words[w]) return false;
+    }
+    const tailStart = start + (words.length << 2);
+    for (let i = 0; i < tail.length; i++) {
+      const expected = tail[i];
+      const c = buf[tailStart + i];
+      if (expected === LITERAL_DIGIT ? !isDigit(c) : c !== expected) return false;
+    }
+    for (let k = 0; k < spans.length; k += 2) {
+      for (let i = start + spans[k]; i < start + spans[k + 1]; i++) if (!isDigit(buf[i])) return false;
+    }
+    return true;
+  }
+
+  /** The literals' values of a text that matches(), in order; null when one has more digits than a double holds exactly. */
+  literalValues(buf: Uint8Array, start: number): number[] | null {
+    const spans = this.spans;
+    const values = new Array<number>(spans.length >> 1);
+    for (let k = 0; k < spans.length; k += 2) {
+      if (spans[k + 1] - spans[k] > MAX_EXACT_DIGITS) return null;
+      let value = 0;
+      for (let i = start + spans[k]; i < start + spans[k + 1]; i++) value = value * 10 + (buf[i] - Ch.Zero);
+      values[k >> 1] = value;
+    }
+    return values;
+  }
+}
+
+/** Stands for a literal's digit in a shape's bytes: no text has a NUL. */
+const LITERAL_DIGIT = 0;
+
+/** Digits that every value of a literal of that length is exact for in a double. */
+const MAX_EXACT_DIGITS = 15;
+
+let viewedBuffer: ArrayBufferLike | null = null;
+let view: DataView = new DataView(new ArrayBuffer(0));
+
+/** A DataView of the whole ArrayBuffer under `buf`, the one made last if it is the same. */
+function viewOf(buf: Uint8Array): DataView {
+  if (buf.buffer !== viewedBuffer) {
+    viewedBuffer = buf.buffer;
+    view = new DataView(buf.buffer);
+  }
+  return view;
+}
