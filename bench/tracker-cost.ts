@@ -93,7 +93,24 @@ function statementsOf(workload: Workload): number {
 }
 
 function workload(...statements: Statement[]): Workload {
-  return Array.from({ length: VARIANTS }, (_, variant) => statements.flatMap((make) => make(variant)));
+  return inOneBuffer(Array.from({ length: VARIANTS }, (_, variant) => statements.flatMap((make) => make(variant))));
+}
+
+/**
+ * The workload with the client's messages moved into one buffer, as a
+ * session's reads land in one in the proxy (reused-read-buffer.ts): what
+ * the tracker keeps per buffer (shape-bytes.ts) is then kept as it is there.
+ */
+function inOneBuffer(transactions: Chunk[][]): Chunk[][] {
+  const sent = transactions.flatMap((chunks) => chunks.filter((chunk) => chunk.fromClient).flatMap((chunk) => chunk.messages));
+  const buffer = Buffer.concat(sent);
+  let offset = 0;
+  const moved = (message: Buffer) => {
+    const view = buffer.subarray(offset, offset + message.length);
+    offset += message.length;
+    return view;
+  };
+  return transactions.map((chunks) => chunks.map((chunk) => (chunk.fromClient ? { fromClient: true, messages: chunk.messages.map(moved) } : chunk)));
 }
 
 /**
