@@ -149,14 +149,8 @@ export class Shape {
 
   /** The text of this shape whose literals have these values (from literalValues). */
   render(values: readonly number[]): string {
-    const { spans, parts } = this;
-    let text = parts[0];
-    for (let k = 0; k < values.length; k++) {
-      const digits = spans[2 * k + 1] - spans[2 * k];
-      // Leading zeros are the text's: a literal keeps its length in the shape.
-      text += String(values[k]).padStart(digits, '0') + parts[k + 1];
-    }
-    return text;
+    if (this.bytes === null) throw new Error('only a shape matched in bytes has literal values');
+    return this.bytes.render(values);
   }
 
   /**

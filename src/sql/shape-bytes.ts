@@ -18,6 +18,8 @@ export class ShapeBytes {
   private readonly masks: Int32Array;
   /** The bytes after the last whole word, LITERAL_DIGIT for a literal's digit. */
   private readonly tail: Uint8Array;
+  /** All the shape's bytes, as `tail`: what render() starts from. */
+  private readonly bytes: Uint8Array;
 
   /** Null when `shape` is not plain ASCII: its bytes are then not its characters. */
   static of(shape: string, spans: readonly number[]): ShapeBytes | null {
@@ -37,6 +39,7 @@ export class ShapeBytes {
     private readonly spans: readonly number[],
   ) {
     this.length = bytes.length;
+    this.bytes = bytes;
     const wordCount = bytes.length >> 2;
     this.words = new Int32Array(wordCount);
     this.masks = new Int32Array(wordCount);
@@ -75,6 +78,24 @@ export class ShapeBytes {
     return true;
   }
 
+  /** The text of this shape whose literals have these values (literalValues). */
+  render(values: readonly number[]): string {
+    const { bytes, spans } = this;
+    if (scratch.length < bytes.length) scratch = Buffer.allocUnsafe(bytes.length);
+    const out = scratch;
+    out.set(bytes);
+    for (let k = 0; k < spans.length; k += 2) {
+      // Right to left, leading zeros and all: a literal keeps its length in the shape.
+      let value = values[k >> 1];
+      for (let i = spans[k + 1] - 1; i >= spans[k]; i--) {
+        const rest = Math.floor(value / 10);
+        out[i] = Ch.Zero + (value - rest * 10);
+        value = rest;
+      }
+    }
+    return latin1Slice(out, bytes.length);
+  }
+
   /** The literals' values of a text that matches(), in order; null when one has more digits than a double holds exactly. */
   literalValues(buf: Uint8Array, start: number): number[] | null {
     const spans = this.spans;
@@ -88,6 +109,24 @@ export class ShapeBytes {
     return values;
   }
 }
+
+/**
+ * A text of this shape is made as the server's bytes would be decoded: the
+ * shape's bytes with the literals' digits written in, read as Latin-1 (plain
+ * ASCII, as every shape here is) in one call. Building it from strings (the
+ * parts, each value's digits) cost twice as much.
+ */
+let scratch = Buffer.allocUnsafe(1024);
+
+interface Latin1Sliceable {
+  latin1Slice(start: number, end: number): string;
+}
+
+/** Buffer's own Latin-1 decoder, as decode.ts uses its UTF-8 one; toString where a Buffer has none. */
+const latin1Slice: (buf: Buffer, end: number) => string =
+  typeof (Buffer.prototype as Partial<Latin1Sliceable>).latin1Slice === 'function'
+    ? (buf, end) => (buf as unknown as Latin1Sliceable).latin1Slice(0, end)
+    : (buf, end) => buf.toString('latin1', 0, end);
 
 /** Stands for a literal's digit in a shape's bytes: no text has a NUL. */
 const LITERAL_DIGIT = 0;

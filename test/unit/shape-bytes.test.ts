@@ -29,7 +29,9 @@ t.test('a text matches its shape in bytes as it does as a string, at every align
       for (let offset = 0; offset < 8; offset++) {
         for (const viewOffset of [0, 1, 3]) {
           const { buf, start, end } = placed(text, offset, viewOffset);
-          t.equal(bytes.matches(buf, start, end), shape.matches(text), `${JSON.stringify(text)} at ${offset}+${viewOffset}`);
+          const matches = bytes.matches(buf, start, end);
+          t.equal(matches, shape.matches(text), `${JSON.stringify(text)} at ${offset}+${viewOffset}`);
+          if (matches) t.equal(bytes.render(bytes.literalValues(buf, start)!), text, 'made again from its literals');
           compared++;
         }
       }
@@ -45,6 +47,8 @@ t.test("a match's literals are read as numbers, and only where a double holds th
   const { buf, start, end } = placed(base, 5, 1);
   t.ok(bytes.matches(buf, start, end));
   t.same(bytes.literalValues(buf, start), [7, 12, 999999999999999]);
+  t.equal(bytes.render([7, 12, 999999999999999]), base, 'leading zeros and all');
+  t.equal(bytes.render([0, 0, 0]), 'SELECT 000, 00 FROM t LIMIT 000000000000000');
   const longer = 'SELECT 1 LIMIT 1234567890123456';
   const longSpans = literalSpans(longer)!;
   t.equal(ShapeBytes.of(new Shape(longer, longSpans).text, longSpans)!.literalValues(Buffer.from(longer), 0), null, '16 digits');
