@@ -3,7 +3,7 @@ import { classifyStatement } from '../../src/sql/classify.js';
 import { jsonMs, jsonNullable, jsonString, terminalSafeJson } from '../../src/trace/json-text.js';
 import { MemoryTraceSink, TraceBus } from '../../src/trace/trace-sink.js';
 import { TraceText, type SqlTraceMode } from '../../src/trace/trace-text.js';
-import { TraceWriter } from '../../src/trace/trace-writer.js';
+import { isoTime, TraceWriter } from '../../src/trace/trace-writer.js';
 import { SessionTracker } from '../../src/tracker/session-tracker.js';
 import { serialize, server } from '../helpers/messages.js';
 import type { RequestInfo, SessionInfo, StatementRecord, TransactionRecord } from '../../src/tracker/types.js';
@@ -345,4 +345,12 @@ t.test('session end: duration_ms from the monotonic clock, with microseconds lik
   now += 2.3456;
   tracker.end(true);
   t.match(sink.records.at(-1), { kind: 'session', event: 'end', duration_ms: 2.346, clean: true });
+});
+
+t.test('isoTime writes what Date.toISOString() does', async (t) => {
+  const now = Date.UTC(2026, 11, 7, 11, 31, 47, 123);
+  const times = [now, now + 1, now + 876, now + 877, now + 1000, now - 1, 0, 999, 1000, -1, -1001, 8.64e15, 253402300800000, now + 0.5, now + 61_000];
+  for (let ms = now - 2500; ms < now + 2500; ms += 37) times.push(ms);
+  for (const ms of times) t.equal(isoTime(ms), new Date(ms).toISOString(), String(ms));
+  t.equal(isoTime(now), '2026-12-07T11:31:47.123Z');
 });
