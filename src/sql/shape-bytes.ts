@@ -134,14 +134,22 @@ const LITERAL_DIGIT = 0;
 /** Digits that every value of a literal of that length is exact for in a double. */
 const MAX_EXACT_DIGITS = 15;
 
+/** A DataView of each ArrayBuffer texts were matched in: one per session's read buffer, kept as long as it is. */
+const views = new WeakMap<ArrayBufferLike, DataView>();
 let viewedBuffer: ArrayBufferLike | null = null;
 let view: DataView = new DataView(new ArrayBuffer(0));
 
-/** A DataView of the whole ArrayBuffer under `buf`, the one made last if it is the same. */
+/** A DataView of the whole ArrayBuffer under `buf`: the one used last, most often. */
 function viewOf(buf: Uint8Array): DataView {
-  if (buf.buffer !== viewedBuffer) {
-    viewedBuffer = buf.buffer;
-    view = new DataView(buf.buffer);
+  const buffer = buf.buffer;
+  if (buffer !== viewedBuffer) {
+    let found = views.get(buffer);
+    if (found === undefined) {
+      found = new DataView(buffer);
+      views.set(buffer, found);
+    }
+    viewedBuffer = buffer;
+    view = found;
   }
   return view;
 }
