@@ -47,6 +47,7 @@ export interface StatementRecord {
   protocol: Protocol;
   /** SQL text with any sqlcommenter comment removed. */
   text: string;
+  /** How the statement classifies. Its own `text` may be its shape's (statement-record.ts): read the record's. */
   info: StatementInfo;
   /** Prepared statement name (extended protocol); '' is the unnamed one. */
   statementName: string | null;
