@@ -73,15 +73,8 @@ export function numberShape(sql: string): string | null {
  */
 export function shapeKey(sql: string): number {
   const n = sql.length;
-  let key = n;
-  if (n > 0) {
-    key = Math.imul(key, 31) + digitAsZero(sql.charCodeAt(n >> 2));
-    key = Math.imul(key, 31) + digitAsZero(sql.charCodeAt(n >> 1));
-    key = Math.imul(key, 31) + digitAsZero(sql.charCodeAt((3 * n) >> 2));
-    key = Math.imul(key, 31) + digitAsZero(sql.charCodeAt(n - 1));
-  }
-  // 30 bits: a small integer on every build of the engine, which a Map hashes at once.
-  return key & 0x3fffffff;
+  if (n === 0) return 0;
+  return keyOf(n, sql.charCodeAt(n >> 2), sql.charCodeAt(n >> 1), sql.charCodeAt((3 * n) >> 2), sql.charCodeAt(n - 1));
 }
 
 /**
@@ -90,13 +83,18 @@ export function shapeKey(sql: string): number {
  */
 export function shapeKeyOfBytes(buf: Uint8Array, start: number, end: number): number {
   const n = end - start;
+  if (n === 0) return 0;
+  return keyOf(n, buf[start + (n >> 2)], buf[start + (n >> 1)], buf[start + ((3 * n) >> 2)], buf[end - 1]);
+}
+
+/** The key of a text of length `n` from its four characters read (shapeKey), digits as 0. */
+function keyOf(n: number, a: number, b: number, c: number, d: number): number {
   let key = n;
-  if (n > 0) {
-    key = Math.imul(key, 31) + digitAsZero(buf[start + (n >> 2)]);
-    key = Math.imul(key, 31) + digitAsZero(buf[start + (n >> 1)]);
-    key = Math.imul(key, 31) + digitAsZero(buf[start + ((3 * n) >> 2)]);
-    key = Math.imul(key, 31) + digitAsZero(buf[end - 1]);
-  }
+  key = Math.imul(key, 31) + digitAsZero(a);
+  key = Math.imul(key, 31) + digitAsZero(b);
+  key = Math.imul(key, 31) + digitAsZero(c);
+  key = Math.imul(key, 31) + digitAsZero(d);
+  // 30 bits: a small integer on every build of the engine, which a Map hashes at once.
   return key & 0x3fffffff;
 }
 
