@@ -70,7 +70,8 @@ export class ShapeBytes {
     for (let i = 0; i < tail.length; i++) {
       const expected = tail[i];
       const c = buf[tailStart + i];
-      if (expected === LITERAL_DIGIT ? !isDigit(c) : c !== expected) return false;
+      // A literal's digits are checked below, with the others.
+      if (expected !== LITERAL_DIGIT && c !== expected) return false;
     }
     for (let k = 0; k < spans.length; k += 2) {
       for (let i = start + spans[k]; i < start + spans[k + 1]; i++) if (!isDigit(buf[i])) return false;
