@@ -26,7 +26,7 @@ export class RecentStrings {
   /** The string of `buf[start, end)` if those bytes were read recently; null if not. */
   find(buf: Uint8Array, start: number, end: number): string | null {
     const length = end - start;
-    if (length === 0 || length > MAX_BYTES) return null;
+    if (!kept(length)) return null;
     // Each string has two slots, its own and its neighbour: two strings that want one slot both stay.
     const slot = slotOf(buf, start, end);
     if (this.holds(slot, buf, start, length)) return this.strings[slot];
@@ -37,7 +37,7 @@ export class RecentStrings {
   /** The string of `buf[start, end)`, decoded now and remembered. */
   add(buf: Uint8Array, start: number, end: number): string {
     const text = this.decode(buf, start, end);
-    if (end > start && end - start <= MAX_BYTES) {
+    if (kept(end - start)) {
       const slot = slotOf(buf, start, end);
       // The newest in its own slot; what was there moves to the neighbour, pushing out what that held.
       if (this.bytes[slot] !== null) {
@@ -55,6 +55,11 @@ export class RecentStrings {
     const known = this.bytes[slot];
     return known !== null && sameBytes(known, buf, start, length);
   }
+}
+
+/** Whether strings of this many bytes are remembered. */
+function kept(length: number): boolean {
+  return length > 0 && length <= MAX_BYTES;
 }
 
 /**
