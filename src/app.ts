@@ -35,7 +35,8 @@ import { keepRules } from './trace/keep-rules.js';
 import { registerSamplingMetrics, registerTraceMetrics } from './trace/trace-metrics.js';
 import { TraceText } from './trace/trace-text.js';
 import { TraceWriter } from './trace/trace-writer.js';
-import { fanOut, type TrackerListener } from './tracker/types.js';
+import { fanOut } from './tracker/fan-out.js';
+import type { TrackerListener } from './tracker/types.js';
 
 export interface AppOptions {
   config: Config;

@@ -134,30 +134,3 @@ export interface TrackerListener {
   /** `durationMs`: since the client connected, from the monotonic clock. */
   sessionEnded?(session: SessionInfo, clean: boolean, durationMs: number): void;
 }
-
-/** Sends each event to every listener, in order. */
-export function fanOut(listeners: TrackerListener[]): TrackerListener {
-  const pick = <K extends keyof TrackerListener>(key: K) =>
-    listeners.filter((l) => typeof l[key] === 'function').map((l) => (l[key] as Function).bind(l));
-  const make = <K extends keyof TrackerListener>(key: K) => {
-    const fns = pick(key);
-    if (fns.length === 0) return undefined;
-    if (fns.length === 1) return fns[0];
-    // Fixed arity (the most any event has): no arguments array per event, and events come per statement.
-    return (a: unknown, b: unknown, c: unknown, d: unknown, e: unknown) => {
-      for (let i = 0; i < fns.length; i++) fns[i](a, b, c, d, e);
-    };
-  };
-  return {
-    statementStarted: make('statementStarted'),
-    statementFinished: make('statementFinished'),
-    transactionStarted: make('transactionStarted'),
-    transactionEnded: make('transactionEnded'),
-    savepoint: make('savepoint'),
-    requestStarted: make('requestStarted'),
-    ready: make('ready'),
-    sessionError: make('sessionError'),
-    sessionStarted: make('sessionStarted'),
-    sessionEnded: make('sessionEnded'),
-  } as TrackerListener;
-}
