@@ -1,3 +1,6 @@
+// The module's own binding: the global `performance` is a lazy accessor in Node.js, called on every read.
+import { performance } from 'node:perf_hooks';
+
 /** Time for the tracker: wall clock for records, monotonic for durations. Tests pass their own. */
 export interface Clock {
   /** Wall clock, epoch ms. */

@@ -41,6 +41,8 @@ export function summaryText(text: string): string {
 export class TransactionLedger {
   private tx: TransactionRecord | null = null;
   private seq = 0;
+  /** `<session id>.t`: a transaction's id is this and its number. */
+  private readonly idPrefix: string;
   private readonly savepoints = new SavepointStack();
   /** Authoritative status of the last ReadyForQuery. */
   private serverStatus: TxStatus = 'I';
@@ -54,7 +56,9 @@ export class TransactionLedger {
     private readonly listener: TrackerListener,
     private readonly clock: Clock,
     private readonly currentRequest: () => RequestInfo,
-  ) {}
+  ) {
+    this.idPrefix = `${session.id}.t`;
+  }
 
   get transaction(): TransactionRecord | null {
     return this.tx;
@@ -218,7 +222,7 @@ export class TransactionLedger {
     // It starts with its first statement; without one (adopted from ReadyForQuery), now.
     const started = first !== null && first.startMono > 0;
     this.tx = {
-      id: `${this.session.id}.t${++this.seq}`,
+      id: this.idPrefix + ++this.seq,
       sessionId: this.session.id,
       startedAt: started ? first.startedAt : this.clock.wall(),
       startMono: started ? first.startMono : this.clock.mono(),
