@@ -8,7 +8,7 @@
  */
 import type { Registry } from 'prom-client';
 import type { ErrorFields } from '../protocol/decode.js';
-import { PerSession } from '../tracker/per-session.js';
+import { SessionSlot } from '../tracker/session-slot.js';
 import type { RequestInfo, SavepointOp, SessionInfo, StatementRecord, TrackerListener, TransactionRecord } from '../tracker/types.js';
 import { acceptsSqlstate, commandLabel, OTHER, RouteLabels } from './labels.js';
 import { CounterFamily, HistogramFamily, type CounterCell, type HistogramCell } from './metric-cells.js';
@@ -112,7 +112,7 @@ export class ProxyMetrics implements TrackerListener, PolicyViolationCounter, Tr
   private readonly policyCells = new Map<string, Map<string, CounterCell>>();
 
   private readonly databases = new Map<string, DatabaseCells>();
-  private readonly scopes = new PerSession<SessionInfo, SessionScope>();
+  private readonly scopes = new SessionSlot<SessionScope>();
 
   constructor(registry: Registry, options: { routes: readonly string[] }) {
     this.routes = new RouteLabels(options.routes);

@@ -18,7 +18,7 @@
  */
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, TraceFlags, type Attributes, type Span, type SpanContext, type Tracer } from '@opentelemetry/api';
 import type { TraceText } from '../trace/trace-text.js';
-import { PerSession } from '../tracker/per-session.js';
+import { SessionSlot } from '../tracker/session-slot.js';
 import type { RequestInfo, SavepointOp, SessionInfo, StatementRecord, TrackerListener, TransactionRecord } from '../tracker/types.js';
 import type { StatementSpans, Untraced } from './otel-config.js';
 import { statementAttributes, statementSpanName, transactionAttributes, transactionSpanName, type ServerAddress } from './span-attributes.js';
@@ -84,12 +84,10 @@ const MAX_EVENTS = 256;
 export const SPAN_LIMITS = { attributeCountLimit: 128, eventCountLimit: MAX_EVENTS, attributePerEventCountLimit: 32 };
 
 export class TransactionSpans implements TrackerListener {
-  /**
-   * Each session's open transaction. The entry stays for the session's
-   * life: one added and deleted for every transaction would make the Map
-   * rehash over and over.
-   */
-  private readonly slots = new PerSession<SessionInfo, OpenTransaction>();
+  /** Each session's open transaction: one object for the session's life, serving each transaction in turn. */
+  private readonly slots = new SessionSlot<OpenTransaction>();
+  /** The same objects, for the rare lookups by a transaction's or a session's id (events from trace records). */
+  private readonly opens = new Set<OpenTransaction>();
   /** Events for a session's next transaction (a policy refused a statement before its transaction began). */
   private readonly early = new Map<string, PendingEvent[]>();
   private readonly parents = new WeakMap<RequestInfo, SpanContext | null>();
@@ -106,6 +104,7 @@ export class TransactionSpans implements TrackerListener {
     if (open === undefined) {
       open = { session, tx, statements: NONE, statementsOver: 0, request: null, parent: null, events: NONE, eventsOver: 0 };
       this.slots.set(session, open);
+      this.opens.add(open);
     } else {
       open.tx = tx;
       // Arrays are made at the first statement or event kept: most transactions keep none.
@@ -157,7 +156,10 @@ export class TransactionSpans implements TrackerListener {
 
   sessionEnded(session: SessionInfo): void {
     this.early.delete(session.id);
+    const open = this.slots.get(session);
+    if (open === undefined) return;
     this.slots.delete(session);
+    this.opens.delete(open);
   }
 
   // ------------------------------------------------------------ events from trace records
@@ -168,7 +170,7 @@ export class TransactionSpans implements TrackerListener {
    * the open transactions costs less than indexing every one by its id.
    */
   eventForTransaction(transactionId: string, event: PendingEvent): boolean {
-    for (const open of this.slots.values()) {
+    for (const open of this.opens) {
       if (open.tx === null || open.tx.id !== transactionId) continue;
       this.addEvent(open, event);
       return true;
@@ -178,7 +180,7 @@ export class TransactionSpans implements TrackerListener {
 
   /** An event for the session's open transaction, or else its next one. */
   eventForSession(sessionId: string, event: PendingEvent): void {
-    for (const open of this.slots.values()) {
+    for (const open of this.opens) {
       if (open.tx !== null && open.session.id === sessionId) {
         this.addEvent(open, event);
         return;

@@ -104,6 +104,7 @@ export abstract class SessionRelay extends EventEmitter {
       startedAt: Date.now(),
       backendPid: 0,
       replication: isReplication(params),
+      slots: [],
     };
     this.log = options.log.child({ session: this.info.id });
     const client = readIntoReusedBuffer(socket, (chunk) => this.fromClient(chunk), options.reuseReadBuffer);

@@ -33,7 +33,7 @@
  * learn its route from a later statement, which the text then shows.)
  */
 import { drawSample, keeps, recordSignal, Signal, transactionSignals, type KeepRules } from './keep-rules.js';
-import { PerSession } from '../tracker/per-session.js';
+import { SessionSlot } from '../tracker/session-slot.js';
 import { statementTextLength } from '../tracker/statement-record.js';
 import type { SessionInfo, StatementRecord, TransactionRecord } from '../tracker/types.js';
 
@@ -82,6 +82,8 @@ interface SessionState {
   requestWrites: number;
   /** The request's first autocommit transaction with writes, if it was dropped. */
   firstWrite: HeldTransaction | null;
+  /** The session ended: its slot, should its SessionInfo come again, no longer counts. */
+  ended: boolean;
 }
 
 export interface TailSamplerCounts {
@@ -90,7 +92,10 @@ export interface TailSamplerCounts {
 }
 
 export class TailSampler {
-  private readonly sessions = new PerSession<string, SessionState>();
+  /** Sessions by id, for the records that name theirs (lock waits, policy decisions). */
+  private readonly sessions = new Map<string, SessionState>();
+  /** The same, found from the SessionInfo that statement and transaction records come with. */
+  private readonly slot = new SessionSlot<SessionState>();
   /** Transactions decided so far (txproxy_trace_transactions_total). */
   readonly counts: TailSamplerCounts = { kept: 0, dropped: 0 };
 
@@ -109,6 +114,7 @@ export class TailSampler {
     const session = this.sessions.get(sessionId);
     if (session === undefined) return;
     this.sessions.delete(sessionId);
+    session.ended = true;
     const current = session.current;
     if (current !== null) this.settle(current);
   }
@@ -119,7 +125,7 @@ export class TailSampler {
       this.out(text.statementLine(info, s));
       return;
     }
-    const session = this.sessionOf(info.id);
+    const session = this.sessionOf(info);
     // A statement's record comes before its transaction's: it belongs to the
     // transaction in progress or begins one, never to one already ended.
     // (Most often none is in progress, and no id is compared.)
@@ -139,7 +145,7 @@ export class TailSampler {
   }
 
   transaction(info: SessionInfo, t: TransactionRecord, text: RecordText): void {
-    const session = this.sessionOf(info.id);
+    const session = this.sessionOf(info);
     const held = this.find(session, t.id) ?? this.begin(session, t.id, info, text);
     if (held.session === null) this.learn(held, info, text);
     if (session.current === held) session.current = null;
@@ -211,7 +217,15 @@ export class TailSampler {
     return null;
   }
 
-  private sessionOf(sessionId: string): SessionState {
+  private sessionOf(info: SessionInfo): SessionState {
+    const slotted = this.slot.get(info);
+    if (slotted !== undefined && !slotted.ended) return slotted;
+    const session = this.sessionById(info.id);
+    this.slot.set(info, session);
+    return session;
+  }
+
+  private sessionById(sessionId: string): SessionState {
     let session = this.sessions.get(sessionId);
     if (session === undefined) {
       session = newSession();
@@ -410,5 +424,5 @@ function isTransaction(entry: StatementRecord | TransactionRecord): entry is Tra
 }
 
 function newSession(): SessionState {
-  return { current: null, last: null, pending: 0, requestId: null, requestWrites: 0, firstWrite: null };
+  return { current: null, last: null, pending: 0, requestId: null, requestWrites: 0, firstWrite: null, ended: false };
 }

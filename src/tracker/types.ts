@@ -19,6 +19,8 @@ export interface SessionInfo {
   /** From BackendKeyData; 0 until authentication completes. */
   backendPid: number;
   replication: boolean;
+  /** Listeners' own state for the session (session-slot.ts); a session made by txproxy starts with []. */
+  slots?: unknown[];
 }
 
 /**
