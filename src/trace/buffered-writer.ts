@@ -41,6 +41,12 @@ export type WriteFunction = (
 ) => void;
 
 export interface BufferedWriterOptions {
+  /**
+   * Bytes gathered before a write(2); default 256 KiB. Each write is a hand-off
+   * to libuv's thread pool and a callback back: with every statement traced
+   * (about 0.8 KiB per select-only transaction) and 64 KiB chunks, those
+   * hand-offs took about 5 % of the proxy's CPU; with 256 KiB, about 2 %.
+   */
   chunkSize?: number;
   maxBuffered?: number;
   flushIntervalMs?: number;
@@ -82,7 +88,7 @@ export class BufferedWriter {
   private queued: Buffer[] = [];
   private queuedBytes = 0;
   /**
-   * Written buffers kept for reuse: a fresh 128 KiB buffer per rotation
+   * Written buffers kept for reuse: a fresh 512 KiB buffer per rotation
    * would be a fresh mmap and page faults each time.
    */
   private readonly spare: Buffer[] = [];
@@ -113,7 +119,7 @@ export class BufferedWriter {
     private fd: number,
     private readonly options: BufferedWriterOptions = {},
   ) {
-    this.chunkSize = options.chunkSize ?? 64 * 1024;
+    this.chunkSize = options.chunkSize ?? 256 * 1024;
     this.maxBuffered = options.maxBuffered ?? 64 * 1024 * 1024;
     this.flushIntervalMs = options.flushIntervalMs ?? 100;
     this.problemIntervalMs = options.problemIntervalMs ?? 10_000;
