@@ -7,7 +7,9 @@
  * remembered last entry is mostly another session's.
  *
  * Each SessionSlot has an index of its own, so two listeners of one kind
- * (tests make many) never share state through a session.
+ * (tests make many) never share state through a session. Indices are not
+ * given back: an App makes its listeners once, so a session's array stays
+ * a few entries long.
  */
 import type { SessionInfo } from './types.js';
 
