@@ -6,6 +6,7 @@
  */
 import { StartupCode, type TxStatus } from './codes.js';
 import { RecentStrings } from './recent-strings.js';
+import { utf8Slice } from './buffer-codecs.js';
 
 const BODY = 5;
 
@@ -21,21 +22,6 @@ function nulAfter(buf: Buffer, pos: number, end: number): number {
   if (nul < 0 || nul >= end) throw new ProtocolDecodeError('string is not NUL-terminated');
   return nul;
 }
-
-interface Utf8Sliceable {
-  utf8Slice(start: number, end: number): string;
-}
-
-/**
- * Buffer's own UTF-8 decoder, without toString's handling of its
- * arguments, which cost as much as decoding a short query. Every Node.js
- * Buffer has it (undocumented, as the name of what toString calls);
- * toString serves where one would not.
- */
-const utf8Slice: (buf: Buffer, start: number, end: number) => string =
-  typeof (Buffer.prototype as Partial<Utf8Sliceable>).utf8Slice === 'function'
-    ? (buf, start, end) => (buf as unknown as Utf8Sliceable).utf8Slice(start, end)
-    : (buf, start, end) => buf.toString('utf8', start, end);
 
 export class ProtocolDecodeError extends Error {
   override name = 'ProtocolDecodeError';

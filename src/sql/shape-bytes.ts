@@ -8,6 +8,7 @@
  * half the cost of comparing them one by one. The view is made once per
  * ArrayBuffer, and a session's reads all land in one (reused-read-buffer.ts).
  */
+import { latin1Slice } from '../protocol/buffer-codecs.js';
 import { Ch, isDigit } from './lexer.js';
 
 export class ShapeBytes {
@@ -94,7 +95,7 @@ export class ShapeBytes {
         value = rest;
       }
     }
-    return latin1Slice(out, bytes.length);
+    return latin1Slice(out, 0, bytes.length);
   }
 
   /** The literals' values of a text that matches(), in order; null when one has more digits than a double holds exactly. */
@@ -118,16 +119,6 @@ export class ShapeBytes {
  * parts, each value's digits) cost twice as much.
  */
 let scratch = Buffer.allocUnsafe(1024);
-
-interface Latin1Sliceable {
-  latin1Slice(start: number, end: number): string;
-}
-
-/** Buffer's own Latin-1 decoder, as decode.ts uses its UTF-8 one; toString where a Buffer has none. */
-const latin1Slice: (buf: Buffer, end: number) => string =
-  typeof (Buffer.prototype as Partial<Latin1Sliceable>).latin1Slice === 'function'
-    ? (buf, end) => (buf as unknown as Latin1Sliceable).latin1Slice(0, end)
-    : (buf, end) => buf.toString('latin1', 0, end);
 
 /** Stands for a literal's digit in a shape's bytes: no text has a NUL. */
 const LITERAL_DIGIT = 0;

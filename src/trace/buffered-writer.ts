@@ -16,6 +16,7 @@
  * the half line stays alone on its line and the next record is whole.
  */
 import fs from 'node:fs';
+import { utf8Write } from '../protocol/buffer-codecs.js';
 import { openTraceFile } from './trace-file.js';
 
 /** Why records were dropped: the disk fell behind, or a write failed. */
@@ -64,20 +65,6 @@ export interface BufferedWriterOptions {
 
 const SPARE_LIMIT = 4;
 const NEWLINE = Buffer.from('\n');
-
-interface Utf8Writable {
-  utf8Write(text: string, offset: number): number;
-}
-
-/**
- * Buffer's own UTF-8 encoder, without write()'s handling of its arguments
- * (a tenth of a record's cost); as decode.ts does for decoding. write()
- * serves where a Buffer has none.
- */
-const utf8Write: (buffer: Buffer, text: string, offset: number) => number =
-  typeof (Buffer.prototype as Partial<Utf8Writable>).utf8Write === 'function'
-    ? (buffer, text, offset) => (buffer as unknown as Utf8Writable).utf8Write(text, offset)
-    : (buffer, text, offset) => buffer.write(text, offset, 'utf8');
 
 const fsWrite: WriteFunction = (fd, buffer, offset, length, callback) => fs.write(fd, buffer, offset, length, null, callback);
 
