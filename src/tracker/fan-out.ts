@@ -36,9 +36,12 @@ class FanOut implements TrackerListener {
   private readonly l5: TrackerListener;
   private readonly l6: TrackerListener;
   private readonly l7: TrackerListener;
+  /** The same listeners, for the rarer events. */
+  private readonly all: readonly TrackerListener[];
 
   constructor(fields: TrackerListener[]) {
     [this.l0, this.l1, this.l2, this.l3, this.l4, this.l5, this.l6, this.l7] = fields;
+    this.all = fields;
   }
 
   statementStarted(session: SessionInfo, statement: StatementRecord): void {
@@ -99,26 +102,22 @@ class FanOut implements TrackerListener {
   // Rarer events: a loop over the fields will do.
 
   savepoint(session: SessionInfo, op: SavepointOp, name: string, depth: number, transaction: TransactionRecord): void {
-    for (const l of this.fields()) l.savepoint?.(session, op, name, depth, transaction);
+    for (const l of this.all) l.savepoint?.(session, op, name, depth, transaction);
   }
 
   requestStarted(session: SessionInfo, request: RequestInfo, previous: RequestInfo | null): void {
-    for (const l of this.fields()) l.requestStarted?.(session, request, previous);
+    for (const l of this.all) l.requestStarted?.(session, request, previous);
   }
 
   sessionError(session: SessionInfo, error: ErrorFields): void {
-    for (const l of this.fields()) l.sessionError?.(session, error);
+    for (const l of this.all) l.sessionError?.(session, error);
   }
 
   sessionStarted(session: SessionInfo): void {
-    for (const l of this.fields()) l.sessionStarted?.(session);
+    for (const l of this.all) l.sessionStarted?.(session);
   }
 
   sessionEnded(session: SessionInfo, clean: boolean, durationMs: number): void {
-    for (const l of this.fields()) l.sessionEnded?.(session, clean, durationMs);
-  }
-
-  private fields(): TrackerListener[] {
-    return [this.l0, this.l1, this.l2, this.l3, this.l4, this.l5, this.l6, this.l7];
+    for (const l of this.all) l.sessionEnded?.(session, clean, durationMs);
   }
 }
