@@ -1,10 +1,8 @@
 /**
- * Pieces of JSON text for the trace writer's hand-built lines. A statement
- * and a transaction record are written for every transaction on the proxy's
- * hot path; building their text from templates costs a fifth of
- * JSON.stringify on an object (measured: ~0.2 µs against ~1 µs a record).
- * The output is the same JSON; anything that is not a fixed-shape hot record
- * still goes through JSON.stringify.
+ * JSON text for the trace: JSON.stringify's, with the characters a
+ * terminal acts on escaped too. The trace writer's statement and
+ * transaction records are written as bytes (json-bytes.ts), with these
+ * for the values that have something to escape.
  */
 
 /**
@@ -32,25 +30,4 @@ export function terminalSafeJson(json: string): string {
 /** A JSON string literal. */
 export function jsonString(value: string): string {
   return NEEDS_ESCAPE.test(value) ? terminalSafeJson(JSON.stringify(value)) : `"${value}"`;
-}
-
-/** A JSON string literal, or `null`. */
-export function jsonNullable(value: string | null | undefined): string {
-  return value == null ? 'null' : jsonString(value);
-}
-
-/**
- * Milliseconds with microsecond precision, as `String(Math.round(ms * 1000) / 1000)`
- * would print them, from integers: a double's shortest decimal form costs
- * three times as much, and every statement and transaction has a duration.
- */
-export function jsonMs(ms: number): string {
-  const us = Math.round(ms * 1000);
-  if (!(us >= 0 && us <= 0x3fffffff)) return String(us / 1000);
-  const whole = Math.floor(us / 1000);
-  const fraction = us - whole * 1000;
-  if (fraction === 0) return String(whole);
-  if (fraction % 100 === 0) return `${whole}.${fraction / 100}`;
-  if (fraction % 10 === 0) return `${whole}.${fraction < 100 ? '0' : ''}${fraction / 10}`;
-  return `${whole}.${fraction < 10 ? '00' : fraction < 100 ? '0' : ''}${fraction}`;
 }

@@ -5,6 +5,7 @@
  */
 import { terminalSafeJson } from './json-text.js';
 import { BufferedWriter, type TraceDropReason, type WriterProblem } from './buffered-writer.js';
+import type { LineWriter } from './json-bytes.js';
 import type { KeepRules } from './keep-rules.js';
 import { TailSampler, type RecordText } from './tail-sampler.js';
 import type { SessionInfo, StatementRecord, TransactionRecord } from '../tracker/types.js';
@@ -12,6 +13,11 @@ import type { SessionInfo, StatementRecord, TransactionRecord } from '../tracker
 export interface TraceSink {
   /** One record as JSON text, without a line break. */
   writeLine(line: string): void;
+  /**
+   * Where a record's bytes can be encoded directly, when the sink is a
+   * file: a record then never becomes a string (json-bytes.ts says why).
+   */
+  lines?: LineWriter;
   /** Resolves when what was written so far has reached the file. */
   flush(): Promise<void>;
   /** Opens the output again at its path (log rotation); nothing for stdout. */
@@ -42,6 +48,7 @@ export function openTraceWriter(output: string, onProblem?: (problem: WriterProb
 /** NDJSON: each record's JSON text on a line of its own. */
 export function ndjsonSink(writer: BufferedWriter): TraceSink {
   return {
+    lines: writer,
     writeLine(line) {
       writer.writeLine(line);
     },
@@ -55,6 +62,12 @@ export function ndjsonSink(writer: BufferedWriter): TraceSink {
       return writer.droppedRecords;
     },
   };
+}
+
+/** RecordText that also encodes its lines straight into a LineWriter (the TraceWriter). */
+export interface RecordEncoder extends RecordText {
+  encodeStatement(out: LineWriter, session: SessionInfo, statement: StatementRecord): void;
+  encodeTransaction(out: LineWriter, session: SessionInfo, transaction: TransactionRecord): void;
 }
 
 /** Collects records in memory (tests, the admin API's live stream). */
@@ -79,6 +92,8 @@ export class MemoryTraceSink implements TraceSink {
 export class TraceBus {
   private sinks: TraceSink[] = [];
   private transcriptSinks = 0;
+  /** The one sink's LineWriter, when there is one sink and it has one. */
+  private direct: LineWriter | null = null;
   private sampler: TailSampler | null = null;
 
   get active(): boolean {
@@ -108,6 +123,7 @@ export class TraceBus {
   private setSinks(sinks: TraceSink[]): void {
     this.sinks = sinks;
     this.transcriptSinks = sinks.filter((s) => s.wantsTranscript !== false).length;
+    this.direct = sinks.length === 1 ? (sinks[0].lines ?? null) : null;
   }
 
   /** A record object: serialized once for all sinks, only when one is attached. */
@@ -119,18 +135,21 @@ export class TraceBus {
   }
 
   /**
-   * A statement record, its JSON text built by `text`: at once, or with
-   * tail sampling only if its transaction is kept.
+   * A statement record, its JSON text built by `text`: at once (into the
+   * file's buffer, when the file is the one sink), or with tail sampling
+   * only if its transaction is kept.
    */
-  writeStatement(session: SessionInfo, statement: StatementRecord, text: RecordText): void {
-    if (this.sampler === null) this.writeLine(text.statementLine(session, statement));
-    else this.sampler.statement(session, statement, text);
+  writeStatement(session: SessionInfo, statement: StatementRecord, text: RecordEncoder): void {
+    if (this.sampler !== null) this.sampler.statement(session, statement, text);
+    else if (this.direct !== null) text.encodeStatement(this.direct, session, statement);
+    else this.writeLine(text.statementLine(session, statement));
   }
 
   /** A transaction record: its transaction's records are written or dropped with it. */
-  writeTransaction(session: SessionInfo, transaction: TransactionRecord, text: RecordText): void {
-    if (this.sampler === null) this.writeLine(text.transactionLine(session, transaction));
-    else this.sampler.transaction(session, transaction, text);
+  writeTransaction(session: SessionInfo, transaction: TransactionRecord, text: RecordEncoder): void {
+    if (this.sampler !== null) this.sampler.transaction(session, transaction, text);
+    else if (this.direct !== null) text.encodeTransaction(this.direct, session, transaction);
+    else this.writeLine(text.transactionLine(session, transaction));
   }
 
   /** Told of every session, traced or not, so that tail sampling forgets ended ones. */

@@ -18,6 +18,7 @@
  * each statement of its request). A cut value ends with TRUNCATED_MARK.
  */
 import type { StatementInfo } from '../sql/classify.js';
+import { utf8Bytes } from './json-bytes.js';
 import { terminalSafeJson } from './json-text.js';
 import { redactMessage } from '../sql/redact-message.js';
 import { holdsSecret, maskSecrets, redactSql } from '../sql/redact.js';
@@ -46,8 +47,8 @@ export class TraceText {
   readonly mode: SqlTraceMode;
   private readonly maxSql: number;
   private readonly maxTag: number;
-  /** A request's attribution fields as JSON text, made once per request (its statements share it). */
-  private readonly requestFragments = new WeakMap<RequestInfo, string>();
+  /** A request's attribution fields as JSON bytes, made once per request (its statements share them). */
+  private readonly requestFragments = new WeakMap<RequestInfo, Uint8Array>();
   private readonly requestFields = new WeakMap<RequestInfo, Record<string, unknown>>();
 
   constructor(options: TraceTextOptions) {
@@ -92,13 +93,13 @@ export class TraceText {
     Object.assign(record, this.taggedFields(request));
   }
 
-  /** The fields of addRequest as JSON text with a leading comma, for hand-built records. */
-  requestJson(request: RequestInfo): string {
+  /** The fields of addRequest as JSON text with a leading comma, in UTF-8, for the trace writer's records. */
+  requestBytes(request: RequestInfo): Uint8Array {
     let fragment = this.requestFragments.get(request);
     if (fragment === undefined) {
       const fields: Record<string, unknown> = {};
       this.addRequest(fields, request);
-      fragment = ',' + terminalSafeJson(JSON.stringify(fields)).slice(1, -1);
+      fragment = utf8Bytes(',' + terminalSafeJson(JSON.stringify(fields)).slice(1, -1));
       this.requestFragments.set(request, fragment);
     }
     return fragment;

@@ -4,19 +4,21 @@
  * records at start and end. Field names follow OpenTelemetry's database
  * conventions where one exists (docs/traces.md lists them all).
  */
-import { jsonMs, jsonNullable, jsonString } from './json-text.js';
+import { asciiBytes, RECORD_SLACK, ScratchLine, utf8Bytes, worstCase, type LineWriter } from './json-bytes.js';
+import { jsonString } from './json-text.js';
 import type { TraceText } from './trace-text.js';
-import type { RecordText } from './tail-sampler.js';
-import type { TraceBus } from './trace-sink.js';
+import type { RecordEncoder, TraceBus } from './trace-sink.js';
 import type { SessionInfo, StatementRecord, TrackerListener, TransactionRecord } from '../tracker/types.js';
 
-export class TraceWriter implements TrackerListener, RecordText {
+export class TraceWriter implements TrackerListener, RecordEncoder {
   /**
    * A session's last error message that the trace text redacted for its
    * statement's sake (a password statement's, in full mode): its
    * transaction's first_error, written next, is the same message.
    */
   private readonly redactedErrors = new WeakMap<SessionInfo, { message: string; shown: string }>();
+  /** Where statementLine and transactionLine encode their record before it becomes a string. */
+  private readonly scratch = new ScratchLine();
 
   constructor(
     private readonly out: TraceBus,
@@ -55,9 +57,10 @@ export class TraceWriter implements TrackerListener, RecordText {
   }
 
   // Statement and transaction records are written for every transaction:
-  // their JSON text is built directly (json-text.ts says why). The bus asks
-  // for it (statementLine, transactionLine): at once, or with tail sampling
-  // only for the transactions it keeps.
+  // their JSON is encoded piece by piece (json-bytes.ts says why), into the
+  // trace file's buffer or, for a string, into the scratch line. The bus
+  // asks for it: at once, or with tail sampling only for the transactions
+  // it keeps.
 
   statementFinished(session: SessionInfo, s: StatementRecord): void {
     if (this.out.writesTranscript) this.out.writeStatement(session, s, this);
@@ -68,59 +71,162 @@ export class TraceWriter implements TrackerListener, RecordText {
   }
 
   statementLine(session: SessionInfo, s: StatementRecord): string {
-    const text = this.text.sql(s.text, s.info);
-    const fields = sessionFields(session);
-    let line =
-      `{"kind":"statement","time":"${isoTime(s.startedAt)}","duration_ms":${jsonMs(s.durationMs)}` +
-      `${fields.id},"transaction.id":${idJson(s.transactionId)},"statement.seq":${s.seq}` +
-      `,"db.system.name":"postgresql"${fields.namespace},"db.operation.name":${jsonString(s.info.operation)}` +
-      (text === undefined ? '' : `,"db.query.text":${jsonString(text)}`) +
-      `,"pg.command_tag":${jsonNullable(s.commandTag)},"pg.tx_status_before":"${s.txStatusBefore}"` +
-      `,"pg.tx_status_after":${s.txStatusAfter === null ? 'null' : `"${s.txStatusAfter}"`},"pg.protocol":"${s.protocol}"` +
-      `${fields.pid},"pg.savepoint_depth":${s.savepointDepth}`;
-    // Absent means null or zero: records stay small on the hot path.
-    if (s.rows !== null) line += `,"db.response.returned_rows":${s.rows}`;
-    if (s.statementName !== null) line += `,"pg.statement_name":${jsonString(s.statementName)}`;
-    if (s.lockWaitMs > 0) line += `,"pg.lock_wait_ms":${jsonMs(s.lockWaitMs)}`;
-    if (s.error !== null) {
-      const message = this.text.errorMessage(s.error.message, s.text);
-      if (message !== s.error.message) this.redactedErrors.set(session, { message: s.error.message, shown: message });
-      line +=
-        `,"db.response.status_code":${jsonString(s.error.code)},"error.message":${jsonString(message)}` +
-        `,"error.severity":${jsonString(s.error.severityV ?? s.error.severity)}`;
-    }
-    if (s.interrupted) line += ',"pg.interrupted":true';
-    if (s.suspended) line += ',"pg.portal_suspended":true';
-    if (s.copy !== null) line += `,"pg.copy":"${s.copy}"`;
-    if (s.origin !== undefined) line += this.originJson(s);
-    return line + this.text.requestJson(s.request) + '}';
+    this.encodeStatement(this.scratch, session, s);
+    return this.scratch.text();
   }
 
   transactionLine(session: SessionInfo, t: TransactionRecord): string {
-    const fields = sessionFields(session);
-    let line =
-      `{"kind":"transaction","time":"${isoTime(t.startedAt)}","end":"${isoTime(t.endedAt)}","duration_ms":${jsonMs(t.durationMs)}` +
-      `,"transaction.id":${idJson(t.id)}${fields.id}${fields.namespace}${fields.pid}` +
-      `,"outcome":${t.outcome === null ? 'null' : `"${t.outcome}"`},"implicit":${t.implicit ? 'true' : 'false'}` +
-      `,"statements":${t.statements},"writes":${t.writes}`;
-    // Absent means zero or null, as in statement records.
-    if (t.savepointsCreated > 0) {
-      line +=
-        `,"savepoints.created":${t.savepointsCreated},"savepoints.released":${t.savepointsReleased}` +
-        `,"savepoints.rolled_back":${t.savepointsRolledBack},"savepoints.max_depth":${t.maxSavepointDepth}`;
-    }
-    if (t.idleInTransactionMs > 0) line += `,"idle_in_transaction_ms":${jsonMs(t.idleInTransactionMs)}`;
-    if (t.lockWaitMs > 0) line += `,"lock_wait_ms":${jsonMs(t.lockWaitMs)}`;
-    if (t.firstError !== null) line += `,"first_error":{"code":${jsonString(t.firstError.code)},"message":${jsonString(this.firstErrorMessage(session, t.firstError.message))}}`;
-    return line + this.text.requestJson(t.request) + '}';
+    this.encodeTransaction(this.scratch, session, t);
+    return this.scratch.text();
   }
 
-  /** A policy's statement: who sent it, and the client's statement it stands for. */
-  private originJson(s: StatementRecord): string {
-    let json = `,"txproxy.origin":"${s.origin}"`;
-    const client = s.clientText !== undefined ? this.text.sql(s.clientText) : undefined;
-    if (client !== undefined) json += `,"txproxy.client_text":${jsonString(client)}`;
-    return json;
+  encodeStatement(out: LineWriter, session: SessionInfo, s: StatementRecord): void {
+    const text = this.text.sql(s.text, s.info);
+    const fields = sessionFields(session);
+    const request = this.text.requestBytes(s.request);
+    let message: string | null = null;
+    if (s.error !== null) {
+      message = this.text.errorMessage(s.error.message, s.text);
+      if (message !== s.error.message) this.redactedErrors.set(session, { message: s.error.message, shown: message });
+    }
+    const client = s.origin !== undefined && s.clientText !== undefined ? this.text.sql(s.clientText) : undefined;
+    const w = out.beginLine(
+      RECORD_SLACK +
+        fields.bytes +
+        request.length +
+        worstCase(s.info.operation) +
+        worstCase(text) +
+        worstCase(s.commandTag) +
+        worstCase(s.statementName) +
+        (s.error === null ? 0 : worstCase(s.error.code) + worstCase(message) + worstCase(s.error.severityV ?? s.error.severity)) +
+        worstCase(client),
+    );
+    if (w === null) return;
+    w.bytes(STATEMENT_START);
+    w.ascii(isoTime(s.startedAt));
+    w.bytes(DURATION);
+    w.ms(s.durationMs);
+    w.bytes(fields.id);
+    w.bytes(TRANSACTION_ID);
+    if (s.transactionId === null) w.bytes(NULL);
+    else w.quotedAscii(s.transactionId);
+    w.bytes(STATEMENT_SEQ);
+    w.int(s.seq);
+    w.bytes(SYSTEM_NAME);
+    w.bytes(fields.namespace);
+    w.bytes(OPERATION_NAME);
+    w.string(s.info.operation);
+    if (text !== undefined) {
+      w.bytes(QUERY_TEXT);
+      w.string(text);
+    }
+    w.bytes(COMMAND_TAG);
+    w.nullable(s.commandTag);
+    w.bytes(TX_STATUS_BEFORE);
+    w.quotedAscii(s.txStatusBefore);
+    w.bytes(TX_STATUS_AFTER);
+    if (s.txStatusAfter === null) w.bytes(NULL);
+    else w.quotedAscii(s.txStatusAfter);
+    w.bytes(PROTOCOL);
+    w.quotedAscii(s.protocol);
+    w.bytes(fields.pid);
+    w.bytes(SAVEPOINT_DEPTH);
+    w.int(s.savepointDepth);
+    // Absent means null or zero: records stay small on the hot path.
+    if (s.rows !== null) {
+      w.bytes(RETURNED_ROWS);
+      w.int(s.rows);
+    }
+    if (s.statementName !== null) {
+      w.bytes(STATEMENT_NAME);
+      w.string(s.statementName);
+    }
+    if (s.lockWaitMs > 0) {
+      w.bytes(STATEMENT_LOCK_WAIT);
+      w.ms(s.lockWaitMs);
+    }
+    if (s.error !== null) {
+      w.bytes(STATUS_CODE);
+      w.string(s.error.code);
+      w.bytes(ERROR_MESSAGE);
+      w.string(message as string);
+      w.bytes(ERROR_SEVERITY);
+      w.string(s.error.severityV ?? s.error.severity);
+    }
+    if (s.interrupted) w.bytes(INTERRUPTED);
+    if (s.suspended) w.bytes(PORTAL_SUSPENDED);
+    if (s.copy !== null) {
+      w.bytes(COPY);
+      w.quotedAscii(s.copy);
+    }
+    // A policy's statement: who sent it, and the client's statement it stands for.
+    if (s.origin !== undefined) {
+      w.bytes(ORIGIN);
+      w.quotedAscii(s.origin);
+      if (client !== undefined) {
+        w.bytes(CLIENT_TEXT);
+        w.string(client);
+      }
+    }
+    w.bytes(request);
+    w.byte(CLOSE);
+    out.endLine();
+  }
+
+  encodeTransaction(out: LineWriter, session: SessionInfo, t: TransactionRecord): void {
+    const fields = sessionFields(session);
+    const request = this.text.requestBytes(t.request);
+    const error = t.firstError === null ? null : { code: t.firstError.code, message: this.firstErrorMessage(session, t.firstError.message) };
+    const w = out.beginLine(RECORD_SLACK + fields.bytes + request.length + (error === null ? 0 : worstCase(error.code) + worstCase(error.message)));
+    if (w === null) return;
+    w.bytes(TRANSACTION_START);
+    w.ascii(isoTime(t.startedAt));
+    w.bytes(END);
+    w.ascii(isoTime(t.endedAt));
+    w.bytes(DURATION);
+    w.ms(t.durationMs);
+    w.bytes(TRANSACTION_ID);
+    w.quotedAscii(t.id);
+    w.bytes(fields.id);
+    w.bytes(fields.namespace);
+    w.bytes(fields.pid);
+    w.bytes(OUTCOME);
+    if (t.outcome === null) w.bytes(NULL);
+    else w.quotedAscii(t.outcome);
+    w.bytes(t.implicit ? IMPLICIT_TRUE : IMPLICIT_FALSE);
+    w.bytes(STATEMENTS);
+    w.int(t.statements);
+    w.bytes(WRITES);
+    w.int(t.writes);
+    // Absent means zero or null, as in statement records.
+    if (t.savepointsCreated > 0) {
+      w.bytes(SAVEPOINTS_CREATED);
+      w.int(t.savepointsCreated);
+      w.bytes(SAVEPOINTS_RELEASED);
+      w.int(t.savepointsReleased);
+      w.bytes(SAVEPOINTS_ROLLED_BACK);
+      w.int(t.savepointsRolledBack);
+      w.bytes(SAVEPOINTS_MAX_DEPTH);
+      w.int(t.maxSavepointDepth);
+    }
+    if (t.idleInTransactionMs > 0) {
+      w.bytes(IDLE_IN_TRANSACTION);
+      w.ms(t.idleInTransactionMs);
+    }
+    if (t.lockWaitMs > 0) {
+      w.bytes(TRANSACTION_LOCK_WAIT);
+      w.ms(t.lockWaitMs);
+    }
+    if (error !== null) {
+      w.bytes(FIRST_ERROR_CODE);
+      w.string(error.code);
+      w.bytes(FIRST_ERROR_MESSAGE);
+      w.string(error.message);
+      w.byte(CLOSE);
+    }
+    w.bytes(request);
+    w.byte(CLOSE);
+    out.endLine();
   }
 
   private firstErrorMessage(session: SessionInfo, message: string): string {
@@ -130,15 +236,17 @@ export class TraceWriter implements TrackerListener, RecordText {
 }
 
 /**
- * A session's own fields as JSON text, each with a leading comma: made once
- * per session (again if its backend pid changes, e.g. from 0 once known)
- * instead of escaping the same strings for every record.
+ * A session's own fields as JSON bytes, each with a leading comma: made
+ * once per session (again if its backend pid changes, e.g. from 0 once
+ * known) instead of escaping the same strings for every record.
  */
 interface SessionFields {
   pidValue: number;
-  id: string;
-  namespace: string;
-  pid: string;
+  id: Uint8Array;
+  namespace: Uint8Array;
+  pid: Uint8Array;
+  /** The three's length in bytes. */
+  bytes: number;
 }
 
 const sessionFragments = new WeakMap<SessionInfo, SessionFields>();
@@ -146,21 +254,56 @@ const sessionFragments = new WeakMap<SessionInfo, SessionFields>();
 function sessionFields(session: SessionInfo): SessionFields {
   let fields = sessionFragments.get(session);
   if (fields === undefined || fields.pidValue !== session.backendPid) {
-    fields = {
-      pidValue: session.backendPid,
-      id: `,"session.id":${jsonString(session.id)}`,
-      namespace: `,"db.namespace":${jsonString(session.database)}`,
-      pid: `,"pg.backend_pid":${session.backendPid}`,
-    };
+    const id = utf8Bytes(`,"session.id":${jsonString(session.id)}`);
+    const namespace = utf8Bytes(`,"db.namespace":${jsonString(session.database)}`);
+    const pid = asciiBytes(`,"pg.backend_pid":${session.backendPid}`);
+    fields = { pidValue: session.backendPid, id, namespace, pid, bytes: id.length + namespace.length + pid.length };
     sessionFragments.set(session, fields);
   }
   return fields;
 }
 
-/** Session, transaction and request ids are made by txproxy from letters, digits, dots and hyphens: nothing to escape. */
-function idJson(id: string | null): string {
-  return id === null ? 'null' : `"${id}"`;
-}
+// The records' constant pieces, in the order they are written.
+const STATEMENT_START = asciiBytes('{"kind":"statement","time":"');
+const TRANSACTION_START = asciiBytes('{"kind":"transaction","time":"');
+const END = asciiBytes('","end":"');
+const DURATION = asciiBytes('","duration_ms":');
+const TRANSACTION_ID = asciiBytes(',"transaction.id":');
+const STATEMENT_SEQ = asciiBytes(',"statement.seq":');
+const SYSTEM_NAME = asciiBytes(',"db.system.name":"postgresql"');
+const OPERATION_NAME = asciiBytes(',"db.operation.name":');
+const QUERY_TEXT = asciiBytes(',"db.query.text":');
+const COMMAND_TAG = asciiBytes(',"pg.command_tag":');
+const TX_STATUS_BEFORE = asciiBytes(',"pg.tx_status_before":');
+const TX_STATUS_AFTER = asciiBytes(',"pg.tx_status_after":');
+const PROTOCOL = asciiBytes(',"pg.protocol":');
+const SAVEPOINT_DEPTH = asciiBytes(',"pg.savepoint_depth":');
+const RETURNED_ROWS = asciiBytes(',"db.response.returned_rows":');
+const STATEMENT_NAME = asciiBytes(',"pg.statement_name":');
+const STATEMENT_LOCK_WAIT = asciiBytes(',"pg.lock_wait_ms":');
+const STATUS_CODE = asciiBytes(',"db.response.status_code":');
+const ERROR_MESSAGE = asciiBytes(',"error.message":');
+const ERROR_SEVERITY = asciiBytes(',"error.severity":');
+const INTERRUPTED = asciiBytes(',"pg.interrupted":true');
+const PORTAL_SUSPENDED = asciiBytes(',"pg.portal_suspended":true');
+const COPY = asciiBytes(',"pg.copy":');
+const ORIGIN = asciiBytes(',"txproxy.origin":');
+const CLIENT_TEXT = asciiBytes(',"txproxy.client_text":');
+const OUTCOME = asciiBytes(',"outcome":');
+const IMPLICIT_TRUE = asciiBytes(',"implicit":true');
+const IMPLICIT_FALSE = asciiBytes(',"implicit":false');
+const STATEMENTS = asciiBytes(',"statements":');
+const WRITES = asciiBytes(',"writes":');
+const SAVEPOINTS_CREATED = asciiBytes(',"savepoints.created":');
+const SAVEPOINTS_RELEASED = asciiBytes(',"savepoints.released":');
+const SAVEPOINTS_ROLLED_BACK = asciiBytes(',"savepoints.rolled_back":');
+const SAVEPOINTS_MAX_DEPTH = asciiBytes(',"savepoints.max_depth":');
+const IDLE_IN_TRANSACTION = asciiBytes(',"idle_in_transaction_ms":');
+const TRANSACTION_LOCK_WAIT = asciiBytes(',"lock_wait_ms":');
+const FIRST_ERROR_CODE = asciiBytes(',"first_error":{"code":');
+const FIRST_ERROR_MESSAGE = asciiBytes(',"message":');
+const NULL = asciiBytes('null');
+const CLOSE = 0x7d; // }
 
 let lastSecond = NaN;
 /** `YYYY-MM-DDTHH:MM:SS.` of lastSecond. */

@@ -5,8 +5,9 @@
 import t from 'tap';
 import { buildConfig } from '../../src/config/load.js';
 import { keepRules, keeps, Signal, transactionSignals, type KeepConfig, type KeepRules } from '../../src/trace/keep-rules.js';
-import { TailSampler, type RecordText } from '../../src/trace/tail-sampler.js';
-import { TraceBus } from '../../src/trace/trace-sink.js';
+import { ScratchLine, type JsonBytes, type LineWriter } from '../../src/trace/json-bytes.js';
+import { TailSampler } from '../../src/trace/tail-sampler.js';
+import { TraceBus, type RecordEncoder, type TraceSink } from '../../src/trace/trace-sink.js';
 import type { RequestInfo, SessionInfo, StatementRecord, TransactionRecord } from '../../src/tracker/types.js';
 
 const ALL_ON: KeepConfig = {
@@ -63,10 +64,20 @@ function st(transactionId: string | null, seq: number, fields: Partial<Statement
 /** Records carry the text a test expects for them; the sampler asks for it only when it writes one. */
 const lineOf = new WeakMap<object, string>();
 let built = 0;
-const TEXT: RecordText = {
+const TEXT: RecordEncoder = {
   statementLine: (_session, s) => (built++, lineOf.get(s)!),
   transactionLine: (_session, t) => (built++, lineOf.get(t)!),
+  encodeStatement: (out, _session, s) => encodeLine(out, lineOf.get(s)!),
+  encodeTransaction: (out, _session, t) => encodeLine(out, lineOf.get(t)!),
 };
+
+function encodeLine(out: LineWriter, line: string): void {
+  built++;
+  const w = out.beginLine(Buffer.byteLength(line));
+  if (w === null) return;
+  w.pos += Buffer.from(line).copy(w.buf, w.pos);
+  out.endLine();
+}
 const info = (id: string) => ({ id }) as SessionInfo;
 
 /** A sampler writing to an array, driven with a record and the line it stands for. */
@@ -332,6 +343,51 @@ t.test('TraceBus: with sample 1 records go straight to the sinks; with rules thr
   lineOf.set(end, '{"t":2}');
   bus.writeTransaction(info('1'), end, TEXT);
   t.same(bus.sampled, { kept: 1, dropped: 0 });
+});
+
+/** A sink that takes lines as bytes (as the trace file does), and as strings. */
+class ByteSink implements TraceSink, LineWriter {
+  readonly encoded: string[] = [];
+  readonly written: string[] = [];
+  private readonly scratch = new ScratchLine();
+  readonly lines = this;
+  beginLine(maxBytes: number): JsonBytes {
+    return this.scratch.beginLine(maxBytes);
+  }
+  endLine(): void {
+    this.encoded.push(this.scratch.text());
+  }
+  writeLine(line: string): void {
+    this.written.push(line);
+  }
+  async flush(): Promise<void> {}
+}
+
+t.test('TraceBus: a lone sink that takes bytes gets statement and transaction records encoded into it; with another sink, both get strings', async (t) => {
+  const bus = new TraceBus();
+  const file = new ByteSink();
+  const detach = bus.attach(file);
+  const a = st('1.t1', 1);
+  lineOf.set(a, '{"a":"é"}');
+  const end = tx('1.t1');
+  lineOf.set(end, '{"t":1}');
+  bus.writeStatement(info('1'), a, TEXT);
+  bus.writeTransaction(info('1'), end, TEXT);
+  bus.write({ kind: 'policy' });
+  t.same(file.encoded, ['{"a":"é"}', '{"t":1}']);
+  t.same(file.written, ['{"kind":"policy"}'], 'other records come as strings');
+  const other: string[] = [];
+  const detachOther = bus.attach({ writeLine: (line) => other.push(line), flush: async () => undefined });
+  bus.writeStatement(info('1'), a, TEXT);
+  t.same(other, ['{"a":"é"}']);
+  t.same(file.written.slice(1), ['{"a":"é"}']);
+  t.equal(file.encoded.length, 2);
+  detachOther();
+  bus.writeTransaction(info('1'), end, TEXT);
+  t.same(file.encoded.slice(2), ['{"t":1}'], 'alone again, it gets bytes again');
+  detach();
+  bus.writeTransaction(info('1'), end, TEXT);
+  t.equal(file.encoded.length + file.written.length, 5, 'detached, it gets nothing');
 });
 
 t.test('the text of a dropped transaction\'s records is never built', async (t) => {
