@@ -147,8 +147,22 @@ export class Shape {
 
   /** The text of this shape whose literals have these values (from literalValues). */
   render(values: readonly number[]): string {
+    return this.matchedBytes().render(values);
+  }
+
+  /** Characters [from, to) of render(values) as bytes into `out` at `pos` (ShapeBytes.renderInto); returns where they end. */
+  renderInto(values: readonly number[], from: number, to: number, out: Uint8Array, pos: number): number {
+    return this.matchedBytes().renderInto(values, from, to, out, pos);
+  }
+
+  /** Whether its texts are their own JSON string bodies (ShapeBytes.jsonSafe). */
+  get jsonSafe(): boolean {
+    return this.bytes !== null && this.bytes.jsonSafe;
+  }
+
+  private matchedBytes(): ShapeBytes {
     if (this.bytes === null) throw new Error('only a shape matched in bytes has literal values');
-    return this.bytes.render(values);
+    return this.bytes;
   }
 
   /**

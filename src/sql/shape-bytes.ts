@@ -13,6 +13,11 @@ import { Ch, isDigit } from './lexer.js';
 
 export class ShapeBytes {
   readonly length: number;
+  /**
+   * Every byte printable ASCII, none a quote or a backslash: its texts are
+   * their own JSON string bodies (renderInto writes them into a trace record).
+   */
+  readonly jsonSafe: boolean;
   /** Each 4 bytes of the shape, little-endian, 0 where a literal's digit is. */
   private readonly words: Int32Array;
   /** 0xff for each byte of a word the text must equal, 0 for a literal's digit. */
@@ -41,6 +46,8 @@ export class ShapeBytes {
   ) {
     this.length = bytes.length;
     this.bytes = bytes;
+    // A literal's digits stand as LITERAL_DIGIT here; they are printable too.
+    this.jsonSafe = bytes.every((b) => b === LITERAL_DIGIT || (b >= 0x20 && b < 0x7f && b !== Ch.DoubleQuote && b !== Ch.Backslash));
     const wordCount = bytes.length >> 2;
     this.words = new Int32Array(wordCount);
     this.masks = new Int32Array(wordCount);
@@ -82,20 +89,31 @@ export class ShapeBytes {
 
   /** The text of this shape whose literals have these values (literalValues). */
   render(values: readonly number[]): string {
+    const length = this.bytes.length;
+    if (scratch.length < length) scratch = Buffer.allocUnsafe(length);
+    this.renderInto(values, 0, length, scratch, 0);
+    return latin1Slice(scratch, 0, length);
+  }
+
+  /**
+   * Characters [from, to) of render(values), written as bytes into `out` at
+   * `pos`; returns where they end. `from` and `to` cut no literal.
+   */
+  renderInto(values: readonly number[], from: number, to: number, out: Uint8Array, pos: number): number {
     const { bytes, spans } = this;
-    if (scratch.length < bytes.length) scratch = Buffer.allocUnsafe(bytes.length);
-    const out = scratch;
-    out.set(bytes);
+    const shift = pos - from;
+    for (let i = from; i < to; i++) out[i + shift] = bytes[i];
     for (let k = 0; k < spans.length; k += 2) {
+      if (spans[k] < from || spans[k + 1] > to) continue;
       // Right to left, leading zeros and all: a literal keeps its length in the shape.
       let value = values[k >> 1];
       for (let i = spans[k + 1] - 1; i >= spans[k]; i--) {
         const rest = Math.floor(value / 10);
-        out[i] = Ch.Zero + (value - rest * 10);
+        out[i + shift] = Ch.Zero + (value - rest * 10);
         value = rest;
       }
     }
-    return latin1Slice(out, 0, bytes.length);
+    return to + shift;
   }
 
   /** The literals' values of a text that matches(), in order; null when one has more digits than a double holds exactly. */

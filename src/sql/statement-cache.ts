@@ -123,6 +123,20 @@ export class ShapedQuery {
     const { spans } = this.split;
     return spans[2 * index + 1] - spans[2 * index];
   }
+
+  /** Whether statementText() is always its own JSON string body: no quote, backslash or control in it. */
+  get jsonSafe(): boolean {
+    return this.shape.jsonSafe;
+  }
+
+  /**
+   * statementText(index) as bytes into `out` at `pos`, without making the
+   * string (a trace record's text); returns where it ends.
+   */
+  writeStatementText(index: number, out: Uint8Array, pos: number): number {
+    const { spans } = this.split;
+    return this.shape.renderInto(this.values, spans[2 * index], spans[2 * index + 1], out, pos);
+  }
 }
 
 function remember<K, V>(map: Map<K, V>, key: K, value: V): void {

@@ -92,7 +92,11 @@ export class MemoryTraceSink implements TraceSink {
 export class TraceBus {
   private sinks: TraceSink[] = [];
   private transcriptSinks = 0;
-  /** The one sink's LineWriter, when there is one sink and it has one. */
+  /**
+   * The LineWriter of the one sink that wants the transcript, when it has
+   * one: statement and transaction records are then encoded into it (the
+   * others skip them).
+   */
   private direct: LineWriter | null = null;
   private sampler: TailSampler | null = null;
 
@@ -122,8 +126,9 @@ export class TraceBus {
 
   private setSinks(sinks: TraceSink[]): void {
     this.sinks = sinks;
-    this.transcriptSinks = sinks.filter((s) => s.wantsTranscript !== false).length;
-    this.direct = sinks.length === 1 ? (sinks[0].lines ?? null) : null;
+    const transcript = sinks.filter((s) => s.wantsTranscript !== false);
+    this.transcriptSinks = transcript.length;
+    this.direct = transcript.length === 1 ? (transcript[0].lines ?? null) : null;
   }
 
   /** A record object: serialized once for all sinks, only when one is attached. */

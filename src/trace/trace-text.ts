@@ -73,6 +73,11 @@ export class TraceText {
     return cut < text.length ? shown + truncatedMark(text.length) : shown;
   }
 
+  /** Whether sql(text, info) is `text` itself, for a text of this length that the tracker read as `info`. */
+  showsAsSent(info: StatementInfo, length: number): boolean {
+    return this.mode === 'full' && length <= this.maxSql && !mayHoldSecret(info);
+  }
+
   /**
    * A server error message for a record. `statementText` is the SQL that
    * failed, when known: a statement with a password may have it echoed

@@ -8,6 +8,7 @@ import { asciiBytes, RECORD_SLACK, ScratchLine, utf8Bytes, worstCase, type LineW
 import { jsonString } from './json-text.js';
 import type { TraceText } from './trace-text.js';
 import type { RecordEncoder, TraceBus } from './trace-sink.js';
+import { TrackedStatement } from '../tracker/statement-record.js';
 import type { SessionInfo, StatementRecord, TrackerListener, TransactionRecord } from '../tracker/types.js';
 
 export class TraceWriter implements TrackerListener, RecordEncoder {
@@ -81,21 +82,25 @@ export class TraceWriter implements TrackerListener, RecordEncoder {
   }
 
   encodeStatement(out: LineWriter, session: SessionInfo, s: StatementRecord): void {
-    const text = this.text.sql(s.text, s.info);
-    const fields = sessionFields(session);
-    const request = this.text.requestBytes(s.request);
+    // First: reading an error's statement text makes it.
     let message: string | null = null;
     if (s.error !== null) {
       message = this.text.errorMessage(s.error.message, s.text);
       if (message !== s.error.message) this.redactedErrors.set(session, { message: s.error.message, shown: message });
     }
+    // A statement of a shaped Query (nearly every one, under load) whose text is
+    // shown as sent: its text is written from the shape's bytes, never made.
+    const unmade = s instanceof TrackedStatement && s.textWritable && this.text.showsAsSent(s.info, s.textLength) ? s : null;
+    const text = unmade === null ? this.text.sql(s.text, s.info) : undefined;
+    const fields = sessionFields(session);
+    const request = this.text.requestBytes(s.request);
     const client = s.origin !== undefined && s.clientText !== undefined ? this.text.sql(s.clientText) : undefined;
     const w = out.beginLine(
       RECORD_SLACK +
         fields.bytes +
         request.length +
         worstCase(s.info.operation) +
-        worstCase(text) +
+        (unmade === null ? worstCase(text) : unmade.textLength + 2) +
         worstCase(s.commandTag) +
         worstCase(s.statementName) +
         (s.error === null ? 0 : worstCase(s.error.code) + worstCase(message) + worstCase(s.error.severityV ?? s.error.severity)) +
@@ -116,7 +121,12 @@ export class TraceWriter implements TrackerListener, RecordEncoder {
     w.bytes(fields.namespace);
     w.bytes(OPERATION_NAME);
     w.string(s.info.operation);
-    if (text !== undefined) {
+    if (unmade !== null) {
+      w.bytes(QUERY_TEXT);
+      w.byte(QUOTE);
+      w.pos = unmade.writeText(w.buf, w.pos);
+      w.byte(QUOTE);
+    } else if (text !== undefined) {
       w.bytes(QUERY_TEXT);
       w.string(text);
     }
@@ -303,6 +313,7 @@ const TRANSACTION_LOCK_WAIT = asciiBytes(',"lock_wait_ms":');
 const FIRST_ERROR_CODE = asciiBytes(',"first_error":{"code":');
 const FIRST_ERROR_MESSAGE = asciiBytes(',"message":');
 const NULL = asciiBytes('null');
+const QUOTE = 0x22; // "
 const CLOSE = 0x7d; // }
 
 let lastSecond = NaN;

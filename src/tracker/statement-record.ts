@@ -60,6 +60,20 @@ export class TrackedStatement implements StatementRecord {
   get textLength(): number {
     return this.shaped !== null ? this.shaped.statementLength(this.shapedIndex) : this.madeText.length;
   }
+
+  /**
+   * Whether the text is not made yet and can be written as bytes by
+   * writeText(): it is then its own JSON string body.
+   */
+  get textWritable(): boolean {
+    return this.shaped !== null && this.shaped.jsonSafe;
+  }
+
+  /** The text as bytes into `out` at `pos`, without making it; returns where it ends. Only while textWritable. */
+  writeText(out: Uint8Array, pos: number): number {
+    if (this.shaped === null) throw new Error('the text is made: write it as a string');
+    return this.shaped.writeStatementText(this.shapedIndex, out, pos);
+  }
 }
 
 /** The length of a record's text, made or not (TrackedStatement). */

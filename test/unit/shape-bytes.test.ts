@@ -54,3 +54,29 @@ t.test("a match's literals are read as numbers, and only where a double holds th
   t.equal(ShapeBytes.of(new Shape(longer, longSpans).text, longSpans)!.literalValues(Buffer.from(longer), 0), null, '16 digits');
   t.equal(ShapeBytes.of('SELECT é', []), null, 'not plain ASCII');
 });
+
+t.test('a statement of a text is rendered into a buffer as it is in the text, and only plain JSON bodies are json-safe', async (t) => {
+  const text = 'UPDATE t SET v = v + 5 WHERE id = 1234; SELECT 42, 7;';
+  const spans = literalSpans(text)!;
+  const bytes = ShapeBytes.of(new Shape(text, spans).text, spans)!;
+  const values = bytes.literalValues(Buffer.from(text), 0)!;
+  const out = Buffer.alloc(text.length + 10, 0x2a);
+  // Each cut that leaves the literals whole: their own edges, the statements', the whole text's.
+  const cuts = [0, ...spans, text.indexOf(';') + 1, text.length];
+  for (const from of cuts) {
+    for (const to of cuts) {
+      if (to < from) continue;
+      out.fill(0x2a);
+      const end = bytes.renderInto(values, from, to, out, 3);
+      t.equal(end, 3 + to - from);
+      t.equal(out.toString('latin1', 3, end), text.slice(from, to), `[${from}, ${to})`);
+      t.equal(out[2], 0x2a, 'nothing before');
+      t.equal(out[end], 0x2a, 'nothing after');
+    }
+  }
+  t.ok(bytes.jsonSafe);
+  for (const unsafe of ['SELECT "v" FROM t WHERE id = 1', 'SELECT\t1', 'SELECT 1\nFROM t']) {
+    const s = literalSpans(unsafe)!;
+    t.notOk(ShapeBytes.of(new Shape(unsafe, s).text, s)!.jsonSafe, JSON.stringify(unsafe));
+  }
+});

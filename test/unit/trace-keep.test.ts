@@ -363,10 +363,12 @@ class ByteSink implements TraceSink, LineWriter {
   async flush(): Promise<void> {}
 }
 
-t.test('TraceBus: a lone sink that takes bytes gets statement and transaction records encoded into it; with another sink, both get strings', async (t) => {
+t.test('TraceBus: the one transcript sink, when it takes bytes, gets statement and transaction records encoded into it; with another, both get strings', async (t) => {
   const bus = new TraceBus();
   const file = new ByteSink();
   const detach = bus.attach(file);
+  const events: string[] = [];
+  bus.attach({ writeLine: (line) => events.push(line), flush: async () => undefined, wantsTranscript: false });
   const a = st('1.t1', 1);
   lineOf.set(a, '{"a":"é"}');
   const end = tx('1.t1');
@@ -376,6 +378,7 @@ t.test('TraceBus: a lone sink that takes bytes gets statement and transaction re
   bus.write({ kind: 'policy' });
   t.same(file.encoded, ['{"a":"é"}', '{"t":1}']);
   t.same(file.written, ['{"kind":"policy"}'], 'other records come as strings');
+  t.same(events, ['{"kind":"policy"}'], 'a sink that wants no transcript gets the other records only');
   const other: string[] = [];
   const detachOther = bus.attach({ writeLine: (line) => other.push(line), flush: async () => undefined });
   bus.writeStatement(info('1'), a, TEXT);

@@ -6,6 +6,7 @@ import { MemoryTraceSink, ndjsonSink, TraceBus, type TraceSink } from '../../src
 import { TraceText, type SqlTraceMode } from '../../src/trace/trace-text.js';
 import { isoTime, TraceWriter } from '../../src/trace/trace-writer.js';
 import { SessionTracker } from '../../src/tracker/session-tracker.js';
+import { TrackedStatement } from '../../src/tracker/statement-record.js';
 import { serialize, server } from '../helpers/messages.js';
 import type { RequestInfo, SessionInfo, StatementRecord, TransactionRecord } from '../../src/tracker/types.js';
 
@@ -373,4 +374,58 @@ t.test('isoTime writes what Date.toISOString() does', async (t) => {
   for (let ms = now - 2500; ms < now + 2500; ms += 37) times.push(ms);
   for (const ms of times) t.equal(isoTime(ms), new Date(ms).toISOString(), String(ms));
   t.equal(isoTime(now), '2026-12-07T11:31:47.123Z');
+});
+
+t.test('statements of Queries of a known shape: their text is written from the Query\'s bytes as it was sent', async (t) => {
+  const texts = [
+    'SELECT abalance FROM pgbench_accounts WHERE aid = 48213;',
+    'UPDATE t SET v = v + 5 WHERE id = 1234; SELECT 42',
+    'SELECT "v" FROM t WHERE id = 7',
+    'SELECT 1\nFROM t',
+    `SELECT ${'x, '.repeat(40)}1`,
+  ];
+  const rendered = { count: 0 };
+  const writeText = TrackedStatement.prototype.writeText;
+  TrackedStatement.prototype.writeText = function (out, pos) {
+    rendered.count++;
+    return writeText.call(this, out, pos);
+  };
+  t.teardown(() => {
+    TrackedStatement.prototype.writeText = writeText;
+  });
+  for (const into of ['strings', 'a trace file\'s buffer'] as const) {
+    const bus = new TraceBus();
+    const lines: string[] = [];
+    const file = fileSink(1024);
+    if (into === 'strings') bus.attach({ writeLine: (line) => lines.push(line), flush: async () => undefined });
+    else bus.attach(file.sink);
+    const text = new TraceText({ sql: 'full', maxSqlLength: 100, maxTagLength: 512 });
+    const tracker = new SessionTracker(session, new TraceWriter(bus, text), { wall: () => Date.UTC(2026, 10, 23), mono: () => 0 });
+    tracker.start();
+    const sent: string[] = [];
+    // Each text three times, each time with other literals: the first teaches the shape, the others are recognised in bytes.
+    for (let round = 0; round < 3; round++) {
+      for (const base of texts) {
+        const sql = base.replace(/\d+/g, (digits) => String(Number(digits) + round).padStart(digits.length, '0'));
+        const query = serialize.query(sql);
+        tracker.onClientMessage(query[0], query, 0, query.length);
+        const statements = sql.split(';').filter((s) => s.trim() !== '');
+        for (const statement of statements) {
+          const complete = server.complete('SELECT 1');
+          tracker.onServerMessage(complete[0], complete, 0, complete.length);
+          sent.push(text.sql(statement.trim())!);
+        }
+        const ready = server.ready('I');
+        tracker.onServerMessage(ready[0], ready, 0, ready.length);
+      }
+    }
+    tracker.end(true);
+    const records = (into === 'strings' ? lines : await file.lines()).map((line) => JSON.parse(line) as Record<string, unknown>);
+    t.same(
+      records.filter((r) => r.kind === 'statement').map((r) => r['db.query.text']),
+      sent,
+      `into ${into}: each statement's text as sent, cut where it is too long`,
+    );
+  }
+  t.ok(rendered.count >= 8, `written from bytes: ${rendered.count} of them (the json-safe, short ones after the first round)`);
 });
