@@ -4,7 +4,7 @@
  * records at start and end. Field names follow OpenTelemetry's database
  * conventions where one exists (docs/traces.md lists them all).
  */
-import { asciiBytes, RECORD_SLACK, ScratchLine, utf8Bytes, worstCase, type LineWriter } from './json-bytes.js';
+import { asciiBytes, JsonPieces, RECORD_SLACK, ScratchLine, utf8Bytes, worstCase, type JsonBytes, type LineWriter } from './json-bytes.js';
 import { jsonString } from './json-text.js';
 import type { TraceText } from './trace-text.js';
 import type { RecordEncoder, TraceBus } from './trace-sink.js';
@@ -107,74 +107,74 @@ export class TraceWriter implements TrackerListener, RecordEncoder {
         worstCase(client),
     );
     if (w === null) return;
-    w.bytes(STATEMENT_START);
-    w.ascii(isoTime(s.startedAt));
-    w.bytes(DURATION);
+    w.piece(P, STATEMENT_START);
+    writeIsoTime(w, s.startedAt);
+    w.piece(P, DURATION);
     w.ms(s.durationMs);
     w.bytes(fields.id);
-    w.bytes(TRANSACTION_ID);
-    if (s.transactionId === null) w.bytes(NULL);
+    w.piece(P, TRANSACTION_ID);
+    if (s.transactionId === null) w.piece(P, NULL);
     else w.quotedAscii(s.transactionId);
-    w.bytes(STATEMENT_SEQ);
+    w.piece(P, STATEMENT_SEQ);
     w.int(s.seq);
-    w.bytes(SYSTEM_NAME);
+    w.piece(P, SYSTEM_NAME);
     w.bytes(fields.namespace);
-    w.bytes(OPERATION_NAME);
+    w.piece(P, OPERATION_NAME);
     w.string(s.info.operation);
     if (unmade !== null) {
-      w.bytes(QUERY_TEXT);
+      w.piece(P, QUERY_TEXT);
       w.byte(QUOTE);
       w.pos = unmade.writeText(w.buf, w.pos);
       w.byte(QUOTE);
     } else if (text !== undefined) {
-      w.bytes(QUERY_TEXT);
+      w.piece(P, QUERY_TEXT);
       w.string(text);
     }
-    w.bytes(COMMAND_TAG);
+    w.piece(P, COMMAND_TAG);
     w.nullable(s.commandTag);
-    w.bytes(TX_STATUS_BEFORE);
+    w.piece(P, TX_STATUS_BEFORE);
     w.quotedAscii(s.txStatusBefore);
-    w.bytes(TX_STATUS_AFTER);
-    if (s.txStatusAfter === null) w.bytes(NULL);
+    w.piece(P, TX_STATUS_AFTER);
+    if (s.txStatusAfter === null) w.piece(P, NULL);
     else w.quotedAscii(s.txStatusAfter);
-    w.bytes(PROTOCOL);
+    w.piece(P, PROTOCOL);
     w.quotedAscii(s.protocol);
     w.bytes(fields.pid);
-    w.bytes(SAVEPOINT_DEPTH);
+    w.piece(P, SAVEPOINT_DEPTH);
     w.int(s.savepointDepth);
     // Absent means null or zero: records stay small on the hot path.
     if (s.rows !== null) {
-      w.bytes(RETURNED_ROWS);
+      w.piece(P, RETURNED_ROWS);
       w.int(s.rows);
     }
     if (s.statementName !== null) {
-      w.bytes(STATEMENT_NAME);
+      w.piece(P, STATEMENT_NAME);
       w.string(s.statementName);
     }
     if (s.lockWaitMs > 0) {
-      w.bytes(STATEMENT_LOCK_WAIT);
+      w.piece(P, STATEMENT_LOCK_WAIT);
       w.ms(s.lockWaitMs);
     }
     if (s.error !== null) {
-      w.bytes(STATUS_CODE);
+      w.piece(P, STATUS_CODE);
       w.string(s.error.code);
-      w.bytes(ERROR_MESSAGE);
+      w.piece(P, ERROR_MESSAGE);
       w.string(message as string);
-      w.bytes(ERROR_SEVERITY);
+      w.piece(P, ERROR_SEVERITY);
       w.string(s.error.severityV ?? s.error.severity);
     }
-    if (s.interrupted) w.bytes(INTERRUPTED);
-    if (s.suspended) w.bytes(PORTAL_SUSPENDED);
+    if (s.interrupted) w.piece(P, INTERRUPTED);
+    if (s.suspended) w.piece(P, PORTAL_SUSPENDED);
     if (s.copy !== null) {
-      w.bytes(COPY);
+      w.piece(P, COPY);
       w.quotedAscii(s.copy);
     }
     // A policy's statement: who sent it, and the client's statement it stands for.
     if (s.origin !== undefined) {
-      w.bytes(ORIGIN);
+      w.piece(P, ORIGIN);
       w.quotedAscii(s.origin);
       if (client !== undefined) {
-        w.bytes(CLIENT_TEXT);
+        w.piece(P, CLIENT_TEXT);
         w.string(client);
       }
     }
@@ -189,48 +189,48 @@ export class TraceWriter implements TrackerListener, RecordEncoder {
     const error = t.firstError === null ? null : { code: t.firstError.code, message: this.firstErrorMessage(session, t.firstError.message) };
     const w = out.beginLine(RECORD_SLACK + fields.bytes + request.length + (error === null ? 0 : worstCase(error.code) + worstCase(error.message)));
     if (w === null) return;
-    w.bytes(TRANSACTION_START);
-    w.ascii(isoTime(t.startedAt));
-    w.bytes(END);
-    w.ascii(isoTime(t.endedAt));
-    w.bytes(DURATION);
+    w.piece(P, TRANSACTION_START);
+    writeIsoTime(w, t.startedAt);
+    w.piece(P, END);
+    writeIsoTime(w, t.endedAt);
+    w.piece(P, DURATION);
     w.ms(t.durationMs);
-    w.bytes(TRANSACTION_ID);
+    w.piece(P, TRANSACTION_ID);
     w.quotedAscii(t.id);
     w.bytes(fields.id);
     w.bytes(fields.namespace);
     w.bytes(fields.pid);
-    w.bytes(OUTCOME);
-    if (t.outcome === null) w.bytes(NULL);
+    w.piece(P, OUTCOME);
+    if (t.outcome === null) w.piece(P, NULL);
     else w.quotedAscii(t.outcome);
-    w.bytes(t.implicit ? IMPLICIT_TRUE : IMPLICIT_FALSE);
-    w.bytes(STATEMENTS);
+    w.piece(P, t.implicit ? IMPLICIT_TRUE : IMPLICIT_FALSE);
+    w.piece(P, STATEMENTS);
     w.int(t.statements);
-    w.bytes(WRITES);
+    w.piece(P, WRITES);
     w.int(t.writes);
     // Absent means zero or null, as in statement records.
     if (t.savepointsCreated > 0) {
-      w.bytes(SAVEPOINTS_CREATED);
+      w.piece(P, SAVEPOINTS_CREATED);
       w.int(t.savepointsCreated);
-      w.bytes(SAVEPOINTS_RELEASED);
+      w.piece(P, SAVEPOINTS_RELEASED);
       w.int(t.savepointsReleased);
-      w.bytes(SAVEPOINTS_ROLLED_BACK);
+      w.piece(P, SAVEPOINTS_ROLLED_BACK);
       w.int(t.savepointsRolledBack);
-      w.bytes(SAVEPOINTS_MAX_DEPTH);
+      w.piece(P, SAVEPOINTS_MAX_DEPTH);
       w.int(t.maxSavepointDepth);
     }
     if (t.idleInTransactionMs > 0) {
-      w.bytes(IDLE_IN_TRANSACTION);
+      w.piece(P, IDLE_IN_TRANSACTION);
       w.ms(t.idleInTransactionMs);
     }
     if (t.lockWaitMs > 0) {
-      w.bytes(TRANSACTION_LOCK_WAIT);
+      w.piece(P, TRANSACTION_LOCK_WAIT);
       w.ms(t.lockWaitMs);
     }
     if (error !== null) {
-      w.bytes(FIRST_ERROR_CODE);
+      w.piece(P, FIRST_ERROR_CODE);
       w.string(error.code);
-      w.bytes(FIRST_ERROR_MESSAGE);
+      w.piece(P, FIRST_ERROR_MESSAGE);
       w.string(error.message);
       w.byte(CLOSE);
     }
@@ -274,51 +274,54 @@ function sessionFields(session: SessionInfo): SessionFields {
 }
 
 // The records' constant pieces, in the order they are written.
-const STATEMENT_START = asciiBytes('{"kind":"statement","time":"');
-const TRANSACTION_START = asciiBytes('{"kind":"transaction","time":"');
-const END = asciiBytes('","end":"');
-const DURATION = asciiBytes('","duration_ms":');
-const TRANSACTION_ID = asciiBytes(',"transaction.id":');
-const STATEMENT_SEQ = asciiBytes(',"statement.seq":');
-const SYSTEM_NAME = asciiBytes(',"db.system.name":"postgresql"');
-const OPERATION_NAME = asciiBytes(',"db.operation.name":');
-const QUERY_TEXT = asciiBytes(',"db.query.text":');
-const COMMAND_TAG = asciiBytes(',"pg.command_tag":');
-const TX_STATUS_BEFORE = asciiBytes(',"pg.tx_status_before":');
-const TX_STATUS_AFTER = asciiBytes(',"pg.tx_status_after":');
-const PROTOCOL = asciiBytes(',"pg.protocol":');
-const SAVEPOINT_DEPTH = asciiBytes(',"pg.savepoint_depth":');
-const RETURNED_ROWS = asciiBytes(',"db.response.returned_rows":');
-const STATEMENT_NAME = asciiBytes(',"pg.statement_name":');
-const STATEMENT_LOCK_WAIT = asciiBytes(',"pg.lock_wait_ms":');
-const STATUS_CODE = asciiBytes(',"db.response.status_code":');
-const ERROR_MESSAGE = asciiBytes(',"error.message":');
-const ERROR_SEVERITY = asciiBytes(',"error.severity":');
-const INTERRUPTED = asciiBytes(',"pg.interrupted":true');
-const PORTAL_SUSPENDED = asciiBytes(',"pg.portal_suspended":true');
-const COPY = asciiBytes(',"pg.copy":');
-const ORIGIN = asciiBytes(',"txproxy.origin":');
-const CLIENT_TEXT = asciiBytes(',"txproxy.client_text":');
-const OUTCOME = asciiBytes(',"outcome":');
-const IMPLICIT_TRUE = asciiBytes(',"implicit":true');
-const IMPLICIT_FALSE = asciiBytes(',"implicit":false');
-const STATEMENTS = asciiBytes(',"statements":');
-const WRITES = asciiBytes(',"writes":');
-const SAVEPOINTS_CREATED = asciiBytes(',"savepoints.created":');
-const SAVEPOINTS_RELEASED = asciiBytes(',"savepoints.released":');
-const SAVEPOINTS_ROLLED_BACK = asciiBytes(',"savepoints.rolled_back":');
-const SAVEPOINTS_MAX_DEPTH = asciiBytes(',"savepoints.max_depth":');
-const IDLE_IN_TRANSACTION = asciiBytes(',"idle_in_transaction_ms":');
-const TRANSACTION_LOCK_WAIT = asciiBytes(',"lock_wait_ms":');
-const FIRST_ERROR_CODE = asciiBytes(',"first_error":{"code":');
-const FIRST_ERROR_MESSAGE = asciiBytes(',"message":');
-const NULL = asciiBytes('null');
+const PIECES = new JsonPieces(1024);
+const P = PIECES.bytes;
+const STATEMENT_START = PIECES.add('{"kind":"statement","time":"');
+const TRANSACTION_START = PIECES.add('{"kind":"transaction","time":"');
+const END = PIECES.add('","end":"');
+const DURATION = PIECES.add('","duration_ms":');
+const TRANSACTION_ID = PIECES.add(',"transaction.id":');
+const STATEMENT_SEQ = PIECES.add(',"statement.seq":');
+const SYSTEM_NAME = PIECES.add(',"db.system.name":"postgresql"');
+const OPERATION_NAME = PIECES.add(',"db.operation.name":');
+const QUERY_TEXT = PIECES.add(',"db.query.text":');
+const COMMAND_TAG = PIECES.add(',"pg.command_tag":');
+const TX_STATUS_BEFORE = PIECES.add(',"pg.tx_status_before":');
+const TX_STATUS_AFTER = PIECES.add(',"pg.tx_status_after":');
+const PROTOCOL = PIECES.add(',"pg.protocol":');
+const SAVEPOINT_DEPTH = PIECES.add(',"pg.savepoint_depth":');
+const RETURNED_ROWS = PIECES.add(',"db.response.returned_rows":');
+const STATEMENT_NAME = PIECES.add(',"pg.statement_name":');
+const STATEMENT_LOCK_WAIT = PIECES.add(',"pg.lock_wait_ms":');
+const STATUS_CODE = PIECES.add(',"db.response.status_code":');
+const ERROR_MESSAGE = PIECES.add(',"error.message":');
+const ERROR_SEVERITY = PIECES.add(',"error.severity":');
+const INTERRUPTED = PIECES.add(',"pg.interrupted":true');
+const PORTAL_SUSPENDED = PIECES.add(',"pg.portal_suspended":true');
+const COPY = PIECES.add(',"pg.copy":');
+const ORIGIN = PIECES.add(',"txproxy.origin":');
+const CLIENT_TEXT = PIECES.add(',"txproxy.client_text":');
+const OUTCOME = PIECES.add(',"outcome":');
+const IMPLICIT_TRUE = PIECES.add(',"implicit":true');
+const IMPLICIT_FALSE = PIECES.add(',"implicit":false');
+const STATEMENTS = PIECES.add(',"statements":');
+const WRITES = PIECES.add(',"writes":');
+const SAVEPOINTS_CREATED = PIECES.add(',"savepoints.created":');
+const SAVEPOINTS_RELEASED = PIECES.add(',"savepoints.released":');
+const SAVEPOINTS_ROLLED_BACK = PIECES.add(',"savepoints.rolled_back":');
+const SAVEPOINTS_MAX_DEPTH = PIECES.add(',"savepoints.max_depth":');
+const IDLE_IN_TRANSACTION = PIECES.add(',"idle_in_transaction_ms":');
+const TRANSACTION_LOCK_WAIT = PIECES.add(',"lock_wait_ms":');
+const FIRST_ERROR_CODE = PIECES.add(',"first_error":{"code":');
+const FIRST_ERROR_MESSAGE = PIECES.add(',"message":');
+const NULL = PIECES.add('null');
 const QUOTE = 0x22; // "
 const CLOSE = 0x7d; // }
 
 let lastSecond = NaN;
-/** `YYYY-MM-DDTHH:MM:SS.` of lastSecond. */
+/** `YYYY-MM-DDTHH:MM:SS.` of lastSecond, as a string and as bytes. */
 let secondPrefix = '';
+let secondPrefixBytes: Uint8Array = new Uint8Array(0);
 /** The millisecond and zone ending an ISO time, `000Z` to `999Z`. */
 const MILLISECOND_SUFFIXES = Array.from({ length: 1000 }, (_, ms) => `${String(ms).padStart(3, '0')}Z`);
 
@@ -331,16 +334,36 @@ const MILLISECOND_SUFFIXES = Array.from({ length: 1000 }, (_, ms) => `${String(m
 export function isoTime(ms: number): string {
   const second = Math.floor(ms / 1000);
   const millisecond = ms - second * 1000;
+  if (!madeSecond(second, millisecond)) return new Date(ms).toISOString();
+  return secondPrefix + MILLISECOND_SUFFIXES[millisecond];
+}
+
+/** isoTime(ms) written as bytes, without making the string. */
+function writeIsoTime(w: JsonBytes, ms: number): void {
+  const second = Math.floor(ms / 1000);
+  const millisecond = ms - second * 1000;
+  if (!madeSecond(second, millisecond)) {
+    w.ascii(new Date(ms).toISOString());
+    return;
+  }
+  w.bytes(secondPrefixBytes);
+  w.padded(millisecond, 3);
+  w.byte(0x5a); // Z
+}
+
+/** Whether the second's prefix is made (made now if need be) and stands for this time. */
+function madeSecond(second: number, millisecond: number): boolean {
   // Whole milliseconds, as every time here is; another would need the Date's own rounding.
-  if (!Number.isInteger(millisecond)) return new Date(ms).toISOString();
+  if (!Number.isInteger(millisecond)) return false;
   if (second !== lastSecond) {
     const iso = new Date(second * 1000).toISOString();
     // Years beyond 9999 have a longer form: keep to the Date's.
-    if (iso.length !== 24) return new Date(ms).toISOString();
+    if (iso.length !== 24) return false;
     lastSecond = second;
     secondPrefix = iso.slice(0, 20);
+    secondPrefixBytes = asciiBytes(secondPrefix);
   }
-  return secondPrefix + MILLISECOND_SUFFIXES[millisecond];
+  return true;
 }
 
 function round(ms: number): number {
