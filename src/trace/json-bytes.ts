@@ -59,18 +59,18 @@ export class JsonBytes {
   /** A piece of `pieces`, by the name JsonPieces.add() gave it. */
   piece(pieces: Uint8Array, piece: number): void {
     const start = piece >>> 8;
-    const end = start + (piece & 0xff);
-    const buf = this.buf;
-    let pos = this.pos;
-    for (let i = start; i < end; i++) buf[pos++] = pieces[i];
-    this.pos = pos;
+    this.copy(pieces, start, start + (piece & 0xff));
   }
 
   /** Bytes as they are: a fragment made once (utf8Bytes). */
   bytes(bytes: Uint8Array): void {
+    this.copy(bytes, 0, bytes.length);
+  }
+
+  private copy(from: Uint8Array, start: number, end: number): void {
     const buf = this.buf;
     let pos = this.pos;
-    for (let i = 0; i < bytes.length; i++) buf[pos++] = bytes[i];
+    for (let i = start; i < end; i++) buf[pos++] = from[i];
     this.pos = pos;
   }
 
@@ -91,6 +91,12 @@ export class JsonBytes {
     this.byte(QUOTE);
     this.ascii(text);
     this.byte(QUOTE);
+  }
+
+  /** quotedAscii(text), or `null`. */
+  nullableAscii(text: string | null): void {
+    if (text === null) this.bytes(NULL_BYTES);
+    else this.quotedAscii(text);
   }
 
   /** A JSON string literal, as jsonString() writes it. */
@@ -138,15 +144,7 @@ export class JsonBytes {
     }
     let digits = 1;
     for (let rest = value; rest >= 10; rest = Math.floor(rest / 10)) digits++;
-    const buf = this.buf;
-    let pos = this.pos + digits;
-    this.pos = pos;
-    let rest = value;
-    do {
-      const next = Math.floor(rest / 10);
-      buf[--pos] = ZERO + (rest - next * 10);
-      rest = next;
-    } while (rest > 0);
+    this.padded(value, digits);
   }
 
   /**

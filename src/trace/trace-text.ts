@@ -64,6 +64,7 @@ export class TraceText {
    * password in statements that cannot hold one.
    */
   sql(text: string, info?: StatementInfo): string | undefined {
+    if (this.showsAsSent(info, text.length)) return text;
     if (this.mode === 'off') return undefined;
     // Cut first: the work below is then bounded too. A string cut open runs to the end, and is blanked whole.
     const cut = cutAt(text, this.maxSql);
@@ -74,7 +75,7 @@ export class TraceText {
   }
 
   /** Whether sql(text, info) is `text` itself, for a text of this length that the tracker read as `info`. */
-  showsAsSent(info: StatementInfo, length: number): boolean {
+  showsAsSent(info: StatementInfo | undefined, length: number): boolean {
     return this.mode === 'full' && length <= this.maxSql && !mayHoldSecret(info);
   }
 

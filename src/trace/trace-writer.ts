@@ -113,8 +113,7 @@ export class TraceWriter implements TrackerListener, RecordEncoder {
     w.ms(s.durationMs);
     w.bytes(fields.id);
     w.piece(P, TRANSACTION_ID);
-    if (s.transactionId === null) w.piece(P, NULL);
-    else w.quotedAscii(s.transactionId);
+    w.nullableAscii(s.transactionId);
     w.piece(P, STATEMENT_SEQ);
     w.int(s.seq);
     w.piece(P, SYSTEM_NAME);
@@ -135,8 +134,7 @@ export class TraceWriter implements TrackerListener, RecordEncoder {
     w.piece(P, TX_STATUS_BEFORE);
     w.quotedAscii(s.txStatusBefore);
     w.piece(P, TX_STATUS_AFTER);
-    if (s.txStatusAfter === null) w.piece(P, NULL);
-    else w.quotedAscii(s.txStatusAfter);
+    w.nullableAscii(s.txStatusAfter);
     w.piece(P, PROTOCOL);
     w.quotedAscii(s.protocol);
     w.bytes(fields.pid);
@@ -201,8 +199,7 @@ export class TraceWriter implements TrackerListener, RecordEncoder {
     w.bytes(fields.namespace);
     w.bytes(fields.pid);
     w.piece(P, OUTCOME);
-    if (t.outcome === null) w.piece(P, NULL);
-    else w.quotedAscii(t.outcome);
+    w.nullableAscii(t.outcome);
     w.piece(P, t.implicit ? IMPLICIT_TRUE : IMPLICIT_FALSE);
     w.piece(P, STATEMENTS);
     w.int(t.statements);
@@ -314,7 +311,6 @@ const IDLE_IN_TRANSACTION = PIECES.add(',"idle_in_transaction_ms":');
 const TRANSACTION_LOCK_WAIT = PIECES.add(',"lock_wait_ms":');
 const FIRST_ERROR_CODE = PIECES.add(',"first_error":{"code":');
 const FIRST_ERROR_MESSAGE = PIECES.add(',"message":');
-const NULL = PIECES.add('null');
 const QUOTE = 0x22; // "
 const CLOSE = 0x7d; // }
 
