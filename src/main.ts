@@ -203,6 +203,11 @@ async function traceCommand(argv: string[]): Promise<void> {
   }
 }
 
+/** The embedded server's own user, unless the auth file has it: txproxy knows its password, so `pool.mode: auto` pools it. */
+function addEmbeddedUser(userlist: Map<string, Secret>, embedded: EmbeddedServer): void {
+  if (!userlist.has(embedded.user)) userlist.set(embedded.user, { kind: 'plain', password: embedded.password });
+}
+
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
   if (argv[0] === 'trace') return traceCommand(argv.slice(1));
@@ -297,7 +302,25 @@ async function main(): Promise<void> {
     }
     app.reloadPolicies(next.policies);
     log.info({ enabled: next.policies !== undefined, rules: next.policies?.rules.map((r) => r.name) ?? [] }, 'policies reloaded');
+    if (app.pools !== null) reloadAuthFile(next.auth.file);
   });
+  // As PgBouncer's RELOAD: users added to the auth file log in from now on,
+  // and removed ones no longer do; sessions already logged in go on. The
+  // map is the one the logins read, so it is refilled in place. A file that
+  // cannot be read or parsed changes nothing.
+  const reloadAuthFile = (file: string | null) => {
+    let next: Map<string, Secret>;
+    try {
+      next = readUserlist(file);
+    } catch (err) {
+      log.error({ reason: (err as Error).message }, 'auth file reload failed: keeping the users already loaded');
+      return;
+    }
+    userlist.clear();
+    for (const [user, secret] of next) userlist.set(user, secret);
+    if (embedded !== null) addEmbeddedUser(userlist, embedded);
+    log.info({ path: file, users: userlist.size }, 'auth file reloaded');
+  };
 
   let target = explicitTarget;
   if (target === null) {
@@ -318,8 +341,7 @@ async function main(): Promise<void> {
     target = parseUpstreamUrl(embedded.url + '?sslmode=disable');
   }
 
-  // The embedded server's own user: txproxy knows its password, so `pool.mode: auto` pools it.
-  if (embedded !== null && !userlist.has(embedded.user)) userlist.set(embedded.user, { kind: 'plain', password: embedded.password });
+  if (embedded !== null) addEmbeddedUser(userlist, embedded);
 
   try {
     app = await App.start({ config, target, log, trace, tlsContext, userlist, embedded: embedded !== null });

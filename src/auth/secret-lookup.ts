@@ -19,7 +19,9 @@ export type SecretLookup = (user: string) => Promise<Secret | null>;
 
 export function secretLookup(auth: AuthConfig, userlist: Map<string, Secret>, target: UpstreamTarget, timeoutMs: number): SecretLookup {
   if (auth.user === null) return async (user) => userlist.get(user) ?? null;
-  const cache = new AuthQueryCache(authQueryRunner(auth.user, userlist.get(auth.user) ?? null, target, timeoutMs), {
+  const authUser = auth.user;
+  // auth.user's own secret is read at each run: a reloaded auth file may have changed it.
+  const cache = new AuthQueryCache(authQueryRunner(authUser, () => userlist.get(authUser) ?? null, target, timeoutMs), {
     query: auth.query,
     ttlMs: auth.query_cache_ttl,
     maxEntries: AUTH_QUERY_CACHE_ENTRIES,
@@ -32,10 +34,9 @@ export function secretLookup(auth: AuthConfig, userlist: Map<string, Secret>, ta
  * (the cache keeps lookups rare). The user name goes in as a quoted literal
  * in place of `$1`: control statements are simple queries.
  */
-function authQueryRunner(authUser: string, secret: Secret | null, target: UpstreamTarget, timeoutMs: number): RunAuthQuery {
-  const credentials: ServerCredentials =
-    secret === null ? { kind: 'none' } : secret.kind === 'plain' ? { kind: 'password', password: secret.password } : secret.kind === 'md5' ? { kind: 'md5', hash: secret.hash } : { kind: 'none' };
+function authQueryRunner(authUser: string, secretOf: () => Secret | null, target: UpstreamTarget, timeoutMs: number): RunAuthQuery {
   return async (query, user) => {
+    const credentials = credentialsOf(secretOf());
     const link = await ServerLink.open(target, { user: authUser, database: target.database ?? 'postgres' }, credentials, timeoutMs);
     try {
       const result = await link.run(query.replace(/\$1(?!\d)/g, sqlLiteral(user)));
@@ -46,4 +47,12 @@ function authQueryRunner(authUser: string, secret: Secret | null, target: Upstre
       link.close();
     }
   };
+}
+
+/** How auth.user logs in to the server with its secret from the auth file: a SCRAM verifier cannot answer the server's challenge. */
+function credentialsOf(secret: Secret | null): ServerCredentials {
+  if (secret === null) return { kind: 'none' };
+  if (secret.kind === 'plain') return { kind: 'password', password: secret.password };
+  if (secret.kind === 'md5') return { kind: 'md5', hash: secret.hash };
+  return { kind: 'none' };
 }

@@ -1,0 +1,126 @@
+/**
+ * The built txproxy command, pooling, re-reads its auth file on SIGHUP (as
+ * PgBouncer's RELOAD does): a user added logs in, a user removed is refused
+ * at the next login while its open session goes on, and a file that cannot
+ * be parsed keeps the users already loaded.
+ */
+import t from 'tap';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import { startPostgres } from '../helpers/postgres.js';
+import { eventually } from '../helpers/proxy.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const MAIN = path.join(ROOT, 'dist', 'src', 'main.js');
+
+const server = await startPostgres();
+const dir = mkdtempSync(path.join(tmpdir(), 'txproxy-auth-reload-'));
+const authFile = path.join(dir, 'users.txt');
+const configFile = path.join(dir, 'txproxy.yaml');
+t.teardown(async () => {
+  await server.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const BOB = { user: 'reload_bob', password: 'bob-secret-1' };
+await server.sql(`CREATE ROLE ${BOB.user} LOGIN PASSWORD '${BOB.password}'`);
+
+const line = (user: string, secret: string) => `"${user}" "${secret}"\n`;
+writeFileSync(authFile, line(server.user, server.password));
+writeFileSync(
+  configFile,
+  `listen: 127.0.0.1:0
+upstream: postgres://${server.user}@${server.host}:${server.port}/postgres?sslmode=disable
+http: "off"
+trace:
+  output: "off"
+log:
+  level: info
+pool:
+  mode: session
+auth:
+  type: scram-sha-256
+  file: ${JSON.stringify(authFile)}
+`,
+);
+
+const child = spawn(process.execPath, [MAIN, '--config', configFile], { cwd: ROOT, env: { ...process.env, TXPROXY_CONFIG: '' }, stdio: ['ignore', 'ignore', 'pipe'] });
+let stderr = '';
+child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+t.teardown(async () => {
+  child.kill('SIGTERM');
+  await exited;
+});
+await eventually(() => /txproxy listening on 127\.0\.0\.1:\d+/.test(stderr) || child.exitCode !== null, 15_000, 'txproxy to listen');
+const port = Number(/txproxy listening on 127\.0\.0\.1:(\d+)/.exec(stderr)?.[1] ?? 0);
+if (port === 0) throw new Error(`txproxy did not start: ${stderr}`);
+t.match(stderr, /pooling: session mode/);
+
+/** Sends SIGHUP and waits for its `n`th log line matching `done`. */
+async function reload(done: string, n: number): Promise<void> {
+  child.kill('SIGHUP');
+  await eventually(() => stderr.split(done).length > n, 10_000, done);
+}
+
+async function loginAsBob(password = BOB.password): Promise<pg.Client> {
+  const client = new pg.Client({ host: '127.0.0.1', port, user: BOB.user, password, database: 'postgres' });
+  try {
+    await client.connect();
+  } catch (err) {
+    await client.end().catch(() => undefined);
+    throw err;
+  }
+  return client;
+}
+
+const currentUser = async (client: pg.Client) => (await client.query<{ u: string }>('SELECT current_user AS u')).rows[0].u;
+
+t.test('a user is added, kept through a broken file, then removed', async (t) => {
+  await t.rejects(loginAsBob(), { code: '28P01', message: `password authentication failed for user "${BOB.user}"` }, 'not in the file at start');
+
+  writeFileSync(authFile, line(server.user, server.password) + line(BOB.user, BOB.password));
+  await reload('"msg":"auth file reloaded"', 1);
+  t.match(stderr, /"users":2,.*"msg":"auth file reloaded"/);
+  const bob = await loginAsBob();
+  t.teardown(() => bob.end());
+  t.equal(await currentUser(bob), BOB.user, 'added: logs in');
+
+  writeFileSync(authFile, line(server.user, server.password) + '"reload_bob "unclosed\n');
+  await reload('auth file reload failed', 1);
+  t.match(stderr, /"msg":"auth file reload failed: keeping the users already loaded"/);
+  const again = await loginAsBob();
+  t.equal(await currentUser(again), BOB.user, 'a broken file keeps the users loaded');
+  await again.end();
+
+  writeFileSync(authFile, line(server.user, server.password));
+  await reload('"msg":"auth file reloaded"', 2);
+  await t.rejects(loginAsBob(), { code: '28P01' }, 'removed: refused at the next login');
+  t.equal(await currentUser(bob), BOB.user, 'the session already logged in goes on');
+
+  const owner = new pg.Client({ host: '127.0.0.1', port, user: server.user, password: server.password, database: 'postgres' });
+  await owner.connect();
+  t.equal(await currentUser(owner), server.user, 'the users still in the file log in');
+  await owner.end();
+  t.equal(child.exitCode, null, 'still running');
+});
+
+t.test('a changed secret applies to the next login', async (t) => {
+  writeFileSync(authFile, line(server.user, server.password) + line(BOB.user, BOB.password));
+  await reload('"msg":"auth file reloaded"', 3);
+  const before = await loginAsBob();
+  t.teardown(() => before.end());
+  await server.sql(`ALTER ROLE ${BOB.user} PASSWORD 'bob-secret-2'`);
+  writeFileSync(authFile, line(server.user, server.password) + line(BOB.user, 'bob-secret-2'));
+  await reload('"msg":"auth file reloaded"', 4);
+  await t.rejects(loginAsBob(BOB.password), { code: '28P01' }, 'the old password no longer logs in');
+  // txproxy logs in to the server with the file's secret: the new one.
+  const after = await loginAsBob('bob-secret-2');
+  t.equal(await currentUser(after), BOB.user, 'the new one does');
+  t.equal(await currentUser(before), BOB.user, 'the session logged in with the old one goes on');
+  await after.end();
+});
