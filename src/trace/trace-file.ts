@@ -26,13 +26,23 @@ export interface OpenedTraceFile {
   endsMidLine: boolean;
 }
 
+/**
+ * As `'a'`, and non-blocking: opening a FIFO for writing otherwise waits,
+ * with the event loop, until a process opens it for reading, and a reopen
+ * (SIGHUP) would stop every session. Non-blocking, it fails at once with
+ * ENXIO instead. Writes to a full pipe then get EAGAIN, which the writer
+ * retries; to a regular file the flag changes nothing.
+ */
+const APPEND_NONBLOCKING = fs.constants.O_WRONLY | fs.constants.O_APPEND | fs.constants.O_CREAT | fs.constants.O_NONBLOCK;
+
 export function openTraceFile(file: string): OpenedTraceFile {
   ensureDirectory(path.dirname(path.resolve(file)));
   let fd: number;
   try {
-    fd = fs.openSync(file, 'a');
+    fd = fs.openSync(file, APPEND_NONBLOCKING, 0o666);
   } catch (err) {
     if (code(err) === 'EISDIR') throw new TraceFileError(`'${file}' is a directory; expected a file name`);
+    if (code(err) === 'ENXIO' && isFifo(file)) throw new TraceFileError(`'${file}' is a FIFO that no process reads: start its reader first`);
     throw new TraceFileError(`cannot open '${file}' for appending: ${reason(err)}`);
   }
   return { fd, endsMidLine: endsMidLine(fd, file) };
@@ -78,6 +88,14 @@ function endsMidLine(fd: number, file: string): boolean {
       fs.closeSync(reader);
     }
     return last[0] !== 0x0a;
+  } catch {
+    return false;
+  }
+}
+
+function isFifo(file: string): boolean {
+  try {
+    return fs.statSync(file).isFIFO();
   } catch {
     return false;
   }

@@ -3,16 +3,18 @@
  * it and signals SIGHUP or SIGUSR1, after which records go to a new file at
  * the path, none lost or torn; a disk that refuses every write (/dev/full)
  * costs one warning per interval and is counted in
- * txproxy_trace_records_dropped_total.
+ * txproxy_trace_records_dropped_total; a FIFO is never waited on.
  */
-import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { constants, existsSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import pg from 'pg';
 import { Scrape } from '../helpers/admin.js';
 import { startPostgres } from '../helpers/postgres.js';
-import { startCli } from '../helpers/txproxy-cli.js';
+import { runCli, startCli } from '../helpers/txproxy-cli.js';
 
 const scratch = mkdtempSync(path.join(os.tmpdir(), 'txproxy-trace-file-'));
 t.teardown(() => rmSync(scratch, { recursive: true, force: true }));
@@ -117,4 +119,39 @@ t.test('/dev/full as the trace: records counted as dropped, one warning per inte
   t.match(JSON.parse(warnings[0]), { level: 40, reason: 'write_error', error: /ENOSPC/ });
   cli.kill('SIGTERM');
   t.equal((await cli.exited).code, 0);
+});
+
+t.test('a FIFO as the trace: never waited on, at start or at a reopen', async (t) => {
+  const fifo = path.join(scratch, 'trace.fifo');
+  execFileSync('mkfifo', [fifo]);
+  // Opening a FIFO for writing would wait for a reader, and the event loop with it.
+  const alone = await runCli(['--listen', '127.0.0.1:0', '--http', 'off', '--upstream', 'postgres://nobody@127.0.0.1:9/none?sslmode=disable', '--trace', fifo], {}, 10_000);
+  t.equal(alone.code, 2, 'no reader at start: exit 2, not a wait');
+  t.match(alone.stderr, `'${fifo}' is a FIFO that no process reads: start its reader first`);
+
+  const postgres = await startPostgres();
+  t.teardown(() => postgres.stop());
+  // A reader that opens without waiting for the writer.
+  const reader = new net.Socket({ fd: openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK), readable: true, writable: false });
+  let read = '';
+  reader.on('data', (chunk: Buffer) => (read += chunk.toString()));
+  reader.on('error', () => undefined);
+  const cli = await startCli(['--listen', '127.0.0.1:0', '--http', 'off', '--upstream', `${postgres.url}?sslmode=disable`, '--trace', fifo]);
+  t.teardown(() => cli.kill('SIGKILL'));
+  const client = new pg.Client({ host: '127.0.0.1', port: cli.port, user: postgres.user, password: postgres.password, database: 'postgres' });
+  await client.connect();
+  t.teardown(() => client.end());
+  await client.query('SELECT 4242 AS marker');
+  await eventually(() => read.includes('SELECT 4242 AS marker'), 10_000, 'the statement record through the FIFO');
+  t.ok(read.split('\n').filter((line) => line !== '').every((line) => typeof JSON.parse(line) === 'object'), 'whole NDJSON lines');
+
+  reader.destroy();
+  cli.kill('SIGHUP');
+  await eventually(() => cli.stderr().includes('trace file reopen failed'), 10_000, 'the failed reopen');
+  t.match(cli.stderr(), /is a FIFO that no process reads/);
+  const started = Date.now();
+  const { rows } = await client.query('SELECT 7 AS after_reopen');
+  t.equal(rows[0].after_reopen, 7, 'queries are answered after the reopen');
+  t.ok(Date.now() - started < 5000, 'at once');
+  t.equal(cli.child.exitCode, null, 'still running');
 });
