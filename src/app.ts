@@ -27,7 +27,7 @@ import { ProxyServer, type PooledServers } from './proxy/server.js';
 import type { Secret } from './auth/userlist.js';
 import { secretLookup } from './auth/secret-lookup.js';
 import { databaseStatementListener } from './pool/database-statements.js';
-import { poolMode } from './pool/pool-config.js';
+import { poolMode, restartOnlyChanges, type PoolConfig } from './pool/pool-config.js';
 import { PinReport } from './pool/pin-report.js';
 import { PoolLender } from './pool/pool-lender.js';
 import type { UpstreamTarget } from './upstream/target.js';
@@ -84,6 +84,8 @@ export class App {
   private readonly admin: AdminServer | null = null;
   /** The server connection pools; null unless `pool.mode` pools. */
   readonly pools: PoolLender | null = null;
+  /** The `pool:` settings in force: the configuration's, until reloadPools() replaces them. */
+  private poolConfig: PoolConfig;
   private draining = false;
   /** The policies in force; reloadPolicies() replaces them. */
   readonly policies: PolicyService;
@@ -92,6 +94,7 @@ export class App {
 
   private constructor(readonly options: AppOptions) {
     const { config } = options;
+    this.poolConfig = config.pool;
     const listeners: TrackerListener[] = [];
     const traceText = new TraceText({ sql: config.trace.sql, maxSqlLength: config.trace.max_sql_length, maxTagLength: config.trace.max_tag_length });
     if (options.trace !== null) this.traceBus.attach(options.trace);
@@ -250,6 +253,20 @@ export class App {
   /** New policies (a validated `policies:` section); each session applies them from its next request. */
   reloadPolicies(policies: PoliciesConfig | undefined): void {
     this.policies.update(PolicySet.compile(policies));
+  }
+
+  /**
+   * The `pool:` section of a reloaded configuration, applied to the pools;
+   * unless it changes what only a restart can: then nothing is applied,
+   * and those keys are returned.
+   */
+  reloadPools(next: PoolConfig): string[] {
+    if (this.pools === null) return [];
+    const fixed = restartOnlyChanges(this.poolConfig, next);
+    if (fixed.length > 0) return fixed;
+    this.poolConfig = next;
+    this.pools.manager.reconfigure(next);
+    return [];
   }
 
   /** Drains sessions (up to `drainMs`) and stops; `/readyz` answers 503 meanwhile. */

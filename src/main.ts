@@ -302,7 +302,12 @@ async function main(): Promise<void> {
     }
     app.reloadPolicies(next.policies);
     log.info({ enabled: next.policies !== undefined, rules: next.policies?.rules.map((r) => r.name) ?? [] }, 'policies reloaded');
-    if (app.pools !== null) reloadAuthFile(next.auth.file);
+    if (app.pools !== null) {
+      const fixed = app.reloadPools(next.pool);
+      if (fixed.length > 0) log.error({ keys: fixed }, 'pool settings not reloaded: these keys change only with a restart');
+      else log.info('pool settings reloaded');
+      reloadAuthFile(next.auth.file);
+    }
   });
   // As PgBouncer's RELOAD: users added to the auth file log in from now on,
   // and removed ones no longer do; sessions already logged in go on. The

@@ -164,3 +164,23 @@ export function maxDbConnections(config: PoolConfig, database: string): number {
 export function maxUserConnections(config: PoolConfig, user: string): number {
   return config.users[user]?.max_user_connections ?? config.max_user_connections;
 }
+
+/**
+ * The keys of `pool:` that differ between `current` and `next` and that a
+ * reload cannot change: a session is set up at login for its pool's mode
+ * (and, in transaction mode, for the prepared statement cache and the
+ * session-state rule), so these take a restart. Empty: the reload may apply.
+ */
+export function restartOnlyChanges(current: PoolConfig, next: PoolConfig): string[] {
+  const changed: string[] = [];
+  for (const key of ['mode', 'max_prepared_statements', 'session_state'] as const) {
+    if (current[key] !== next[key]) changed.push(`pool.${key}`);
+  }
+  for (const section of ['databases', 'users'] as const) {
+    const names = new Set([...Object.keys(current[section]), ...Object.keys(next[section])]);
+    for (const name of names) {
+      if (current[section][name]?.pool_mode !== next[section][name]?.pool_mode) changed.push(`pool.${section}.${name}.pool_mode`);
+    }
+  }
+  return changed;
+}

@@ -43,8 +43,11 @@ export class PoolManager<L extends PoolLink = PoolLink> {
   private readonly metrics: PoolMetrics | null;
   private readonly stopTimer: () => void;
   private closing = false;
+  /** `options.config`, until a reload replaces it. */
+  private config: PoolConfig;
 
   constructor(private readonly options: PoolManagerOptions<L>) {
+    this.config = options.config;
     this.clock = options.clock ?? systemClock;
     this.metrics = options.registry === undefined ? null : new PoolMetrics(options.registry, () => this.pools.values());
     const interval = options.maintenanceIntervalMs ?? 1000;
@@ -65,7 +68,7 @@ export class PoolManager<L extends PoolLink = PoolLink> {
     let pool = this.pools.get(id);
     if (pool === undefined) {
       const key: PoolKey = { database, user };
-      const settings = poolSettingsFor(this.options.config, database, user, this.options.mode ?? 'session');
+      const settings = poolSettingsFor(this.config, database, user, this.options.mode ?? 'session');
       pool = new Pool<L>(key, settings, this.contextFor(key));
       this.pools.set(id, pool);
       pool.topUp();
@@ -135,6 +138,18 @@ export class PoolManager<L extends PoolLink = PoolLink> {
     return closed;
   }
 
+  /**
+   * Settings from a reload: pools made from now on get them, and each
+   * existing pool takes its own (Pool.reconfigure). A pool's mode stays;
+   * the caller refuses a reload that changes modes (restartOnlyChanges).
+   * Raised shared limits let waiting pools open links at once; lowered
+   * ones apply to links opened from now on.
+   */
+  reconfigure(config: PoolConfig): void {
+    this.config = config;
+    for (const pool of this.pools.values()) pool.reconfigure(poolSettingsFor(config, pool.key.database, pool.key.user, this.options.mode ?? 'session'));
+  }
+
   /** Every pool as plain data. */
   snapshot(): PoolSnapshot[] {
     return [...this.pools.values()].map((pool) => pool.snapshot());
@@ -190,7 +205,7 @@ export class PoolManager<L extends PoolLink = PoolLink> {
 
   /** The shared limit that keeps `pool` from opening a link, if one does. */
   private blockedBy(pool: Pool<L>): 'database' | 'user' | null {
-    const config = this.options.config;
+    const config = this.config;
     const dbLimit = maxDbConnections(config, pool.key.database);
     if (dbLimit > 0 && (this.perDatabase.get(pool.key.database) ?? 0) >= dbLimit) return 'database';
     const userLimit = maxUserConnections(config, pool.key.user);
@@ -223,7 +238,7 @@ export class PoolManager<L extends PoolLink = PoolLink> {
    * own work.
    */
   private wakeSharing(from: Pool<L>): void {
-    const config = this.options.config;
+    const config = this.config;
     const dbLimited = maxDbConnections(config, from.key.database) > 0;
     const userLimited = maxUserConnections(config, from.key.user) > 0;
     if (!dbLimited && !userLimited) return;

@@ -66,7 +66,7 @@ export class PoolMetrics {
     });
     this.closes = new CounterFamily(registry, {
       name: 'txproxy_pool_server_closes_total',
-      help: 'Server connections the pools closed, by reason (dirty, died, lifetime, idle_timeout, reset_failed, check_failed, reserve, evicted, shutdown).',
+      help: 'Server connections the pools closed, by reason (dirty, died, lifetime, idle_timeout, reset_failed, check_failed, reserve, resized, evicted, shutdown).',
       labelNames: ['database', 'user', 'reason'],
     });
   }

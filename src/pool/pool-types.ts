@@ -6,7 +6,7 @@ import type { PoolLink } from './pool-link.js';
 import type { Pool } from './pool.js';
 
 /** Why the pool closed a link, as counted in txproxy_pool_server_closes_total. */
-export type CloseReason = 'dirty' | 'died' | 'lifetime' | 'idle_timeout' | 'reset_failed' | 'check_failed' | 'reserve' | 'evicted' | 'shutdown';
+export type CloseReason = 'dirty' | 'died' | 'lifetime' | 'idle_timeout' | 'reset_failed' | 'check_failed' | 'reserve' | 'resized' | 'evicted' | 'shutdown';
 
 /** What the pool reports as it works: metrics and the log listen. */
 export interface PoolObserver {

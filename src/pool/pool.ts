@@ -46,16 +46,37 @@ export class Pool<L extends PoolLink = PoolLink> {
   private drainedResolvers: (() => void)[] = [];
   private inDispatch = false;
   private dispatchAgain = false;
+  /** Links beyond a pool size a reload lowered, still lent: closed as they come back. */
+  private surplus = 0;
 
   constructor(
     readonly key: PoolKey,
-    readonly settings: PoolSettings,
+    private current: PoolSettings,
     private readonly ctx: PoolContext<L>,
   ) {
-    this.queue = new WaitQueue(ctx.clock, settings.query_wait_timeout, (waiter, waitedMs) => {
+    this.queue = new WaitQueue(ctx.clock, current.query_wait_timeout, (waiter, waitedMs) => {
       ctx.observer.waitTimedOut();
       waiter.reject(new PoolError(queryWaitTimeout(key, waitedMs)));
     });
+  }
+
+  get settings(): PoolSettings {
+    return this.current;
+  }
+
+  /**
+   * New settings from a reload. A larger pool serves its waiters at once;
+   * a smaller one closes its idle links beyond the new size now and lent
+   * ones as they come back. The mode is not changed: a session was set up
+   * for it at login.
+   */
+  reconfigure(settings: PoolSettings): void {
+    this.current = { ...settings, mode: this.current.mode };
+    this.queue.setTimeout(settings.query_wait_timeout);
+    while (this.serverCount() > settings.pool_size && this.idle.length > 0) this.discard(this.idle[0], 'resized');
+    this.surplus = Math.max(0, this.serverCount() - settings.pool_size);
+    this.dispatch();
+    this.topUp();
   }
 
   /**
@@ -84,7 +105,7 @@ export class Pool<L extends PoolLink = PoolLink> {
       refuse,
     );
     this.queue.push(waiter);
-    const s = this.settings;
+    const s = this.current;
     // The reserve opens to a client that has waited reserve_pool_timeout: look again then.
     if (s.reserve_pool_size > 0) waiter.onSettle(clock.setTimer(() => this.dispatch(), s.reserve_pool_timeout));
     this.dispatch();
@@ -100,7 +121,7 @@ export class Pool<L extends PoolLink = PoolLink> {
   release(link: L, options: ReleaseOptions = {}): Promise<void> | null {
     const entry = this.entries.get(link);
     if (entry === undefined || entry.state !== 'active') throw new Error('release() of a link this pool has not lent');
-    const s = this.settings;
+    const s = this.current;
     const now = this.ctx.clock.now();
     entry.lastUsedAt = now;
     entry.client = null;
@@ -110,8 +131,14 @@ export class Pool<L extends PoolLink = PoolLink> {
     if (this.closing) return this.drop(entry, 'shutdown');
     // server_lifetime 0: each link serves one client only, as in PgBouncer.
     if (now - entry.createdAt >= s.server_lifetime) return this.drop(entry, 'lifetime');
-    // A link opened from the reserve goes once nobody waits for it.
-    if (this.serverCount() > s.pool_size && this.queue.length === 0) return this.drop(entry, 'reserve');
+    // A link opened from the reserve, or beyond a lowered size, goes once nobody waits for it.
+    if (this.serverCount() > s.pool_size && this.queue.length === 0) {
+      // (Links of the lowered size's surplus may have closed in other ways since.)
+      this.surplus = Math.min(this.surplus, this.serverCount() - s.pool_size);
+      if (this.surplus === 0) return this.drop(entry, 'reserve');
+      this.surplus--;
+      return this.drop(entry, 'resized');
+    }
     const resetQuery = s.mode === 'session' || options.reset === true ? s.server_reset_query.trim() : '';
     // A link left with session state and no reset query to clear it is not handed on.
     if (options.reset === true && resetQuery === '') return this.drop(entry, 'dirty');
@@ -124,7 +151,7 @@ export class Pool<L extends PoolLink = PoolLink> {
   private async reset(entry: Entry<L>, resetQuery: string): Promise<void> {
     entry.state = 'tested';
     this.testing++;
-    const ok = await runControl(entry.link, resetQuery, this.ctx.clock, this.settings.server_connect_timeout);
+    const ok = await runControl(entry.link, resetQuery, this.ctx.clock, this.current.server_connect_timeout);
     this.testing--;
     if (!ok) this.drop(entry, entry.link.closed ? 'died' : 'reset_failed');
     else if (this.closing) this.drop(entry, 'shutdown');
@@ -133,7 +160,7 @@ export class Pool<L extends PoolLink = PoolLink> {
 
   /** The periodic work: idle and old links closed, the minimum topped up, waiters served. */
   maintain(): void {
-    const s = this.settings;
+    const s = this.current;
     const now = this.ctx.clock.now();
     for (const entry of [...this.idle]) {
       if (entry.link.closed) this.discard(entry, 'died');
@@ -148,7 +175,7 @@ export class Pool<L extends PoolLink = PoolLink> {
 
   /** Opens links up to min_pool_size (capped at the pool size), as far as the limits allow. */
   topUp(): void {
-    const minimum = Math.min(this.settings.min_pool_size, this.settings.pool_size);
+    const minimum = Math.min(this.current.min_pool_size, this.current.pool_size);
     while (!this.closing && this.serverCount() < minimum && this.openLink(false));
   }
 
@@ -189,7 +216,7 @@ export class Pool<L extends PoolLink = PoolLink> {
 
   /** Nothing open, nothing waiting, nothing to keep warm, no login backoff to remember: the manager may forget this pool. */
   get unused(): boolean {
-    return this.entries.size === 0 && this.connecting === 0 && this.queue.length === 0 && this.settings.min_pool_size === 0 && this.retryTimer === null;
+    return this.entries.size === 0 && this.connecting === 0 && this.queue.length === 0 && this.current.min_pool_size === 0 && this.retryTimer === null;
   }
 
   /**
@@ -227,7 +254,7 @@ export class Pool<L extends PoolLink = PoolLink> {
     return {
       database: this.key.database,
       user: this.key.user,
-      mode: this.settings.mode,
+      mode: this.current.mode,
       clients: { active: servers.active, waiting: this.queue.length },
       servers,
       max_wait_seconds: since === null ? 0 : (now - since) / 1000,
@@ -258,7 +285,7 @@ export class Pool<L extends PoolLink = PoolLink> {
   }
 
   private needsCheck(entry: Entry<L>, now: number): boolean {
-    return this.settings.server_check_query.trim() !== '' && now - entry.lastUsedAt >= this.settings.server_check_delay;
+    return this.current.server_check_query.trim() !== '' && now - entry.lastUsedAt >= this.current.server_check_delay;
   }
 
   private lend(waiter: Waiter<Entry<L>>, entry: Entry<L>): void {
@@ -287,7 +314,7 @@ export class Pool<L extends PoolLink = PoolLink> {
   private check(entry: Entry<L>): void {
     entry.state = 'tested';
     this.testing++;
-    void runControl(entry.link, this.settings.server_check_query, this.ctx.clock, this.settings.server_connect_timeout).then((ok) => {
+    void runControl(entry.link, this.current.server_check_query, this.ctx.clock, this.current.server_connect_timeout).then((ok) => {
       this.testing--;
       if (this.closing) return this.drop(entry, 'shutdown');
       if (!ok) return this.drop(entry, entry.link.closed ? 'died' : 'check_failed');
@@ -304,7 +331,7 @@ export class Pool<L extends PoolLink = PoolLink> {
       this.armRetry(now);
       return false;
     }
-    const s = this.settings;
+    const s = this.current;
     const head = this.queue.head;
     const reserve = forWaiter && head !== undefined && now - head.since >= s.reserve_pool_timeout ? s.reserve_pool_size : 0;
     if (this.serverCount() >= s.pool_size + reserve) return false;
@@ -337,7 +364,7 @@ export class Pool<L extends PoolLink = PoolLink> {
   private onConnectFailed(err: Error & { fields?: ErrorFields }): void {
     this.connecting--;
     this.ctx.linkGone(this);
-    const [s, now] = [this.settings, this.ctx.clock.now()];
+    const [s, now] = [this.current, this.ctx.clock.now()];
     // A missing database may be created any moment (a test runner): no hold-off, as PostgreSQL has none.
     const holdOff = err.fields?.code !== INVALID_CATALOG_NAME;
     const report = loginFailed(this.key, err.message, err.fields, holdOff ? s.server_login_retry : null);
@@ -371,7 +398,7 @@ export class Pool<L extends PoolLink = PoolLink> {
 
   /** While logins fail: wait for a link to come back, or take the login error? A session-mode link comes back only when its client leaves (maybe hours later), so only a full pool is worth waiting for. */
   private worthWaiting(): boolean {
-    return this.settings.mode === 'session' ? this.serverCount() >= this.settings.pool_size : this.serverCount() > 0;
+    return this.current.mode === 'session' ? this.serverCount() >= this.current.pool_size : this.serverCount() > 0;
   }
 
   /** A link closed on its own: an idle one is dropped and replaced; the others are dealt with when they come back. */

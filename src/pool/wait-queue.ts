@@ -73,7 +73,7 @@ export class WaitQueue<T> {
   /** `timeoutMs` 0: waiters wait as long as it takes. */
   constructor(
     private readonly clock: Clock,
-    private readonly timeoutMs: number,
+    private timeoutMs: number,
     private readonly onTimeout: (waiter: Waiter<T>, waitedMs: number) => void,
   ) {}
 
@@ -101,6 +101,15 @@ export class WaitQueue<T> {
     if (i === -1) return false;
     this.waiters.splice(i, 1);
     return true;
+  }
+
+  /** A new query_wait_timeout (a reload): it applies to the waiters in line too. */
+  setTimeout(timeoutMs: number): void {
+    if (timeoutMs === this.timeoutMs) return;
+    this.timeoutMs = timeoutMs;
+    this.cancelTimer?.();
+    this.cancelTimer = null;
+    if (timeoutMs > 0) this.timeOutWaiters();
   }
 
   /** Empties the line, handing back everyone who was in it, in order. */

@@ -1,8 +1,10 @@
 /**
- * The built txproxy command, pooling, re-reads its auth file on SIGHUP (as
- * PgBouncer's RELOAD does): a user added logs in, a user removed is refused
- * at the next login while its open session goes on, and a file that cannot
- * be parsed keeps the users already loaded.
+ * The built txproxy command, pooling, on SIGHUP (as PgBouncer's RELOAD):
+ * - it re-reads its auth file: a user added logs in, a user removed is
+ *   refused at the next login while its open session goes on, and a file
+ *   that cannot be parsed keeps the users already loaded;
+ * - it applies the pool sizes and timeouts of the configuration file, and
+ *   names the keys that only a restart changes (pool.mode).
  */
 import t from 'tap';
 import { spawn } from 'node:child_process';
@@ -31,9 +33,10 @@ await server.sql(`CREATE ROLE ${BOB.user} LOGIN PASSWORD '${BOB.password}'`);
 
 const line = (user: string, secret: string) => `"${user}" "${secret}"\n`;
 writeFileSync(authFile, line(server.user, server.password));
-writeFileSync(
-  configFile,
-  `listen: 127.0.0.1:0
+function writeConfig(pool: string): void {
+  writeFileSync(
+    configFile,
+    `listen: 127.0.0.1:0
 upstream: postgres://${server.user}@${server.host}:${server.port}/postgres?sslmode=disable
 http: "off"
 trace:
@@ -41,12 +44,16 @@ trace:
 log:
   level: info
 pool:
-  mode: session
+${pool}
 auth:
   type: scram-sha-256
   file: ${JSON.stringify(authFile)}
 `,
-);
+  );
+}
+/** The server's own user gets a pool of `size` (reload-bob's is the default, 5). */
+const poolSection = (mode: string, size: number) => `  mode: ${mode}\n  default_pool_size: 5\n  query_wait_timeout: 0\n  users:\n    ${JSON.stringify(server.user)}: { pool_size: ${size} }`;
+writeConfig(poolSection('session', 1));
 
 const child = spawn(process.execPath, [MAIN, '--config', configFile], { cwd: ROOT, env: { ...process.env, TXPROXY_CONFIG: '' }, stdio: ['ignore', 'ignore', 'pipe'] });
 let stderr = '';
@@ -123,4 +130,27 @@ t.test('a changed secret applies to the next login', async (t) => {
   t.equal(await currentUser(after), BOB.user, 'the new one does');
   t.equal(await currentUser(before), BOB.user, 'the session logged in with the old one goes on');
   await after.end();
+});
+
+t.test('pool settings: a larger pool_size lets a waiting client in; a change of mode waits for a restart', async (t) => {
+  const owner = () => new pg.Client({ host: '127.0.0.1', port, user: server.user, password: server.password, database: 'postgres' });
+  const first = owner();
+  await first.connect();
+  t.teardown(() => first.end());
+  const second = owner();
+  t.teardown(() => second.end());
+  let connected = false;
+  const connecting = second.connect().then(() => (connected = true));
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  t.notOk(connected, 'the pool of 1 is held by the first session: the second waits');
+
+  writeConfig(poolSection('session', 2));
+  await reload('"msg":"pool settings reloaded"', 6);
+  await connecting;
+  t.equal(await currentUser(second), server.user, 'in, once the pool has room for it');
+
+  writeConfig(poolSection('transaction', 3));
+  await reload('pool settings not reloaded', 1);
+  t.match(stderr, /"keys":\["pool\.mode"\],.*"msg":"pool settings not reloaded: these keys change only with a restart"/);
+  t.equal(await currentUser(first), server.user, 'sessions go on');
 });
