@@ -9,6 +9,22 @@ import { fileURLToPath } from 'node:url';
 
 export const MAIN = fileURLToPath(new URL('../../dist/src/main.js', import.meta.url));
 
+/**
+ * The first lines of a configuration file for `--config`: listen on a free
+ * port and proxy to `server`, with no admin endpoint and no trace, logging
+ * at info (where reloads are reported).
+ */
+export function configHead(server: { user: string; host: string; port: number }): string {
+  return `listen: 127.0.0.1:0
+upstream: postgres://${server.user}@${server.host}:${server.port}/postgres?sslmode=disable
+http: "off"
+trace:
+  output: "off"
+log:
+  level: info
+`;
+}
+
 export interface CliResult {
   code: number | null;
   signal: NodeJS.Signals | null;

@@ -4,7 +4,7 @@
  * broken file keeps the rules in force.
  */
 import t from 'tap';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -12,9 +12,9 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { startPostgres } from '../helpers/postgres.js';
 import { eventually } from '../helpers/proxy.js';
+import { configHead, MAIN, runCli, startCli, type RunningCli } from '../helpers/txproxy-cli.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const MAIN = path.join(ROOT, 'dist', 'src', 'main.js');
 
 /** `npm test` builds first; a run of this file alone builds when dist is missing or older than src. */
 function ensureBuilt(): void {
@@ -49,43 +49,14 @@ function poolingSection(): string {
 function writeConfig(policies: string): void {
   writeFileSync(
     configFile,
-    `${poolingSection()}listen: 127.0.0.1:0
-upstream: postgres://${server.user}@${server.host}:${server.port}/postgres?sslmode=disable
-http: "off"
-trace:
-  output: "off"
-log:
-  level: info
-${policies}`,
+    `${poolingSection()}${configHead(server)}${policies}`,
   );
 }
 
-interface Running {
-  child: ChildProcess;
-  port: number;
-  /** Everything written to stderr so far. */
-  stderr(): string;
-  exited: Promise<number | null>;
-}
-
-async function startTxproxy(): Promise<Running> {
-  const child = spawn(process.execPath, [MAIN, '--config', configFile], { cwd: ROOT, env: { ...process.env, TXPROXY_CONFIG: '' }, stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  let port = 0;
-  await eventually(
-    () => {
-      const match = /txproxy listening on 127\.0\.0\.1:(\d+)/.exec(stderr);
-      if (match) port = Number(match[1]);
-      return port > 0 || child.exitCode !== null;
-    },
-    15_000,
-    'txproxy to listen',
-  );
-  if (port === 0) throw new Error(`txproxy did not start: ${stderr}`);
-  if (process.env.TXPROXY_TEST_POOL_MODE === 'session' && !stderr.includes('pooling: session mode')) throw new Error(`txproxy does not pool: ${stderr}`);
-  return { child, port, stderr: () => stderr, exited };
+async function startTxproxy(): Promise<RunningCli> {
+  const proxy = await startCli(['--config', configFile]);
+  if (process.env.TXPROXY_TEST_POOL_MODE === 'session' && !proxy.stderr().includes('pooling: session mode')) throw new Error(`txproxy does not pool: ${proxy.stderr()}`);
+  return proxy;
 }
 
 async function connect(port: number, applicationName: string): Promise<pg.Client> {
@@ -129,10 +100,7 @@ t.test('a broken policies section stops txproxy at start with exit code 2 and th
       match: { client_address: 10.0.0.0/40 }
       mode: read-only
 `);
-  const child = spawn(process.execPath, [MAIN, '--config', configFile], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  const { code, stderr } = await runCli(['--config', configFile]);
   t.equal(code, 2);
   t.match(stderr, /invalid value for 'policies\.rules\.0\.match\.client_address' in \S+txproxy\.yaml: invalid address or CIDR '10\.0\.0\.0\/40'/);
 });
@@ -141,7 +109,7 @@ t.test('SIGHUP: a changed rule applies to new requests; a broken file keeps the 
   writeConfig(ATOMIC);
   const proxy = await startTxproxy();
   t.teardown(async () => {
-    proxy.child.kill('SIGTERM');
+    proxy.kill('SIGTERM');
     await proxy.exited;
   });
 
@@ -151,7 +119,7 @@ t.test('SIGHUP: a changed rule applies to new requests; a broken file keeps the 
   t.equal(await insertInBlock(before), null);
 
   writeConfig(READ_ONLY);
-  proxy.child.kill('SIGHUP');
+  proxy.kill('SIGHUP');
   await eventually(() => proxy.stderr().includes('"msg":"policies reloaded"'), 10_000, 'the reload');
   t.match(proxy.stderr(), /"rules":\["app"\]/);
 
@@ -167,7 +135,7 @@ t.test('SIGHUP: a changed rule applies to new requests; a broken file keeps the 
       mode: read-only
       limits: { idle_in_transaction_timeout: never }
 `);
-  proxy.child.kill('SIGHUP');
+  proxy.kill('SIGHUP');
   await eventually(() => proxy.stderr().includes('configuration reload failed'), 10_000, 'the failed reload');
   t.match(proxy.stderr(), /"msg":"configuration reload failed: keeping the current policies"/);
   t.match(proxy.stderr(), /policies\.rules\.0\.limits\.idle_in_transaction_timeout/, 'the log names the key');
@@ -177,7 +145,7 @@ t.test('SIGHUP: a changed rule applies to new requests; a broken file keeps the 
   t.equal(await insertInBlock(third), '25006', 'the rules in force stay');
 
   writeFileSync(configFile, 'policies: [unclosed');
-  proxy.child.kill('SIGHUP');
+  proxy.kill('SIGHUP');
   await eventually(() => proxy.stderr().split('configuration reload failed').length === 3, 10_000, 'the second failed reload');
   t.match(proxy.stderr(), /invalid YAML/);
   t.equal(proxy.child.exitCode, null, 'still running');

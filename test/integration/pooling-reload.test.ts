@@ -7,17 +7,13 @@
  *   names the keys that only a restart changes (pool.mode).
  */
 import t from 'tap';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { startPostgres } from '../helpers/postgres.js';
 import { eventually } from '../helpers/proxy.js';
-
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const MAIN = path.join(ROOT, 'dist', 'src', 'main.js');
+import { configHead, startCli } from '../helpers/txproxy-cli.js';
 
 const server = await startPostgres();
 const dir = mkdtempSync(path.join(tmpdir(), 'txproxy-auth-reload-'));
@@ -36,14 +32,7 @@ writeFileSync(authFile, line(server.user, server.password));
 function writeConfig(pool: string): void {
   writeFileSync(
     configFile,
-    `listen: 127.0.0.1:0
-upstream: postgres://${server.user}@${server.host}:${server.port}/postgres?sslmode=disable
-http: "off"
-trace:
-  output: "off"
-log:
-  level: info
-pool:
+    `${configHead(server)}pool:
 ${pool}
 auth:
   type: scram-sha-256
@@ -55,23 +44,18 @@ auth:
 const poolSection = (mode: string, size: number) => `  mode: ${mode}\n  default_pool_size: 5\n  query_wait_timeout: 0\n  users:\n    ${JSON.stringify(server.user)}: { pool_size: ${size} }`;
 writeConfig(poolSection('session', 1));
 
-const child = spawn(process.execPath, [MAIN, '--config', configFile], { cwd: ROOT, env: { ...process.env, TXPROXY_CONFIG: '' }, stdio: ['ignore', 'ignore', 'pipe'] });
-let stderr = '';
-child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+const proxy = await startCli(['--config', configFile]);
 t.teardown(async () => {
-  child.kill('SIGTERM');
-  await exited;
+  proxy.kill('SIGTERM');
+  await proxy.exited;
 });
-await eventually(() => /txproxy listening on 127\.0\.0\.1:\d+/.test(stderr) || child.exitCode !== null, 15_000, 'txproxy to listen');
-const port = Number(/txproxy listening on 127\.0\.0\.1:(\d+)/.exec(stderr)?.[1] ?? 0);
-if (port === 0) throw new Error(`txproxy did not start: ${stderr}`);
-t.match(stderr, /pooling: session mode/);
+const { child, port } = proxy;
+t.match(proxy.stderr(), /pooling: session mode/);
 
 /** Sends SIGHUP and waits for its `n`th log line matching `done`. */
 async function reload(done: string, n: number): Promise<void> {
   child.kill('SIGHUP');
-  await eventually(() => stderr.split(done).length > n, 10_000, done);
+  await eventually(() => proxy.stderr().split(done).length > n, 10_000, done);
 }
 
 async function loginAsBob(password = BOB.password): Promise<pg.Client> {
@@ -92,14 +76,14 @@ t.test('a user is added, kept through a broken file, then removed', async (t) =>
 
   writeFileSync(authFile, line(server.user, server.password) + line(BOB.user, BOB.password));
   await reload('"msg":"auth file reloaded"', 1);
-  t.match(stderr, /"users":2,.*"msg":"auth file reloaded"/);
+  t.match(proxy.stderr(), /"users":2,.*"msg":"auth file reloaded"/);
   const bob = await loginAsBob();
   t.teardown(() => bob.end());
   t.equal(await currentUser(bob), BOB.user, 'added: logs in');
 
   writeFileSync(authFile, line(server.user, server.password) + '"reload_bob "unclosed\n');
   await reload('auth file reload failed', 1);
-  t.match(stderr, /"msg":"auth file reload failed: keeping the users already loaded"/);
+  t.match(proxy.stderr(), /"msg":"auth file reload failed: keeping the users already loaded"/);
   const again = await loginAsBob();
   t.equal(await currentUser(again), BOB.user, 'a broken file keeps the users loaded');
   await again.end();
@@ -151,6 +135,6 @@ t.test('pool settings: a larger pool_size lets a waiting client in; a change of 
 
   writeConfig(poolSection('transaction', 3));
   await reload('pool settings not reloaded', 1);
-  t.match(stderr, /"keys":\["pool\.mode"\],.*"msg":"pool settings not reloaded: these keys change only with a restart"/);
+  t.match(proxy.stderr(), /"keys":\["pool\.mode"\],.*"msg":"pool settings not reloaded: these keys change only with a restart"/);
   t.equal(await currentUser(first), server.user, 'sessions go on');
 });
