@@ -12,6 +12,7 @@
 import type { ErrorFields } from '../protocol/decode.js';
 import type { Report } from '../protocol/encode.js';
 import { runControl } from './control-statement.js';
+import { LoginBackoff } from './login-backoff.js';
 import type { PoolSettings } from './pool-config.js';
 import { loginFailed, poolClosing, PoolError, queryWaitTimeout } from './pool-errors.js';
 import type { PoolKey, PoolLink } from './pool-link.js';
@@ -39,9 +40,7 @@ export class Pool<L extends PoolLink = PoolLink> {
   private connecting = 0;
   /** Links running the reset or the check query: they come back soon, so a waiter does not need a new one. */
   private testing = 0;
-  private loginError: Report | null = null;
-  private loginRetryAt = 0;
-  private retryTimer: (() => void) | null = null;
+  private readonly backoff: LoginBackoff;
   private closing = false;
   private drainedResolvers: (() => void)[] = [];
   private inDispatch = false;
@@ -57,6 +56,10 @@ export class Pool<L extends PoolLink = PoolLink> {
     this.queue = new WaitQueue(ctx.clock, current.query_wait_timeout, (waiter, waitedMs) => {
       ctx.observer.waitTimedOut();
       waiter.reject(new PoolError(queryWaitTimeout(key, waitedMs)));
+    });
+    this.backoff = new LoginBackoff(ctx.clock, () => {
+      this.dispatch();
+      this.topUp();
     });
   }
 
@@ -216,7 +219,7 @@ export class Pool<L extends PoolLink = PoolLink> {
 
   /** Nothing open, nothing waiting, nothing to keep warm, no login backoff to remember: the manager may forget this pool. */
   get unused(): boolean {
-    return this.entries.size === 0 && this.connecting === 0 && this.queue.length === 0 && this.current.min_pool_size === 0 && this.retryTimer === null;
+    return this.entries.size === 0 && this.connecting === 0 && this.queue.length === 0 && this.current.min_pool_size === 0 && !this.backoff.pending;
   }
 
   /**
@@ -226,8 +229,7 @@ export class Pool<L extends PoolLink = PoolLink> {
    */
   close(options: { force?: boolean } = {}): Promise<void> {
     this.closing = true;
-    this.retryTimer?.();
-    this.retryTimer = null;
+    this.backoff.stop();
     for (const waiter of this.queue.takeAll()) waiter.reject(new PoolError(poolClosing()));
     for (const entry of [...this.entries.values()]) {
       if (entry.state === 'idle' || (options.force === true && entry.state === 'active')) this.discard(entry, 'shutdown');
@@ -258,10 +260,7 @@ export class Pool<L extends PoolLink = PoolLink> {
       clients: { active: servers.active, waiting: this.queue.length },
       servers,
       max_wait_seconds: since === null ? 0 : (now - since) / 1000,
-      login_error:
-        this.loginError === null
-          ? null
-          : { code: this.loginError.code, message: this.loginError.message, retry_in_seconds: Math.max(0, (this.loginRetryAt - now) / 1000) },
+      login_error: this.backoff.describe(now),
       links,
     };
   }
@@ -327,8 +326,8 @@ export class Pool<L extends PoolLink = PoolLink> {
     if (this.closing) return false;
     const { clock } = this.ctx;
     const now = clock.now();
-    if (this.loginError !== null && now < this.loginRetryAt) {
-      this.armRetry(now);
+    if (this.backoff.holding(now) !== null) {
+      this.backoff.armRetry(now);
       return false;
     }
     const s = this.current;
@@ -350,7 +349,7 @@ export class Pool<L extends PoolLink = PoolLink> {
 
   private onConnected(link: L): void {
     this.connecting--;
-    this.loginError = null;
+    this.backoff.succeeded();
     this.ctx.observer.connected(true);
     const now = this.ctx.clock.now();
     const entry: Entry<L> = { link, state: 'active', createdAt: now, lastUsedAt: now, client: null };
@@ -370,30 +369,14 @@ export class Pool<L extends PoolLink = PoolLink> {
     const report = loginFailed(this.key, err.message, err.fields, holdOff ? s.server_login_retry : null);
     this.ctx.observer.connected(false, report);
     if (this.connecting === 0 && !this.worthWaiting()) for (const waiter of this.queue.takeAll()) waiter.reject(new PoolError(report));
-    if (!holdOff) return this.checkDrained();
-    this.loginError = report;
-    this.loginRetryAt = now + s.server_login_retry;
-    this.armRetry(now);
+    if (holdOff) this.backoff.failed(report, now, s.server_login_retry);
     this.checkDrained();
-  }
-
-  /** After server_login_retry, try again: for waiters still in line and for min_pool_size. */
-  private armRetry(now: number): void {
-    if (this.retryTimer !== null || this.closing) return;
-    this.retryTimer = this.ctx.clock.setTimer(
-      () => {
-        this.retryTimer = null;
-        this.dispatch();
-        this.topUp();
-      },
-      Math.max(0, this.loginRetryAt - now),
-    );
   }
 
   /** Logins are failing and this pool has no link to wait for: refuse at once, as PgBouncer does. */
   private failingLogin(): Report | null {
-    if (this.loginError === null || this.ctx.clock.now() >= this.loginRetryAt) return null;
-    return this.worthWaiting() ? null : this.loginError;
+    const error = this.backoff.holding(this.ctx.clock.now());
+    return error === null || this.worthWaiting() ? null : error;
   }
 
   /** While logins fail: wait for a link to come back, or take the login error? A session-mode link comes back only when its client leaves (maybe hours later), so only a full pool is worth waiting for. */
