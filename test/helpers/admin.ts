@@ -4,6 +4,7 @@
  */
 import http from 'node:http';
 import parsePrometheusTextFormat, { type ParsedFamily } from 'parse-prometheus-text-format';
+import { waitLimit } from './deadlines.js';
 
 export interface HttpResult {
   status: number;
@@ -161,10 +162,11 @@ export function subscribe(port: number, path = '/events', headers: http.Outgoing
               waiters.delete(check);
               done(found);
             };
+            const limit = waitLimit(timeoutMs);
             const timer = setTimeout(() => {
               waiters.delete(check);
-              fail(new Error(`timed out waiting for ${what}`));
-            }, timeoutMs);
+              fail(new Error(`timed out waiting for ${what} (${limit} ms)`));
+            }, limit);
             waiters.add(check);
             check();
           });

@@ -14,18 +14,11 @@ import t from 'tap';
 import pg from 'pg';
 import { Scrape } from '../helpers/admin.js';
 import { startPostgres } from '../helpers/postgres.js';
+import { eventually } from '../helpers/proxy.js';
 import { runCli, startCli } from '../helpers/txproxy-cli.js';
 
 const scratch = mkdtempSync(path.join(os.tmpdir(), 'txproxy-trace-file-'));
 t.teardown(() => rmSync(scratch, { recursive: true, force: true }));
-
-async function eventually(check: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 function records(file: string): Record<string, unknown>[] {
   const text = readFileSync(file, 'utf8');
