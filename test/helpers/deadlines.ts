@@ -6,7 +6,7 @@
  * wait ends as soon as its condition holds, so a longer limit costs a
  * passing test nothing; it only keeps a loaded machine from failing it.
  */
-export const DEADLINE_SLACK = 3;
+const DEADLINE_SLACK = 3;
 
 /** The time a wait written as `ms` is given. */
 export function waitLimit(ms: number): number {
