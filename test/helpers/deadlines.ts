@@ -12,3 +12,14 @@ const DEADLINE_SLACK = 3;
 export function waitLimit(ms: number): number {
   return ms * DEADLINE_SLACK;
 }
+
+/** Polls `check` until it returns true or the time is up (`timeoutMs`, stretched by waitLimit). */
+export async function eventually(check: () => boolean | Promise<boolean>, timeoutMs = 5000, what = 'condition'): Promise<void> {
+  const limit = waitLimit(timeoutMs);
+  const deadline = Date.now() + limit;
+  for (;;) {
+    if (await check()) return;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what} (${limit} ms)`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

@@ -15,8 +15,10 @@ import type { PolicyViolationCounter } from '../../src/enforcement/policy-servic
 import { parseUpstreamUrl } from '../../src/upstream/target.js';
 import { MemoryTraceSink } from '../../src/trace/trace-sink.js';
 import type { StatementRecord, TrackerListener, TransactionRecord } from '../../src/tracker/types.js';
-import { waitLimit } from './deadlines.js';
 import type { TestPostgres } from './postgres.js';
+
+// Tests that start a proxy wait on it: they import eventually() from here.
+export { eventually } from './deadlines.js';
 
 export interface TestProxy {
   app: App;
@@ -136,13 +138,3 @@ function hbaMethodOf(postgres: TestPostgres): 'trust' | 'md5' | 'scram-sha-256' 
   return 'scram-sha-256';
 }
 
-/** Polls `check` until it returns true or the time is up (`timeoutMs`, stretched by waitLimit). */
-export async function eventually(check: () => boolean | Promise<boolean>, timeoutMs = 5000, what = 'condition'): Promise<void> {
-  const limit = waitLimit(timeoutMs);
-  const deadline = Date.now() + limit;
-  for (;;) {
-    if (await check()) return;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what} (${limit} ms)`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}

@@ -49,12 +49,12 @@ t.teardown(async () => {
   proxy.kill('SIGTERM');
   await proxy.exited;
 });
-const { child, port } = proxy;
+const { port } = proxy;
 t.match(proxy.stderr(), /pooling: session mode/);
 
 /** Sends SIGHUP and waits for its `n`th log line matching `done`. */
 async function reload(done: string, n: number): Promise<void> {
-  child.kill('SIGHUP');
+  proxy.kill('SIGHUP');
   await eventually(() => proxy.stderr().split(done).length > n, 10_000, done);
 }
 
@@ -97,7 +97,7 @@ t.test('a user is added, kept through a broken file, then removed', async (t) =>
   await owner.connect();
   t.equal(await currentUser(owner), server.user, 'the users still in the file log in');
   await owner.end();
-  t.equal(child.exitCode, null, 'still running');
+  t.equal(proxy.child.exitCode, null, 'still running');
 });
 
 t.test('a changed secret applies to the next login', async (t) => {

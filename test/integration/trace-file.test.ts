@@ -14,7 +14,7 @@ import t from 'tap';
 import pg from 'pg';
 import { Scrape } from '../helpers/admin.js';
 import { startPostgres } from '../helpers/postgres.js';
-import { eventually } from '../helpers/proxy.js';
+import { eventually } from '../helpers/deadlines.js';
 import { runCli, startCli } from '../helpers/txproxy-cli.js';
 
 const scratch = mkdtempSync(path.join(os.tmpdir(), 'txproxy-trace-file-'));
