@@ -248,12 +248,16 @@ export class TransactionSpans implements TrackerListener {
     const context = span.spanContext();
     const statementParent = trace.setSpan(ROOT_CONTEXT, span);
     for (const s of open.statements) {
-      const start = tx.startedAt + (s.startMono - tx.startMono);
+      // Both ends are one addition to the wall-clock start, as the transaction's end is: at that
+      // magnitude a sum is rounded to a quarter of a microsecond, and `start + durationMs`, rounded
+      // twice, could end a statement after its transaction.
+      const offset = s.startMono - tx.startMono;
+      const start = tx.startedAt + offset;
       const child = tracer.startSpan(statementSpanName(s, session), { kind: SpanKind.CLIENT, startTime: start }, statementParent);
       child.setAttributes(statementAttributes(s, session, server, text));
       if (s.error !== null) child.setStatus({ code: SpanStatusCode.ERROR, message: `${s.error.code}: ${text.errorMessage(s.error.message, s.text)}` });
       else if (s.interrupted) child.setStatus({ code: SpanStatusCode.ERROR, message: 'the session ended before the server answered' });
-      child.end(start + s.durationMs);
+      child.end(tx.startedAt + (offset + s.durationMs));
       if (exemplars !== undefined && !s.interrupted) exemplars.statementTraced(session, s, context.traceId, child.spanContext().spanId);
     }
     span.end(tx.startedAt + tx.durationMs);

@@ -87,6 +87,20 @@ t.test('span times are the transaction wall-clock start plus monotonic offsets, 
   t.match(txSpan.attributes, { 'db.system.name': 'postgresql', 'db.user': 'app', 'pg.backend_pid': 42, 'txproxy.session.id': 'b-1', 'txproxy.transaction.id': tx.id });
 });
 
+t.test("a statement span never ends after its transaction's: both ends are one addition to the wall-clock start", async (t) => {
+  const { run, finished } = setup();
+  const epochNow = 1_796_690_314_668;
+  const nanos = (hr: [number, number]) => BigInt(hr[0]) * 1_000_000_000n + BigInt(hr[1]);
+  // Monotonic times as the tracker reads them: COMMIT ends at the transaction's end.
+  const [txStart, commitStart, end] = [1171.295, 1181.759, 1184.598];
+  const tx = { ...transaction(request(`00-${TRACE}-${PARENT}-01`), txStart, end - txStart), startedAt: epochNow };
+  // Its start plus its duration, each rounded at the wall clock's magnitude, landed 244 ns past the transaction's end.
+  run(tx, [statement(tx, 1, 'COMMIT', commitStart, end - commitStart)]);
+  const [commit, txSpan] = finished();
+  t.equal(nanos(commit.endTime), nanos(txSpan.endTime), 'the COMMIT ends when its transaction does');
+  t.ok(nanos(commit.startTime) < nanos(commit.endTime));
+});
+
 t.test('statement_spans: slow keeps slow, failed and lock-waiting statements; none keeps none', async (t) => {
   const { run, finished } = setup({ statementSpans: 'slow', slowStatementMs: 100 });
   const tx = transaction(request(`00-${TRACE}-${PARENT}-01`), 0, 500);
